@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hallpass/hallpass/internal/testsvc"
+)
+
+// syncBuffer is a log sink safe for the server goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// getenvFrom turns a map into a getenv function.
+func getenvFrom(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// runCLI runs one hallpass command to completion.
+func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(t.Context(), args, getenvFrom(env), strings.NewReader(stdin), &out, &errOut)
+	return out.String() + errOut.String(), err
+}
+
+// replica is one running `hallpass serve`.
+type replica struct {
+	url  string
+	logs *syncBuffer
+}
+
+// startServe runs `hallpass serve` with env until the test ends, and waits
+// until it answers /healthz.
+func startServe(t *testing.T, env map[string]string) *replica {
+	t.Helper()
+	env = copyEnv(env)
+	port := testsvc.FreePort(t)
+	env["HALLPASS_ADDR"] = fmt.Sprintf("127.0.0.1:%d", port)
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, getenvFrom(env), strings.NewReader(""), io.Discard, logs) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve returned %v after shutdown; logs:\n%s", err, logs)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("serve did not stop within 20 s")
+		}
+	})
+	r := &replica{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: logs}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("serve stopped early: %v; logs:\n%s", err, logs)
+		default:
+		}
+		res, err := http.Get(r.url + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve never became healthy; logs:\n%s", logs)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+}
+
+func copyEnv(env map[string]string) map[string]string {
+	c := map[string]string{}
+	for k, v := range env {
+		c[k] = v
+	}
+	return c
+}
+
+// client talks to replicas with one session cookie, set by hand so the
+// Secure cookie travels over the test's plain http like a browser's does to
+// localhost.
+type client struct {
+	t      *testing.T
+	cookie *http.Cookie
+	http   *http.Client
+}
+
+func newClient(t *testing.T) *client {
+	return &client{t: t, http: &http.Client{
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+func (c *client) do(method, rawURL string, form url.Values) (*http.Response, string) {
+	c.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, rawURL, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if c.cookie != nil {
+		req.AddCookie(&http.Cookie{Name: c.cookie.Name, Value: c.cookie.Value})
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, rawURL, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, sc := range res.Cookies() {
+		if strings.HasSuffix(sc.Name, "hallpass") {
+			if sc.MaxAge < 0 {
+				c.cookie = nil
+			} else {
+				c.cookie = sc
+			}
+		}
+	}
+	return res, string(b)
+}
+
+func (c *client) login(base, name, pw string) {
+	c.t.Helper()
+	res, body := c.do(http.MethodPost, base+"/login", url.Values{"username": {name}, "password": {pw}})
+	if res.StatusCode != http.StatusSeeOther || c.cookie == nil {
+		c.t.Fatalf("login %s at %s: %d, cookie %v; body:\n%s", name, base, res.StatusCode, c.cookie, body)
+	}
+}
+
+func TestEmbeddedDefaultServesSignInAndOut(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"HALLPASS_DATABASE_URL": "sqlite:" + filepath.Join(dir, "data", "hallpass.db"), "HALLPASS_REPLICA_ID": "solo"}
+	r := startServe(t, env)
+	if logs := r.logs.String(); !strings.Contains(logs, "hallpass user add NAME --admin") || !strings.Contains(logs, "sessions are local to this process") {
+		t.Errorf("first start did not explain the admin command and local sessions; logs:\n%s", logs)
+	}
+	if out, err := runCLI(t, env, "correct horse battery\n", "user", "add", "alice", "--admin"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+
+	c := newClient(t)
+	c.login(r.url, "alice", "correct horse battery")
+	if c.cookie.Name != "__Host-hallpass" || !c.cookie.Secure || !c.cookie.HttpOnly {
+		t.Errorf("cookie %+v, want a Secure HttpOnly __Host-hallpass cookie by default", c.cookie)
+	}
+	res, body := c.do(http.MethodGet, r.url+"/", nil)
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, "Hello, alice") || res.Header.Get("X-Served-By") != "solo" {
+		t.Fatalf("home: %d, X-Served-By %q; body:\n%s", res.StatusCode, res.Header.Get("X-Served-By"), body)
+	}
+	res, _ = c.do(http.MethodPost, r.url+"/logout", url.Values{})
+	if res.StatusCode != http.StatusSeeOther || c.cookie != nil {
+		t.Fatalf("logout: %d, cookie left %v", res.StatusCode, c.cookie)
+	}
+	if res, _ := c.do(http.MethodGet, r.url+"/", nil); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("home after logout: %d, want 303 to /login", res.StatusCode)
+	}
+}
+
+func TestReplicasShareSessionsThroughRedisAndPostgres(t *testing.T) {
+	rs := testsvc.StartRedis(t)
+	pg := testsvc.StartPostgres(t)
+	base := map[string]string{
+		"HALLPASS_DATABASE_URL": pg.NewDatabase(t),
+		"HALLPASS_REDIS_URL":    rs.URL,
+		"HALLPASS_SIGNUP":       "closed",
+	}
+	if out, err := runCLI(t, base, "", "migrate"); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, base, "correct horse battery\n", "user", "add", "bob"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	envA, envB := copyEnv(base), copyEnv(base)
+	envA["HALLPASS_REPLICA_ID"], envB["HALLPASS_REPLICA_ID"] = "replica-a", "replica-b"
+	a, b := startServe(t, envA), startServe(t, envB)
+
+	c := newClient(t)
+	c.login(a.url, "bob", "correct horse battery")
+	res, body := c.do(http.MethodGet, b.url+"/", nil)
+	if res.StatusCode != http.StatusOK || res.Header.Get("X-Served-By") != "replica-b" || !strings.Contains(body, "Hello, bob") {
+		t.Fatalf("replica B did not recognise a session made on A: %d %q", res.StatusCode, res.Header.Get("X-Served-By"))
+	}
+	if !strings.Contains(body, "replica-a") {
+		t.Error("home page does not show which replica created the session")
+	}
+	// Signing out on B ends the session on A too.
+	c.do(http.MethodPost, b.url+"/logout", url.Values{})
+	if res, _ := c.do(http.MethodGet, a.url+"/", nil); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("replica A after sign-out on B: %d, want 303", res.StatusCode)
+	}
+	if res, _ := c.do(http.MethodGet, b.url+"/signup", nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("sign-up closed but /signup answered %d", res.StatusCode)
+	}
+}
+
+func TestInvalidConfigurationStopsStartup(t *testing.T) {
+	out, err := runCLI(t, map[string]string{"HALLPASS_SESSION_IDLE_TIMEOUT": "soon", "HALLPASS_SIGNUP": "maybe"}, "", "serve")
+	if err == nil {
+		t.Fatal("serve started with an invalid configuration")
+	}
+	for _, want := range []string{"HALLPASS_SESSION_IDLE_TIMEOUT", "HALLPASS_SIGNUP", "open or closed"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q: %v\n%s", want, err, out)
+		}
+	}
+}
+
+func TestUnreachableRedisStopsStartup(t *testing.T) {
+	env := map[string]string{
+		"HALLPASS_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "h.db"),
+		"HALLPASS_REDIS_URL":    fmt.Sprintf("redis://127.0.0.1:%d", testsvc.FreePort(t)),
+		"HALLPASS_ADDR":         fmt.Sprintf("127.0.0.1:%d", testsvc.FreePort(t)),
+	}
+	_, err := runCLI(t, env, "", "serve")
+	if err == nil || !strings.Contains(err.Error(), "session store") {
+		t.Fatalf("serve with Redis down: %v, want an error about the session store", err)
+	}
+}
+
+func TestUserCommands(t *testing.T) {
+	env := map[string]string{"HALLPASS_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "h.db")}
+	if _, err := runCLI(t, env, "short\n", "user", "add", "carol"); err == nil {
+		t.Error("user add accepted a 5-byte password")
+	}
+	if out, err := runCLI(t, env, "correct horse battery\n", "user", "add", "carol"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, env, "correct horse battery\n", "user", "add", "CAROL"); err == nil {
+		t.Error("user add accepted a duplicate username differing in case")
+	}
+	if out, err := runCLI(t, env, "", "user", "disable", "carol"); err != nil {
+		t.Fatalf("user disable: %v\n%s", err, out)
+	}
+	out, err := runCLI(t, env, "", "user", "list")
+	if err != nil || !strings.Contains(out, "carol") || !strings.Contains(out, "disabled") {
+		t.Fatalf("user list: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, env, "another long passphrase\n", "user", "passwd", "carol"); err != nil {
+		t.Fatalf("user passwd: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, env, "", "user", "frobnicate", "carol"); !errors.Is(err, errUsage) {
+		t.Errorf("unknown subcommand: %v, want a usage error", err)
+	}
+	if _, err := runCLI(t, env, ""); !errors.Is(err, errUsage) {
+		t.Errorf("no command: %v, want a usage error", err)
+	}
+}

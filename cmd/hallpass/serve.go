@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/database"
+	"github.com/hallpass/hallpass/internal/password"
+	"github.com/hallpass/hallpass/internal/redisx"
+	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/user"
+	"github.com/hallpass/hallpass/internal/web"
+)
+
+// shutdownGrace is how long in-flight requests may take to finish after
+// SIGTERM.
+const shutdownGrace = 15 * time.Second
+
+// serve runs the web app until ctx ends.
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := config.Load(args, getenv, hostname())
+	if errors.Is(err, flag.ErrHelp) {
+		config.Usage(stderr)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel).With(slog.String("replica", cfg.ReplicaID))
+
+	db, err := database.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", database.DescribeURL(cfg.DatabaseURL), err)
+	}
+	defer db.Close()
+	if err := database.Migrate(ctx, db); err != nil {
+		return fmt.Errorf("migrate database: %w", err)
+	}
+	users := user.NewSQLStore(db, time.Now)
+	log.Info("database ready", slog.String("database", database.DescribeURL(cfg.DatabaseURL)))
+	if n, err := users.Count(ctx); err == nil && n == 0 {
+		log.Warn("no users yet: create the first administrator with `hallpass user add NAME --admin` (the password is read from standard input)")
+	}
+
+	storeOpts := session.Options{IdleTimeout: cfg.SessionIdleTimeout, Lifetime: cfg.SessionLifetime}
+	var store session.Store
+	if cfg.RedisURL != "" {
+		pool, err := redisx.NewPool(cfg.RedisURL, redisx.DefaultPoolOptions())
+		if err != nil {
+			return fmt.Errorf("session store: %w", err)
+		}
+		defer pool.Close()
+		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = redisx.Ping(pingCtx, pool)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("session store %s is not reachable: %w", redisx.DescribeURL(cfg.RedisURL), err)
+		}
+		store = session.NewRedisStore(pool, storeOpts)
+		log.Info("sessions are stored in Redis", slog.String("redis", redisx.DescribeURL(cfg.RedisURL)))
+	} else {
+		store = session.NewMemoryStore(storeOpts)
+		log.Warn("sessions are local to this process: they end when it stops and other replicas cannot see them; set HALLPASS_REDIS_URL to share them")
+	}
+	if !cfg.CookieSecure {
+		log.Warn("HALLPASS_COOKIE_SECURE=false: the session cookie is sent over plain http and loses the __Host- prefix; use this only on a test rig")
+	}
+
+	sessions := session.NewManager(session.ManagerOptions{
+		Store:        store,
+		IdleTimeout:  cfg.SessionIdleTimeout,
+		Lifetime:     cfg.SessionLifetime,
+		CookieSecure: cfg.CookieSecure,
+		ReplicaID:    cfg.ReplicaID,
+	})
+	handler, err := web.NewServer(web.Deps{
+		Logger:       log,
+		ReplicaID:    cfg.ReplicaID,
+		SignupOpen:   cfg.Signup == config.SignupOpen,
+		CookieSecure: cfg.CookieSecure,
+		IdleTimeout:  cfg.SessionIdleTimeout,
+		Sessions:     sessions,
+		SessionStore: store,
+		Users:        users,
+		// Each argon2id hash holds about 19 MiB; two per core keeps the
+		// cores busy without letting a login flood exhaust memory.
+		Hasher: password.NewHasher(password.DefaultParams, 2*runtime.NumCPU()),
+	})
+	if err != nil {
+		return err
+	}
+
+	srv := &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	log.Info("serving", slog.String("addr", ln.Addr().String()), slog.String("url", "http://"+displayHost(ln.Addr())))
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", slog.Duration("grace", shutdownGrace))
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	return nil
+}
+
+// displayHost turns a listen address into something a browser can open.
+func displayHost(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || tcp.IP.IsUnspecified() {
+		if ok {
+			return fmt.Sprintf("localhost:%d", tcp.Port)
+		}
+		return a.String()
+	}
+	return tcp.String()
+}

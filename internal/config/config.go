@@ -1,0 +1,247 @@
+// Package config reads Hallpass's settings from environment variables and
+// the matching command-line flags of `hallpass serve`, applies the documented
+// defaults and reports every invalid value at once.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SignupMode says whether visitors may create their own accounts.
+type SignupMode string
+
+// Sign-up modes.
+const (
+	SignupOpen   SignupMode = "open"
+	SignupClosed SignupMode = "closed"
+)
+
+// DefaultDatabaseURL is the embedded default database: a SQLite file that
+// needs nothing but the hallpass binary.
+const DefaultDatabaseURL = "sqlite:./data/hallpass.db"
+
+// Config is the complete configuration of `hallpass serve`.
+type Config struct {
+	// Addr is the listen address of the public HTTP server.
+	Addr string
+	// DatabaseURL selects the user database: sqlite:PATH or postgres://….
+	DatabaseURL string
+	// RedisURL selects the shared session store; empty means sessions live
+	// in this process only.
+	RedisURL string
+	// ReplicaID names this replica in responses, logs and sessions.
+	ReplicaID string
+	// SessionIdleTimeout ends a session after this long without a request.
+	SessionIdleTimeout time.Duration
+	// SessionLifetime ends a session this long after sign-in, whatever the
+	// activity.
+	SessionLifetime time.Duration
+	// CookieSecure marks the session cookie Secure and names it with the
+	// __Host- prefix. Only plain-http test rigs turn it off.
+	CookieSecure bool
+	// Signup says whether GET/POST /signup are offered.
+	Signup SignupMode
+	// LogFormat is text or json.
+	LogFormat string
+	// LogLevel is the minimum level logged.
+	LogLevel slog.Level
+}
+
+// Setting documents one configuration value: its environment variable, its
+// flag on `hallpass serve`, its default and the form it accepts. The README's
+// configuration table is checked against Settings by a test.
+type Setting struct {
+	Env      string
+	Flag     string
+	Default  string
+	Accepted string
+	Doc      string
+	apply    func(c *Config, v string) error
+}
+
+// Settings lists every configuration value in the order the README shows them.
+func Settings() []Setting {
+	return []Setting{
+		{
+			Env: "HALLPASS_ADDR", Flag: "addr", Default: ":8080", Accepted: "host:port",
+			Doc: "Listen address of the HTTP server.",
+			apply: func(c *Config, v string) error {
+				if _, _, err := net.SplitHostPort(v); err != nil {
+					return errors.New("use host:port, for example :8080 or 127.0.0.1:8080")
+				}
+				c.Addr = v
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_DATABASE_URL", Flag: "database-url", Default: DefaultDatabaseURL,
+			Accepted: "sqlite:PATH or postgres://user:pass@host:port/db",
+			Doc:      "User database. The default is a SQLite file created on first run.",
+			apply: func(c *Config, v string) error {
+				if !strings.HasPrefix(v, "sqlite:") && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+					return errors.New("use sqlite:PATH or postgres://user:pass@host:port/db")
+				}
+				c.DatabaseURL = v
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_REDIS_URL", Flag: "redis-url", Default: "", Accepted: "redis://[user:pass@]host:port[/db]",
+			Doc: "Shared session store. Empty keeps sessions in this process only (one replica).",
+			apply: func(c *Config, v string) error {
+				if v != "" && !strings.HasPrefix(v, "redis://") {
+					return errors.New("use redis://[user:pass@]host:port[/db], or leave it empty for in-process sessions")
+				}
+				c.RedisURL = v
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_REPLICA_ID", Flag: "replica-id", Default: "host name", Accepted: "text",
+			Doc: "Name of this replica, sent as X-Served-By and recorded in sessions.",
+			apply: func(c *Config, v string) error {
+				if strings.TrimSpace(v) == "" || len(v) > 64 {
+					return errors.New("use 1 to 64 characters")
+				}
+				c.ReplicaID = v
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_SESSION_IDLE_TIMEOUT", Flag: "session-idle-timeout", Default: "30m", Accepted: "Go duration",
+			Doc: "A session ends after this long without a request.",
+			apply: func(c *Config, v string) error {
+				d, err := positiveDuration(v)
+				c.SessionIdleTimeout = d
+				return err
+			},
+		},
+		{
+			Env: "HALLPASS_SESSION_LIFETIME", Flag: "session-lifetime", Default: "12h", Accepted: "Go duration",
+			Doc: "A session ends this long after sign-in, however active.",
+			apply: func(c *Config, v string) error {
+				d, err := positiveDuration(v)
+				c.SessionLifetime = d
+				return err
+			},
+		},
+		{
+			Env: "HALLPASS_COOKIE_SECURE", Flag: "cookie-secure", Default: "true", Accepted: "true or false",
+			Doc: "false only for plain-http rigs: the cookie loses Secure and the __Host- prefix.",
+			apply: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return errors.New("use true or false")
+				}
+				c.CookieSecure = b
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_SIGNUP", Flag: "signup", Default: "open", Accepted: "open or closed",
+			Doc: "Whether visitors may create their own accounts at /signup.",
+			apply: func(c *Config, v string) error {
+				switch SignupMode(v) {
+				case SignupOpen, SignupClosed:
+					c.Signup = SignupMode(v)
+					return nil
+				}
+				return errors.New("use open or closed")
+			},
+		},
+		{
+			Env: "HALLPASS_LOG_FORMAT", Flag: "log-format", Default: "text", Accepted: "text or json",
+			Doc: "Log line format on standard error.",
+			apply: func(c *Config, v string) error {
+				if v != "text" && v != "json" {
+					return errors.New("use text or json")
+				}
+				c.LogFormat = v
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_LOG_LEVEL", Flag: "log-level", Default: "info", Accepted: "debug, info, warn or error",
+			Doc: "Least severe level that is logged.",
+			apply: func(c *Config, v string) error {
+				var l slog.Level
+				if err := l.UnmarshalText([]byte(v)); err != nil || strings.ContainsAny(v, "+-") {
+					return errors.New("use debug, info, warn or error")
+				}
+				c.LogLevel = l
+				return nil
+			},
+		},
+	}
+}
+
+func positiveDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, errors.New("use a positive Go duration such as 30m, 12h or 1h30m")
+	}
+	return d, nil
+}
+
+// Load builds the configuration from flags (args, without the subcommand
+// name), then environment variables, then defaults, in that order of
+// precedence. hostname is the default replica ID. Every invalid value is
+// reported in one error, each naming its variable and the accepted form.
+func Load(args []string, getenv func(string) string, hostname string) (Config, error) {
+	settings := Settings()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	flagValues := make([]*string, len(settings))
+	for i, s := range settings {
+		flagValues[i] = fs.String(s.Flag, "", s.Doc+" (env "+s.Env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, fmt.Errorf("serve flags: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	var c Config
+	var problems []error
+	for i, s := range settings {
+		v, from := *flagValues[i], "--"+s.Flag+" ("+s.Env+")"
+		if !set[s.Flag] {
+			v, from = getenv(s.Env), s.Env
+			if v == "" {
+				v, from = s.Default, "default of "+s.Env
+				if s.Env == "HALLPASS_REPLICA_ID" {
+					v = hostname
+				}
+			}
+		}
+		if err := s.apply(&c, v); err != nil {
+			problems = append(problems, fmt.Errorf("%s: %q is not valid: %w", from, v, err))
+		}
+	}
+	if len(problems) == 0 && c.SessionIdleTimeout > c.SessionLifetime {
+		problems = append(problems, fmt.Errorf("HALLPASS_SESSION_IDLE_TIMEOUT (%s) must not exceed HALLPASS_SESSION_LIFETIME (%s)", c.SessionIdleTimeout, c.SessionLifetime))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Usage writes the serve flags with their variables and defaults to w.
+func Usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: hallpass serve [flags]\n\nEvery flag can also be set by its environment variable; a flag wins.")
+	for _, s := range Settings() {
+		fmt.Fprintf(w, "  --%-22s %-30s %s (default %q; %s)\n", s.Flag, s.Env, s.Doc, s.Default, s.Accepted)
+	}
+}

@@ -1,0 +1,339 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+)
+
+// Cookie names. The __Host- prefix makes browsers refuse the cookie unless it
+// is Secure, has Path=/ and no Domain, so no subdomain or plain-http page can
+// plant or overwrite it. Browsers also refuse the prefix on an insecure
+// cookie, hence the plain name for plain-http rigs.
+const (
+	SecureCookieName   = "__Host-hallpass"
+	InsecureCookieName = "hallpass"
+)
+
+// Session value keys. Values are plain int64 and string so the gob codec
+// needs no type registration.
+const (
+	keyUserID   = "hp.uid"
+	keyUsername = "hp.user"
+	keyRole     = "hp.role"
+	keyCreated  = "hp.created" // Unix nanoseconds of the sign-in.
+	keySeen     = "hp.seen"    // Unix nanoseconds of the last refreshed activity.
+	keyReplica  = "hp.replica" // Replica that created the session.
+)
+
+// EndReason says why a session the browser presented is no longer valid.
+type EndReason string
+
+// End reasons the manager decides itself; the login page explains each.
+const (
+	EndedIdle     EndReason = "idle"
+	EndedLifetime EndReason = "lifetime"
+)
+
+// Identity is who a session belongs to.
+type Identity struct {
+	UserID   int64
+	Username string
+	Role     string
+}
+
+// Info describes the signed-in session of the current request.
+type Info struct {
+	Identity
+	Created  time.Time
+	LastSeen time.Time
+	// Replica is the replica that created the session.
+	Replica string
+	// IdleExpiry is when the session ends if no further request arrives.
+	IdleExpiry time.Time
+	// AbsoluteExpiry is when the session ends whatever the activity.
+	AbsoluteExpiry time.Time
+}
+
+// ManagerOptions configures a Manager.
+type ManagerOptions struct {
+	Store        Store
+	IdleTimeout  time.Duration
+	Lifetime     time.Duration
+	CookieSecure bool
+	// ReplicaID is recorded in sessions this replica creates.
+	ReplicaID string
+	// Now is the clock that decides expiry; nil means time.Now.
+	Now func() time.Time
+}
+
+// Manager ties scs to Hallpass's session rules: scs owns the cookie, the
+// token and load/save; the Manager decides who is signed in, enforces the
+// idle timeout and absolute lifetime with its own clock, and refreshes the
+// last-seen time at most once per touch interval.
+//
+// scs's own IdleTimeout is deliberately unused: it marks every loaded session
+// modified, which costs a store write and a Set-Cookie on every request.
+type Manager struct {
+	scs        *scs.SessionManager
+	now        func() time.Time
+	idle       time.Duration
+	lifetime   time.Duration
+	touchEvery time.Duration
+	replicaID  string
+}
+
+// NewManager returns a Manager over the given store.
+func NewManager(opts ManagerOptions) *Manager {
+	sm := scs.New()
+	sm.Store = opts.Store
+	sm.HashTokenInStore = true
+	sm.Lifetime = opts.Lifetime
+	sm.Cookie.HttpOnly = true
+	sm.Cookie.Path = "/"
+	sm.Cookie.Domain = ""
+	sm.Cookie.SameSite = http.SameSiteLaxMode
+	sm.Cookie.Secure = opts.CookieSecure
+	sm.Cookie.Name = InsecureCookieName
+	if opts.CookieSecure {
+		sm.Cookie.Name = SecureCookieName
+	}
+	// A browser-session cookie: the server alone decides when the session
+	// ends, and closing the browser drops the cookie.
+	sm.Cookie.Persist = false
+
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Manager{
+		scs:        sm,
+		now:        now,
+		idle:       opts.IdleTimeout,
+		lifetime:   opts.Lifetime,
+		touchEvery: touchInterval(opts.IdleTimeout),
+		replicaID:  opts.ReplicaID,
+	}
+}
+
+// touchInterval is how stale the last-seen time may get before a request
+// refreshes it: a minute, or a quarter of a short idle timeout, so an active
+// user is never signed out for idleness while reads stay write-free.
+func touchInterval(idle time.Duration) time.Duration {
+	if q := idle / 4; q < time.Minute {
+		return q
+	}
+	return time.Minute
+}
+
+// CookieName is the name of the session cookie.
+func (m *Manager) CookieName() string { return m.scs.Cookie.Name }
+
+// requestState carries what the middleware learnt about the request's
+// session to the handlers.
+type requestState struct {
+	ended EndReason
+}
+
+type stateKey struct{}
+
+// LoadAndSave returns middleware that loads the request's session, ends it if
+// it has idled out or outlived its lifetime, refreshes its last-seen time
+// when due, and saves any change before the first byte of the response is
+// written. A store failure is answered by onStoreError, before the handler's
+// response and without touching the cookie.
+func (m *Manager) LoadAndSave(onStoreError func(w http.ResponseWriter, r *http.Request, err error)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return m.loadAndSave(next, onStoreError)
+	}
+}
+
+func (m *Manager) loadAndSave(next http.Handler, onStoreError func(w http.ResponseWriter, r *http.Request, err error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Cookie")
+		token := ""
+		if c, err := r.Cookie(m.scs.Cookie.Name); err == nil && wellFormedToken(c.Value) {
+			token = c.Value
+		}
+		ctx, err := m.scs.Load(r.Context(), token)
+		if err != nil {
+			onStoreError(w, r, fmt.Errorf("load session: %w", err))
+			return
+		}
+		st := &requestState{}
+		if err := m.enforce(ctx, st); err != nil {
+			onStoreError(w, r, err)
+			return
+		}
+		r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
+		sw := &savingWriter{ResponseWriter: w, req: r, m: m, onError: onStoreError}
+		next.ServeHTTP(sw, r)
+		sw.save()
+	})
+}
+
+// enforce ends a session past its idle timeout or lifetime and refreshes the
+// last-seen time of a live one when it is due.
+func (m *Manager) enforce(ctx context.Context, st *requestState) error {
+	if m.scs.GetInt64(ctx, keyUserID) == 0 {
+		return nil
+	}
+	now := m.now()
+	created := time.Unix(0, m.scs.GetInt64(ctx, keyCreated))
+	seen := time.Unix(0, m.scs.GetInt64(ctx, keySeen))
+	switch {
+	case !now.Before(created.Add(m.lifetime)):
+		st.ended = EndedLifetime
+	case !now.Before(seen.Add(m.idle)):
+		st.ended = EndedIdle
+	}
+	if st.ended != "" {
+		if err := m.scs.Destroy(ctx); err != nil {
+			return fmt.Errorf("end %s session: %w", st.ended, err)
+		}
+		return nil
+	}
+	if now.Sub(seen) >= m.touchEvery {
+		m.scs.Put(ctx, keySeen, now.UnixNano())
+	}
+	return nil
+}
+
+// wellFormedToken reports whether v looks like a token scs issued (32 random
+// bytes, unpadded base64url), so junk cookies cost no store lookup.
+func wellFormedToken(v string) bool {
+	if len(v) != 43 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Login starts a signed-in session for id on a fresh token, dropping
+// whatever the browser's previous session held (session fixation defence).
+// The session is saved when the response is written.
+func (m *Manager) Login(ctx context.Context, id Identity) error {
+	if err := m.scs.Clear(ctx); err != nil {
+		return fmt.Errorf("clear pre-login session: %w", err)
+	}
+	if err := m.scs.RenewToken(ctx); err != nil {
+		return fmt.Errorf("renew session token: %w", err)
+	}
+	now := m.now().UnixNano()
+	m.scs.Put(ctx, keyUserID, id.UserID)
+	m.scs.Put(ctx, keyUsername, id.Username)
+	m.scs.Put(ctx, keyRole, id.Role)
+	m.scs.Put(ctx, keyCreated, now)
+	m.scs.Put(ctx, keySeen, now)
+	m.scs.Put(ctx, keyReplica, m.replicaID)
+	return nil
+}
+
+// Logout ends the current session in the store and expires the cookie.
+func (m *Manager) Logout(ctx context.Context) error {
+	if err := m.scs.Destroy(ctx); err != nil {
+		return fmt.Errorf("destroy session: %w", err)
+	}
+	return nil
+}
+
+// Current returns the signed-in session of the request, if any.
+func (m *Manager) Current(ctx context.Context) (Info, bool) {
+	uid := m.scs.GetInt64(ctx, keyUserID)
+	if uid == 0 {
+		return Info{}, false
+	}
+	created := time.Unix(0, m.scs.GetInt64(ctx, keyCreated))
+	seen := time.Unix(0, m.scs.GetInt64(ctx, keySeen))
+	return Info{
+		Identity: Identity{
+			UserID:   uid,
+			Username: m.scs.GetString(ctx, keyUsername),
+			Role:     m.scs.GetString(ctx, keyRole),
+		},
+		Created:        created,
+		LastSeen:       seen,
+		Replica:        m.scs.GetString(ctx, keyReplica),
+		IdleExpiry:     seen.Add(m.idle),
+		AbsoluteExpiry: created.Add(m.lifetime),
+	}, true
+}
+
+// Ended reports why the session the browser presented on this request was
+// ended by the middleware, or "" if it was not.
+func (m *Manager) Ended(ctx context.Context) EndReason {
+	if st, ok := ctx.Value(stateKey{}).(*requestState); ok {
+		return st.ended
+	}
+	return ""
+}
+
+// savingWriter saves the session before the first byte of the response, so
+// a failed save can still be answered with an error page instead of a page
+// whose cookie was never stored.
+type savingWriter struct {
+	http.ResponseWriter
+	req     *http.Request
+	m       *Manager
+	onError func(w http.ResponseWriter, r *http.Request, err error)
+	saved   bool
+	failed  bool
+}
+
+func (sw *savingWriter) save() {
+	if sw.saved {
+		return
+	}
+	sw.saved = true
+	ctx := sw.req.Context()
+	switch sw.m.scs.Status(ctx) {
+	case scs.Modified:
+		token, expiry, err := sw.m.scs.Commit(ctx)
+		if errors.Is(err, ErrRevoked) {
+			// Revoked while this request was in flight: the store refused to
+			// bring it back, and there is no cookie to send.
+			return
+		}
+		if err != nil {
+			sw.failed = true
+			sw.onError(sw.ResponseWriter, sw.req, fmt.Errorf("save session: %w", err))
+			return
+		}
+		sw.m.scs.WriteSessionCookie(ctx, sw.ResponseWriter, token, expiry)
+	case scs.Destroyed:
+		sw.m.scs.WriteSessionCookie(ctx, sw.ResponseWriter, "", time.Time{})
+	}
+}
+
+// WriteHeader saves the session, then writes the header unless the save
+// failed and an error page was written instead.
+func (sw *savingWriter) WriteHeader(code int) {
+	sw.save()
+	if sw.failed {
+		return
+	}
+	sw.ResponseWriter.WriteHeader(code)
+}
+
+// Write saves the session, then writes b unless the save failed.
+func (sw *savingWriter) Write(b []byte) (int, error) {
+	sw.save()
+	if sw.failed {
+		return len(b), nil
+	}
+	return sw.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (sw *savingWriter) Unwrap() http.ResponseWriter { return sw.ResponseWriter }

@@ -1,0 +1,237 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/hallpass/hallpass/internal/redisx"
+	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/session/sessiontest"
+	"github.com/hallpass/hallpass/internal/testsvc"
+)
+
+func TestMemoryStoreContract(t *testing.T) {
+	sessiontest.RunStoreContract(t, func(t *testing.T, opts session.Options) session.Store {
+		return session.NewMemoryStore(opts)
+	})
+}
+
+func TestRedisStoreContract(t *testing.T) {
+	srv := testsvc.StartRedis(t)
+	pool := newRedisPool(t, srv.URL)
+	sessiontest.RunStoreContract(t, func(t *testing.T, opts session.Options) session.Store {
+		return session.NewRedisStore(pool, opts)
+	})
+}
+
+func newRedisPool(t *testing.T, url string) *redis.Pool {
+	t.Helper()
+	pool, err := redisx.NewPool(url, redisx.DefaultPoolOptions())
+	if err != nil {
+		t.Fatalf("NewPool: %v", err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	return pool
+}
+
+func TestRedisStoreNeverHoldsARawToken(t *testing.T) {
+	srv := testsvc.StartRedis(t)
+	store := session.NewRedisStore(newRedisPool(t, srv.URL), session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
+	ctx := context.Background()
+
+	var tokens []string
+	for i := range 6 {
+		token := sessiontest.NewToken(t)
+		tokens = append(tokens, token)
+		key := sessiontest.HashToken(token)
+		if err := store.CommitCtx(ctx, key, []byte("user=42"), time.Now().Add(time.Hour)); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		if i%2 == 0 {
+			if err := store.DeleteCtx(ctx, key); err != nil {
+				t.Fatalf("Delete: %v", err)
+			}
+		}
+	}
+
+	c := srv.Conn(t)
+	keys, err := redis.Strings(c.Do("KEYS", "*")) // a test-only scan of a test-only server
+	if err != nil {
+		t.Fatalf("KEYS: %v", err)
+	}
+	if len(keys) != len(tokens) {
+		t.Errorf("Redis holds %d keys, want %d (3 sessions, 3 tombstones): %q", len(keys), len(tokens), keys)
+	}
+	for _, k := range keys {
+		v, err := redis.Bytes(c.Do("GET", k))
+		if err != nil {
+			t.Fatalf("GET %s: %v", k, err)
+		}
+		for _, token := range tokens {
+			if strings.Contains(k, token) || strings.Contains(string(v), token) {
+				t.Errorf("key %q or its value holds a raw token", k)
+			}
+		}
+	}
+}
+
+// TestRedisStoreFindIsOneCommand holds the hot path to a single GET and the
+// writes to a single script call each.
+func TestRedisStoreFindIsOneCommand(t *testing.T) {
+	srv := testsvc.StartRedis(t)
+	store := session.NewRedisStore(newRedisPool(t, srv.URL), session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
+	ctx := context.Background()
+	key := sessiontest.NewKey(t)
+	// Warm up: the first script calls load the scripts (EVALSHA, then EVAL).
+	if err := store.CommitCtx(ctx, key, []byte("v"), time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if err := store.DeleteCtx(ctx, sessiontest.NewKey(t)); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+
+	c := srv.Conn(t)
+	if _, err := c.Do("CONFIG", "RESETSTAT"); err != nil {
+		t.Fatalf("CONFIG RESETSTAT: %v", err)
+	}
+	const n = 10
+	for range n {
+		if _, found, err := store.FindCtx(ctx, key); err != nil || !found {
+			t.Fatalf("Find = found %v, err %v", found, err)
+		}
+	}
+	stats := commandStats(t, c)
+	for cmd, calls := range stats {
+		if strings.HasPrefix(cmd, "config") || cmd == "info" {
+			continue // the test's own
+		}
+		if cmd != "get" || calls != n {
+			t.Errorf("%d Finds ran %d %s commands; want exactly %d GETs and nothing else (all: %v)", n, calls, cmd, n, stats)
+		}
+	}
+
+	if _, err := c.Do("CONFIG", "RESETSTAT"); err != nil {
+		t.Fatalf("CONFIG RESETSTAT: %v", err)
+	}
+	for range n {
+		if err := store.CommitCtx(ctx, key, []byte("v"), time.Now().Add(time.Hour)); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		if err := store.DeleteCtx(ctx, sessiontest.NewKey(t)); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+	}
+	stats = commandStats(t, c)
+	if stats["evalsha"] != 2*n || stats["eval"] != 0 || stats["multi"] != 0 || stats["get"] != 0 {
+		t.Errorf("%d Commits and %d Deletes: want %d EVALSHA and no other round trips; stats %v", n, n, 2*n, stats)
+	}
+}
+
+// commandStats returns calls per command since the last CONFIG RESETSTAT.
+func commandStats(t *testing.T, c redis.Conn) map[string]int {
+	t.Helper()
+	info, err := redis.String(c.Do("INFO", "commandstats"))
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
+	}
+	stats := map[string]int{}
+	for line := range strings.SplitSeq(info, "\r\n") {
+		// cmdstat_get:calls=10,usec=...
+		name, rest, ok := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":calls=")
+		if !ok || name == line {
+			continue
+		}
+		calls, _, _ := strings.Cut(rest, ",")
+		n, err := strconv.Atoi(calls)
+		if err != nil {
+			t.Fatalf("INFO commandstats line %q: %v", line, err)
+		}
+		stats[name] = n
+	}
+	return stats
+}
+
+func TestRedisStoreFailsFastWhileRedisIsDownAndRecovers(t *testing.T) {
+	srv := testsvc.StartRedis(t)
+	store := session.NewRedisStore(newRedisPool(t, srv.URL), session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
+	ctx := context.Background()
+	key := sessiontest.NewKey(t)
+	if err := store.CommitCtx(ctx, key, []byte("v"), time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+
+	srv.Stop(t)
+	checkFailsFast(t, "Find", func() error { _, _, err := store.FindCtx(ctx, key); return err })
+	checkFailsFast(t, "Commit", func() error { return store.CommitCtx(ctx, key, []byte("v"), time.Now().Add(time.Hour)) })
+	checkFailsFast(t, "Delete", func() error { return store.DeleteCtx(ctx, key) })
+	checkFailsFast(t, "Ping", func() error { return store.Ping(ctx) })
+
+	srv.Start(t)
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		// A connection pooled before the outage may fail once; then the
+		// pool dials afresh.
+		err := store.CommitCtx(ctx, key, []byte("back"), time.Now().Add(time.Hour))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("store still failing 5s after Redis came back: %v", err)
+		}
+		<-tick.C
+	}
+	if b, found, err := store.FindCtx(ctx, key); err != nil || !found || string(b) != "back" {
+		t.Fatalf("Find after recovery = %q, %v, %v; want back, true, nil", b, found, err)
+	}
+}
+
+func TestRedisStoreDoesNotHangOnAFrozenRedis(t *testing.T) {
+	srv := testsvc.StartRedis(t)
+	store := session.NewRedisStore(newRedisPool(t, srv.URL), session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
+	key := sessiontest.NewKey(t)
+	srv.Pause(t)
+	t.Cleanup(func() { srv.Resume(t) })
+
+	// No deadline from the caller: the store's own bound applies.
+	checkFailsFast(t, "Find", func() error { _, _, err := store.FindCtx(context.Background(), key); return err })
+
+	// A caller's shorter deadline wins.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, _, err := store.FindCtx(ctx, key); err == nil {
+		t.Fatal("Find on a frozen Redis succeeded")
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Find with a 100ms deadline took %s", took)
+	}
+}
+
+// checkFailsFast runs op against an unreachable Redis and wants an error,
+// not ErrRevoked, within the store's 2s bound (plus scheduling slack).
+func checkFailsFast(t *testing.T, name string, op func() error) {
+	t.Helper()
+	start := time.Now()
+	err := op()
+	took := time.Since(start)
+	if err == nil {
+		t.Fatalf("%s with Redis down succeeded", name)
+	}
+	if errors.Is(err, session.ErrRevoked) {
+		t.Fatalf("%s with Redis down = %v, a revocation rather than an outage", name, err)
+	}
+	if !strings.HasPrefix(err.Error(), "session store: ") {
+		t.Errorf("%s error %q lacks the store's context", name, err)
+	}
+	if took > 2500*time.Millisecond {
+		t.Errorf("%s took %s to fail, want at most 2s", name, took)
+	}
+}

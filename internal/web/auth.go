@@ -1,0 +1,239 @@
+package web
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/hallpass/hallpass/internal/password"
+	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/user"
+)
+
+// loginFailedMessage is the one answer to every failed sign-in, so the page
+// does not tell whether the username exists.
+const loginFailedMessage = "Incorrect username or password."
+
+// endNotices explain on the login page why a browser was signed out.
+var endNotices = map[string]string{
+	string(session.EndedIdle):     "You were signed out after a period of inactivity. Please sign in again.",
+	string(session.EndedLifetime): "Your session reached its maximum length. Please sign in again.",
+	"signed-out":                  "You have signed out.",
+}
+
+type loginForm struct {
+	Username string
+	Next     string
+	Error    string
+}
+
+type signupForm struct {
+	Username    string
+	Error       string
+	FieldErrors map[string]string
+}
+
+// handleLoginGet handles "GET /login".
+func (s *Server) handleLoginGet(w http.ResponseWriter, r *http.Request) {
+	next := safeNext(r.URL.Query().Get("next"))
+	if _, ok := s.sessions.Current(r.Context()); ok {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	d := s.newPageData(r, "Sign in")
+	d.Notice = endNotices[r.URL.Query().Get("reason")]
+	d.Form = loginForm{Next: next}
+	s.render(w, r, http.StatusOK, "login", d)
+}
+
+// handleLoginPost handles "POST /login".
+func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	form := loginForm{
+		Username: strings.TrimSpace(r.PostForm.Get("username")),
+		Next:     safeNext(r.PostForm.Get("next")),
+	}
+	pw := r.PostForm.Get("password")
+	fail := func(status int, msg string) {
+		form.Error = msg
+		d := s.newPageData(r, "Sign in")
+		d.Form = form
+		s.render(w, r, status, "login", d)
+	}
+	if form.Username == "" || pw == "" {
+		fail(http.StatusUnprocessableEntity, "Enter your username and password.")
+		return
+	}
+	if !utf8.ValidString(form.Username) || len(form.Username) > 64 {
+		form.Username = ""
+	}
+
+	u, err := s.users.ByUsername(r.Context(), form.Username)
+	switch {
+	case errors.Is(err, user.ErrNotFound) || form.Username == "":
+		// Same work as a real check, so timing does not reveal the username.
+		s.hasher.VerifyDummy(r.Context(), pw)
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "login failed", slog.String("reason", "unknown user"))
+		fail(http.StatusUnauthorized, loginFailedMessage)
+		return
+	case err != nil:
+		s.unavailable(w, r, err)
+		return
+	}
+	ok, rehash, err := s.hasher.Verify(r.Context(), pw, u.PasswordHash)
+	switch {
+	case errors.Is(err, password.ErrBusy):
+		s.unavailable(w, r, err)
+		return
+	case errors.Is(err, password.ErrTooLong):
+		ok = false
+	case err != nil:
+		s.serverError(w, r, err)
+		return
+	}
+	if !ok {
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "login failed", slog.Int64("user_id", u.ID), slog.String("reason", "wrong password"))
+		fail(http.StatusUnauthorized, loginFailedMessage)
+		return
+	}
+	if u.Disabled {
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "login refused", slog.Int64("user_id", u.ID), slog.String("reason", "disabled"))
+		fail(http.StatusForbidden, "This account is disabled. Ask an administrator to enable it.")
+		return
+	}
+	if rehash {
+		s.upgradeHash(r, u, pw)
+	}
+	if err := s.sessions.Login(r.Context(), session.Identity{UserID: u.ID, Username: u.Username, Role: string(u.Role)}); err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "login succeeded", slog.Int64("user_id", u.ID))
+	http.Redirect(w, r, form.Next, http.StatusSeeOther)
+}
+
+// upgradeHash re-hashes a password whose stored parameters are weaker than
+// the current ones. A failure is logged and does not stop the sign-in.
+func (s *Server) upgradeHash(r *http.Request, u user.User, pw string) {
+	hash, err := s.hasher.Hash(r.Context(), pw)
+	if err == nil {
+		err = s.users.SetPasswordHash(r.Context(), u.ID, hash)
+	}
+	if err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "password rehash failed", slog.Int64("user_id", u.ID), slog.Any("error", err))
+	}
+}
+
+// handleLogoutGet handles "GET /logout": a confirmation form only, so a link
+// or a prefetch can never sign anyone out.
+func (s *Server) handleLogoutGet(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.sessions.Current(r.Context()); !ok {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	s.render(w, r, http.StatusOK, "logout", s.newPageData(r, "Sign out"))
+}
+
+// handleLogoutPost handles "POST /logout".
+func (s *Server) handleLogoutPost(w http.ResponseWriter, r *http.Request) {
+	if info, ok := s.sessions.Current(r.Context()); ok {
+		if err := s.sessions.Logout(r.Context()); err != nil {
+			s.unavailable(w, r, err)
+			return
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "logout", slog.Int64("user_id", info.UserID))
+	}
+	w.Header().Set("Clear-Site-Data", `"cache", "storage"`)
+	http.Redirect(w, r, "/login?reason=signed-out", http.StatusSeeOther)
+}
+
+// handleSignupGet handles "GET /signup".
+func (s *Server) handleSignupGet(w http.ResponseWriter, r *http.Request) {
+	if !s.signupOpen {
+		s.notFound(w, r)
+		return
+	}
+	d := s.newPageData(r, "Create an account")
+	d.Form = signupForm{}
+	s.render(w, r, http.StatusOK, "signup", d)
+}
+
+// handleSignupPost handles "POST /signup": create the account, then sign in.
+func (s *Server) handleSignupPost(w http.ResponseWriter, r *http.Request) {
+	if !s.signupOpen {
+		s.notFound(w, r)
+		return
+	}
+	if !s.parseForm(w, r) {
+		return
+	}
+	form := signupForm{Username: strings.TrimSpace(r.PostForm.Get("username")), FieldErrors: map[string]string{}}
+	pw, confirm := r.PostForm.Get("password"), r.PostForm.Get("confirm_password")
+	if err := user.ValidateUsername(form.Username); err != nil {
+		form.FieldErrors["username"] = "Use 3 to 64 letters, digits, dots, dashes or underscores, starting with a letter or digit."
+	}
+	switch err := password.Validate(pw); {
+	case errors.Is(err, password.ErrTooShort):
+		form.FieldErrors["password"] = "Use at least 8 characters."
+	case errors.Is(err, password.ErrTooLong):
+		form.FieldErrors["password"] = "Use at most 256 bytes."
+	case !utf8.ValidString(pw):
+		form.FieldErrors["password"] = "The password contains characters that are not valid text."
+	}
+	if pw != confirm && form.FieldErrors["password"] == "" {
+		form.FieldErrors["confirm_password"] = "The two passwords do not match."
+	}
+	if !utf8.ValidString(form.Username) {
+		form.Username = ""
+	}
+	rerender := func() {
+		d := s.newPageData(r, "Create an account")
+		d.Form = form
+		s.render(w, r, http.StatusUnprocessableEntity, "signup", d)
+	}
+	if len(form.FieldErrors) > 0 {
+		rerender()
+		return
+	}
+	hash, err := s.hasher.Hash(r.Context(), pw)
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	u, err := s.users.Create(r.Context(), user.NewUser{Username: form.Username, PasswordHash: hash, Role: user.RoleUser})
+	switch {
+	case errors.Is(err, user.ErrDuplicateUsername):
+		form.FieldErrors["username"] = "That username is taken. Choose another."
+		rerender()
+		return
+	case err != nil:
+		s.unavailable(w, r, err)
+		return
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "signup", slog.Int64("user_id", u.ID))
+	if err := s.sessions.Login(r.Context(), session.Identity{UserID: u.ID, Username: u.Username, Role: string(u.Role)}); err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// parseForm parses a urlencoded form body, answering 413 for an oversized
+// one and 400 for a malformed one. It reports whether the handler may go on.
+func (s *Server) parseForm(w http.ResponseWriter, r *http.Request) bool {
+	err := r.ParseForm()
+	if err == nil {
+		return true
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		s.clientError(w, r, http.StatusRequestEntityTooLarge, "Too much data", "The form sent more data than Hallpass accepts.")
+		return false
+	}
+	s.clientError(w, r, http.StatusBadRequest, "Bad request", "The form could not be read. Reload the page and try again.")
+	return false
+}

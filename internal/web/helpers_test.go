@@ -1,0 +1,332 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/hallpass/hallpass/internal/database"
+	"github.com/hallpass/hallpass/internal/password"
+	"github.com/hallpass/hallpass/internal/redisx"
+	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/testsvc"
+	"github.com/hallpass/hallpass/internal/user"
+	"github.com/hallpass/hallpass/web"
+)
+
+// testHashParams keep argon2id cheap in tests; the real parameters are
+// covered by the password package.
+var testHashParams = password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// backends are the session stores every scenario runs against.
+var backends = []string{"memory", "redis"}
+
+// testClock is a clock tests move by hand.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// syncBuffer collects log output from concurrent handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type testOptions struct {
+	backend     string
+	signup      bool
+	idle        time.Duration
+	lifetime    time.Duration
+	maxHashes   int
+	cookieInsec bool
+}
+
+// testServer is the whole web app over real HTTPS, with a SQLite user
+// database and the chosen session store.
+type testServer struct {
+	*httptest.Server
+	t      *testing.T
+	clock  *testClock
+	users  user.Store
+	hasher *password.Hasher
+	redis  *testsvc.RedisServer
+	logs   *syncBuffer
+}
+
+func newTestServer(t *testing.T, opts testOptions) *testServer {
+	t.Helper()
+	if opts.idle == 0 {
+		opts.idle = 30 * time.Minute
+	}
+	if opts.lifetime == 0 {
+		opts.lifetime = 12 * time.Hour
+	}
+	if opts.maxHashes == 0 {
+		opts.maxHashes = 4
+	}
+	ctx := context.Background()
+	db, err := database.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "hallpass.db"))
+	if err != nil {
+		t.Fatalf("open database: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := database.Migrate(ctx, db); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	clock := &testClock{now: time.Now().UTC().Truncate(time.Second)}
+	users := user.NewSQLStore(db, clock.Now)
+
+	ts := &testServer{t: t, clock: clock, users: users, logs: &syncBuffer{}}
+	storeOpts := session.Options{IdleTimeout: opts.idle, Lifetime: opts.lifetime, Now: clock.Now}
+	var store session.Store
+	switch opts.backend {
+	case "memory":
+		store = session.NewMemoryStore(storeOpts)
+	case "redis":
+		ts.redis = testsvc.StartRedis(t)
+		pool, err := redisx.NewPool(ts.redis.URL, redisx.DefaultPoolOptions())
+		if err != nil {
+			t.Fatalf("redis pool: %v", err)
+		}
+		t.Cleanup(func() { pool.Close() })
+		// Redis judges key expiry by its own clock, so the store must too.
+		storeOpts.Now = nil
+		store = session.NewRedisStore(pool, storeOpts)
+	default:
+		t.Fatalf("unknown backend %q", opts.backend)
+	}
+	ts.hasher = password.NewHasher(testHashParams, opts.maxHashes)
+	sessions := session.NewManager(session.ManagerOptions{
+		Store: store, IdleTimeout: opts.idle, Lifetime: opts.lifetime,
+		CookieSecure: !opts.cookieInsec, ReplicaID: "test-replica", Now: clock.Now,
+	})
+	handler, err := NewServer(Deps{
+		Logger:       slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		ReplicaID:    "test-replica",
+		SignupOpen:   opts.signup,
+		CookieSecure: !opts.cookieInsec,
+		IdleTimeout:  opts.idle,
+		Sessions:     sessions,
+		SessionStore: store,
+		Users:        users,
+		Hasher:       ts.hasher,
+	})
+	if err != nil {
+		t.Fatalf("NewServer: %v", err)
+	}
+	ts.Server = httptest.NewTLSServer(handler)
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// createUser adds a user straight to the database.
+func (ts *testServer) createUser(name, pw string, role user.Role) user.User {
+	ts.t.Helper()
+	hash, err := ts.hasher.Hash(context.Background(), pw)
+	if err != nil {
+		ts.t.Fatalf("hash: %v", err)
+	}
+	u, err := ts.users.Create(context.Background(), user.NewUser{Username: name, PasswordHash: hash, Role: role})
+	if err != nil {
+		ts.t.Fatalf("create user %s: %v", name, err)
+	}
+	return u
+}
+
+// redisConn is a direct connection to the test's Redis, for assertions.
+func (ts *testServer) redisConn() redis.Conn {
+	ts.t.Helper()
+	if ts.redis == nil {
+		ts.t.Fatal("this test server has no Redis")
+	}
+	return ts.redis.Conn(ts.t)
+}
+
+// browser is one client with its own cookie jar that does not follow
+// redirects, like a browser tab whose every hop the test inspects.
+type browser struct {
+	t      *testing.T
+	ts     *testServer
+	client *http.Client
+}
+
+func (ts *testServer) newBrowser() *browser {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		ts.t.Fatalf("cookie jar: %v", err)
+	}
+	client := &http.Client{
+		Transport: ts.Client().Transport.(*http.Transport).Clone(),
+		Jar:       jar,
+		Timeout:   10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+	client.Transport.(*http.Transport).TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // httptest's own certificate.
+	return &browser{t: ts.t, ts: ts, client: client}
+}
+
+// response is a finished response with its body read.
+type response struct {
+	*http.Response
+	body string
+}
+
+func (r response) doc(t *testing.T) *goquery.Document {
+	t.Helper()
+	d, err := goquery.NewDocumentFromReader(strings.NewReader(r.body))
+	if err != nil {
+		t.Fatalf("parse HTML: %v", err)
+	}
+	return d
+}
+
+// text returns the trimmed text of the first element matching selector.
+func (r response) text(t *testing.T, selector string) string {
+	t.Helper()
+	return strings.TrimSpace(r.doc(t).Find(selector).First().Text())
+}
+
+func (b *browser) do(req *http.Request) response {
+	b.t.Helper()
+	res, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		b.t.Fatalf("read body: %v", err)
+	}
+	return response{Response: res, body: string(body)}
+}
+
+func (b *browser) get(path string) response {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, b.ts.URL+path, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.do(req)
+}
+
+func (b *browser) postForm(path string, form url.Values, headers ...string) response {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, b.ts.URL+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return b.do(req)
+}
+
+// login signs in and fails the test unless it succeeds.
+func (b *browser) login(name, pw string) response {
+	b.t.Helper()
+	res := b.postForm("/login", url.Values{"username": {name}, "password": {pw}})
+	if res.StatusCode != http.StatusSeeOther {
+		b.t.Fatalf("login %s: status %d, want 303; body:\n%s", name, res.StatusCode, res.body)
+	}
+	return res
+}
+
+// sessionCookie is the session cookie the browser holds, or "".
+func (b *browser) sessionCookie() string {
+	u, _ := url.Parse(b.ts.URL)
+	for _, c := range b.client.Jar.Cookies(u) {
+		if c.Name == session.SecureCookieName || c.Name == session.InsecureCookieName {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// setSessionCookie replaces the browser's session cookie, as a replay would.
+func (b *browser) setSessionCookie(value string) {
+	u, _ := url.Parse(b.ts.URL)
+	b.client.Jar.SetCookies(u, []*http.Cookie{{Name: session.SecureCookieName, Value: value, Path: "/", Secure: true}})
+}
+
+// assertRedirect checks a 303 to a location starting with prefix.
+func assertRedirect(t *testing.T, res response, prefix string) {
+	t.Helper()
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("status %d, want 303 to %s; body:\n%.400s", res.StatusCode, prefix, res.body)
+	}
+	if loc := res.Header.Get("Location"); !strings.HasPrefix(loc, prefix) {
+		t.Fatalf("Location %q, want prefix %q", loc, prefix)
+	}
+}
+
+// assertSignedIn checks that GET / shows the user's home page.
+func assertSignedIn(t *testing.T, b *browser, name string) {
+	t.Helper()
+	res := b.get("/")
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET / status %d, want 200 (signed in as %s); Location %q", res.StatusCode, name, res.Header.Get("Location"))
+	}
+	if got := res.text(t, "h1"); got != "Hello, "+name {
+		t.Fatalf("home heading %q, want %q", got, "Hello, "+name)
+	}
+}
+
+// assertSignedOut checks that GET / sends the browser to the login page.
+func assertSignedOut(t *testing.T, b *browser) response {
+	t.Helper()
+	res := b.get("/")
+	assertRedirect(t, res, "/login?")
+	return res
+}
+
+// testPages parses the embedded templates, for tests that build a Server by
+// hand.
+func testPages() (*pages, error) {
+	tfs, err := web.Templates()
+	if err != nil {
+		return nil, err
+	}
+	return parsePages(tfs)
+}

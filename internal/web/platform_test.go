@@ -1,0 +1,277 @@
+package web
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/hallpass/hallpass/internal/user"
+)
+
+// hashToken is scs's store key for a token (HashTokenInStore).
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// redisCalls sums the calls of every command Redis has served, except INFO
+// itself, so a test can count what one request cost.
+func redisCalls(t *testing.T, conn redis.Conn) int {
+	t.Helper()
+	info, err := redis.String(conn.Do("INFO", "commandstats"))
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
+	}
+	total := 0
+	for _, line := range strings.Split(info, "\n") {
+		if !strings.HasPrefix(line, "cmdstat_") || strings.HasPrefix(line, "cmdstat_info:") {
+			continue
+		}
+		_, stats, _ := strings.Cut(line, ":")
+		calls, _, _ := strings.Cut(strings.TrimPrefix(stats, "calls="), ",")
+		n, err := strconv.Atoi(calls)
+		if err != nil {
+			t.Fatalf("parse %q: %v", line, err)
+		}
+		total += n
+	}
+	return total
+}
+
+func TestAuthenticatedReadCostsOneRedisCommand(t *testing.T) {
+	ts := newTestServer(t, testOptions{backend: "redis", idle: 30 * time.Minute})
+	ts.createUser("alice", "correct horse battery", user.RoleUser)
+	b := ts.newBrowser()
+	b.login("alice", "correct horse battery")
+	conn := ts.redisConn()
+
+	for i := range 5 {
+		before := redisCalls(t, conn)
+		res := b.get("/")
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET / status %d", res.StatusCode)
+		}
+		if n := redisCalls(t, conn) - before; n != 1 {
+			t.Fatalf("request %d cost %d Redis commands, want 1", i, n)
+		}
+		if res.Header.Get("Set-Cookie") != "" {
+			t.Fatalf("request %d rewrote the cookie on a plain read", i)
+		}
+		ts.clock.Advance(10 * time.Second)
+	}
+	// Once the last-seen time is a minute old, one request refreshes it.
+	ts.clock.Advance(time.Minute)
+	before := redisCalls(t, conn)
+	b.get("/")
+	if n := redisCalls(t, conn) - before; n != 2 {
+		t.Fatalf("refreshing request cost %d Redis commands, want 2 (read + conditional write)", n)
+	}
+	before = redisCalls(t, conn)
+	b.get("/")
+	if n := redisCalls(t, conn) - before; n != 1 {
+		t.Fatalf("request after the refresh cost %d Redis commands, want 1", n)
+	}
+}
+
+func TestNoRawTokenInRedis(t *testing.T) {
+	ts := newTestServer(t, testOptions{backend: "redis"})
+	ts.createUser("alice", "correct horse battery", user.RoleUser)
+	b := ts.newBrowser()
+	b.login("alice", "correct horse battery")
+	token := b.sessionCookie()
+	conn := ts.redisConn()
+	keys, err := redis.Strings(conn.Do("KEYS", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) == 0 {
+		t.Fatal("no keys in Redis after a login")
+	}
+	foundHashed := false
+	for _, k := range keys {
+		if strings.Contains(k, token) {
+			t.Errorf("key %q contains the raw token", k)
+		}
+		if strings.Contains(k, hashToken(token)) {
+			foundHashed = true
+		}
+		if typ, _ := redis.String(conn.Do("TYPE", k)); typ == "string" {
+			v, err := redis.Bytes(conn.Do("GET", k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(v), token) {
+				t.Errorf("value of %q contains the raw token", k)
+			}
+		}
+	}
+	if !foundHashed {
+		t.Errorf("no key derives from the token's hash; keys: %q", keys)
+	}
+}
+
+func TestRedisOutageAnswers503AndRecovers(t *testing.T) {
+	for _, outage := range []string{"stopped", "hung"} {
+		t.Run(outage, func(t *testing.T) {
+			ts := newTestServer(t, testOptions{backend: "redis"})
+			ts.createUser("alice", "correct horse battery", user.RoleUser)
+			b := ts.newBrowser()
+			b.login("alice", "correct horse battery")
+			token := b.sessionCookie()
+
+			// Keep the data across the outage: a stopped Redis comes back
+			// from its snapshot, a hung one never lost it.
+			if outage == "stopped" {
+				if _, err := ts.redisConn().Do("SAVE"); err != nil {
+					t.Fatal(err)
+				}
+				ts.redis.Stop(t)
+			} else {
+				ts.redis.Pause(t)
+			}
+
+			start := time.Now()
+			res := b.get("/")
+			if took := time.Since(start); took > 2500*time.Millisecond {
+				t.Errorf("outage answer took %v, want about 2 s at most", took)
+			}
+			if res.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("GET / during outage: %d, want 503", res.StatusCode)
+			}
+			if res.Header.Get("Set-Cookie") != "" {
+				t.Errorf("503 touched the cookie: %q", res.Header.Get("Set-Cookie"))
+			}
+			if res.Header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			if got := res.text(t, "h1"); got != "Temporarily unavailable" {
+				t.Errorf("503 page heading %q", got)
+			}
+			ready := b.get("/readyz")
+			if ready.StatusCode != http.StatusServiceUnavailable || !strings.Contains(ready.body, "session store") {
+				t.Errorf("/readyz during outage: %d %q, want 503 naming the session store", ready.StatusCode, ready.body)
+			}
+
+			if outage == "stopped" {
+				ts.redis.Start(t)
+			} else {
+				ts.redis.Resume(t)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				res := b.get("/")
+				if res.StatusCode == http.StatusOK {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no recovery after Redis came back: last status %d", res.StatusCode)
+				}
+				time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+			}
+			if b.sessionCookie() != token {
+				t.Error("the outage changed the session cookie")
+			}
+			assertSignedIn(t, b, "alice")
+			if ready := b.get("/readyz"); ready.StatusCode != http.StatusOK {
+				t.Errorf("/readyz after recovery: %d %q", ready.StatusCode, ready.body)
+			}
+		})
+	}
+}
+
+func TestSecurityHeadersOnEveryPage(t *testing.T) {
+	ts := newTestServer(t, testOptions{backend: "memory"})
+	b := ts.newBrowser()
+	for _, path := range []string{"/login", "/nope", "/static/style.css", "/healthz"} {
+		res := b.get(path)
+		h := res.Header
+		csp := h.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'self'", "frame-ancestors 'none'", "object-src 'none'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("%s: CSP %q lacks %q", path, csp, want)
+			}
+		}
+		if strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("%s: CSP allows inline code: %q", path, csp)
+		}
+		if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") == "" || h.Get("X-Served-By") != "test-replica" {
+			t.Errorf("%s: headers %v", path, h)
+		}
+	}
+	if cc := b.get("/login").Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("/login Cache-Control %q, want no-store", cc)
+	}
+}
+
+func TestErrorPages(t *testing.T) {
+	ts := newTestServer(t, testOptions{backend: "memory"})
+	b := ts.newBrowser()
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{http.MethodGet, "/no-such-page", http.StatusNotFound},
+		{http.MethodGet, "/static/../../go.mod", http.StatusNotFound},
+		{http.MethodGet, "/static/", http.StatusNotFound},
+		{http.MethodGet, "/static/nope.css", http.StatusNotFound},
+		{http.MethodPut, "/login", http.StatusMethodNotAllowed},
+		{http.MethodDelete, "/", http.StatusMethodNotAllowed},
+	} {
+		req, err := http.NewRequest(tc.method, ts.URL+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := b.do(req)
+		if res.StatusCode != tc.status {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, res.StatusCode, tc.status)
+			continue
+		}
+		if got := res.text(t, ".status-code"); got != strconv.Itoa(tc.status) {
+			t.Errorf("%s %s: error page shows %q", tc.method, tc.path, got)
+		}
+	}
+	if res := b.get("/static/style.css"); res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/css") {
+		t.Errorf("style.css: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+}
+
+func TestPanicBecomes500Page(t *testing.T) {
+	logs := &syncBuffer{}
+	s := &Server{log: slog.New(slog.NewTextHandler(logs, nil)), replicaID: "r1"}
+	p, err := testPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.pages = p
+	h := s.recoverPanics(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", rec.Code)
+	}
+	if strings.Contains(rec.Body.String(), "boom") {
+		t.Error("the panic value reached the page")
+	}
+	if !strings.Contains(logs.String(), "boom") {
+		t.Error("the panic was not logged")
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	ts := newTestServer(t, testOptions{backend: "redis"})
+	b := ts.newBrowser()
+	if res := b.get("/healthz"); res.StatusCode != http.StatusOK {
+		t.Errorf("/healthz: %d", res.StatusCode)
+	}
+	if res := b.get("/readyz"); res.StatusCode != http.StatusOK || strings.TrimSpace(res.body) != "ready" {
+		t.Errorf("/readyz: %d %q", res.StatusCode, res.body)
+	}
+}

@@ -1,0 +1,82 @@
+package web
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"path"
+	"time"
+
+	"github.com/hallpass/hallpass/internal/session"
+)
+
+// pages is the template cache: each page parsed once, with the layout, at
+// start-up.
+type pages struct {
+	byName map[string]*template.Template
+}
+
+var templateFuncs = template.FuncMap{
+	"isoTime":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"fullTime": func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04:05 UTC") },
+}
+
+func parsePages(files fs.FS) (*pages, error) {
+	names, err := fs.Glob(files, "pages/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("list page templates: %w", err)
+	}
+	p := &pages{byName: map[string]*template.Template{}}
+	for _, name := range names {
+		t, err := template.New("").Funcs(templateFuncs).ParseFS(files, "layout.html", name)
+		if err != nil {
+			return nil, fmt.Errorf("parse template %s: %w", name, err)
+		}
+		p.byName[path.Base(name)[:len(path.Base(name))-len(".html")]] = t
+	}
+	return p, nil
+}
+
+// pageData is what every page template sees.
+type pageData struct {
+	Title       string
+	User        *session.Info
+	Replica     string
+	SignupOpen  bool
+	IdleTimeout time.Duration
+	Notice      string
+	Form        any
+	// Error pages.
+	Status  int
+	Heading string
+	Message string
+}
+
+// newPageData fills in what every page shows about the request.
+func (s *Server) newPageData(r *http.Request, title string) pageData {
+	d := pageData{Title: title, Replica: s.replicaID, SignupOpen: s.signupOpen, IdleTimeout: s.idleTimeout}
+	if info, ok := s.sessions.Current(r.Context()); ok {
+		d.User = &info
+	}
+	return d
+}
+
+// render executes a page into a buffer first, so a template error becomes a
+// clean 500 page instead of half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page string, data pageData) {
+	t, ok := s.pages.byName[page]
+	if !ok {
+		s.serverError(w, r, fmt.Errorf("no page template %q", page))
+		return
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", data); err != nil {
+		s.serverError(w, r, fmt.Errorf("render %s: %w", page, err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = buf.WriteTo(w)
+}
