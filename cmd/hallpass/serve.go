@@ -51,7 +51,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		log.Warn("no users yet: create the first administrator with `hallpass user add NAME --admin` (the password is read from standard input)")
 	}
 
-	storeOpts := session.Options{IdleTimeout: cfg.SessionIdleTimeout, Lifetime: cfg.SessionLifetime}
+	storeOpts := session.StoreOptions(cfg.SessionIdleTimeout, cfg.SessionLifetime, nil)
 	var store session.Store
 	if cfg.RedisURL != "" {
 		pool, err := redisx.NewPool(cfg.RedisURL, redisx.DefaultPoolOptions())

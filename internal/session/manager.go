@@ -37,7 +37,18 @@ type EndReason string
 const (
 	EndedIdle     EndReason = "idle"
 	EndedLifetime EndReason = "lifetime"
+	// EndedUnknown: the browser presented a session the store no longer
+	// has (it expired long ago, or the store lost it).
+	EndedUnknown EndReason = "expired"
 )
+
+// StoreOptions returns the store options that fit a Manager with the same
+// idle timeout and lifetime. The store keeps a session one touch interval
+// past its idle end, so the Manager still finds it and can tell the user it
+// idled out instead of finding nothing.
+func StoreOptions(idle, lifetime time.Duration, now func() time.Time) Options {
+	return Options{IdleTimeout: idle + touchInterval(idle), Lifetime: lifetime, Now: now}
+}
 
 // Identity is who a session belongs to.
 type Identity struct {
@@ -165,6 +176,9 @@ func (m *Manager) loadAndSave(next http.Handler, onStoreError func(w http.Respon
 			return
 		}
 		st := &requestState{}
+		if token != "" && m.scs.GetInt64(ctx, keyUserID) == 0 {
+			st.ended = EndedUnknown
+		}
 		if err := m.enforce(ctx, st); err != nil {
 			onStoreError(w, r, err)
 			return

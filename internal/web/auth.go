@@ -20,6 +20,7 @@ const loginFailedMessage = "Incorrect username or password."
 var endNotices = map[string]string{
 	string(session.EndedIdle):     "You were signed out after a period of inactivity. Please sign in again.",
 	string(session.EndedLifetime): "Your session reached its maximum length. Please sign in again.",
+	string(session.EndedUnknown):  "Your session has ended. Please sign in again.",
 	"signed-out":                  "You have signed out.",
 }
 

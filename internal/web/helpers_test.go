@@ -116,7 +116,7 @@ func newTestServer(t *testing.T, opts testOptions) *testServer {
 	users := user.NewSQLStore(db, clock.Now)
 
 	ts := &testServer{t: t, clock: clock, users: users, logs: &syncBuffer{}}
-	storeOpts := session.Options{IdleTimeout: opts.idle, Lifetime: opts.lifetime, Now: clock.Now}
+	storeOpts := session.StoreOptions(opts.idle, opts.lifetime, clock.Now)
 	var store session.Store
 	switch opts.backend {
 	case "memory":

@@ -169,3 +169,11 @@ func (s *Server) staticFiles(files fs.FS) http.Handler {
 		server.ServeHTTP(w, r)
 	})
 }
+
+// levelFor logs server errors louder than ordinary traffic.
+func levelFor(status int) slog.Level {
+	if status >= 500 {
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}

@@ -1,0 +1,1 @@
+SELECT count(*) FROM audit_events WHERE actor_id = ? OR target_user_id = ?

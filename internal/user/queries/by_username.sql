@@ -1,0 +1,4 @@
+-- Uses the unique index on lower(username).
+SELECT id, username, password_hash, role, disabled, sessions_valid_after, created_at, updated_at
+FROM users
+WHERE lower(username) = lower(?)

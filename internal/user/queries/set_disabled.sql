@@ -1,0 +1,1 @@
+UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?

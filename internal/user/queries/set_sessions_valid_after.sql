@@ -1,0 +1,1 @@
+UPDATE users SET sessions_valid_after = ?, updated_at = ? WHERE id = ?

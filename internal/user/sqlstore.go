@@ -1,0 +1,225 @@
+package user
+
+import (
+	"context"
+	"database/sql"
+	_ "embed" // queries live in queries/*.sql
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/hallpass/hallpass/internal/database"
+)
+
+var (
+	//go:embed queries/create.sql
+	createSQL string
+	//go:embed queries/by_id.sql
+	byIDSQL string
+	//go:embed queries/by_username.sql
+	byUsernameSQL string
+	//go:embed queries/list.sql
+	listSQL string
+	//go:embed queries/count.sql
+	countSQL string
+	//go:embed queries/set_password_hash.sql
+	setPasswordHashSQL string
+	//go:embed queries/set_disabled.sql
+	setDisabledSQL string
+	//go:embed queries/set_sessions_valid_after.sql
+	setSessionsValidAfterSQL string
+)
+
+// SQLStore is the Store over an SQLite or PostgreSQL database migrated with
+// database.Migrate.
+type SQLStore struct {
+	db  *database.DB
+	now func() time.Time
+
+	// The queries, rebound once for the database's dialect.
+	create, byID, byUsername, list, count, setPasswordHash, setDisabled, setSessionsValidAfter string
+}
+
+var _ Store = (*SQLStore)(nil)
+
+// NewSQLStore returns a store over db that stamps created and updated times
+// with now.
+func NewSQLStore(db *database.DB, now func() time.Time) *SQLStore {
+	return &SQLStore{
+		db:                    db,
+		now:                   now,
+		create:                db.Rebind(createSQL),
+		byID:                  db.Rebind(byIDSQL),
+		byUsername:            db.Rebind(byUsernameSQL),
+		list:                  db.Rebind(listSQL),
+		count:                 db.Rebind(countSQL),
+		setPasswordHash:       db.Rebind(setPasswordHashSQL),
+		setDisabled:           db.Rebind(setDisabledSQL),
+		setSessionsValidAfter: db.Rebind(setSessionsValidAfterSQL),
+	}
+}
+
+// normTime is how every time is stored: UTC, to the microsecond, which is
+// PostgreSQL's precision, so a time reads back exactly as it was written.
+func normTime(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// Create implements Store.
+func (s *SQLStore) Create(ctx context.Context, nu NewUser) (User, error) {
+	if err := ValidateUsername(nu.Username); err != nil {
+		return User{}, fmt.Errorf("create user: %w", err)
+	}
+	if !nu.Role.Valid() {
+		return User{}, fmt.Errorf("create user: %w %q", ErrInvalidRole, nu.Role)
+	}
+	now := normTime(s.now())
+	u := User{
+		Username:     nu.Username,
+		PasswordHash: nu.PasswordHash,
+		Role:         nu.Role,
+		CreatedAt:    now,
+		UpdatedAt:    now,
+	}
+	err := s.db.SQL.QueryRowContext(ctx, s.create, u.Username, u.PasswordHash, string(u.Role), now, now).Scan(&u.ID)
+	if database.IsUniqueViolation(err) {
+		return User{}, fmt.Errorf("create user %q: %w", nu.Username, ErrDuplicateUsername)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("create user %q: %w", nu.Username, err)
+	}
+	return u, nil
+}
+
+// ByID implements Store.
+func (s *SQLStore) ByID(ctx context.Context, id int64) (User, error) {
+	u, err := scanUser(s.db.SQL.QueryRowContext(ctx, s.byID, id))
+	if err != nil {
+		return User{}, fmt.Errorf("user %d: %w", id, err)
+	}
+	return u, nil
+}
+
+// ByUsername implements Store.
+func (s *SQLStore) ByUsername(ctx context.Context, name string) (User, error) {
+	u, err := scanUser(s.db.SQL.QueryRowContext(ctx, s.byUsername, name))
+	if err != nil {
+		return User{}, fmt.Errorf("user %q: %w", name, err)
+	}
+	return u, nil
+}
+
+// List implements Store.
+func (s *SQLStore) List(ctx context.Context, opts ListOptions) ([]User, error) {
+	pattern := "%" + escapeLike(strings.ToLower(opts.Search)) + "%"
+	limit := int64(math.MaxInt64)
+	if opts.Limit > 0 {
+		limit = int64(opts.Limit)
+	}
+	offset := int64(max(opts.Offset, 0))
+	rows, err := s.db.SQL.QueryContext(ctx, s.list, pattern, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	var users []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return users, nil
+}
+
+// escapeLike makes s match itself in a LIKE pattern with ESCAPE '\'.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// Count implements Store.
+func (s *SQLStore) Count(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.SQL.QueryRowContext(ctx, s.count).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count users: %w", err)
+	}
+	return n, nil
+}
+
+// SetPasswordHash implements Store.
+func (s *SQLStore) SetPasswordHash(ctx context.Context, id int64, hash string) error {
+	if err := s.update(ctx, s.setPasswordHash, id, hash); err != nil {
+		return fmt.Errorf("set password of user %d: %w", id, err)
+	}
+	return nil
+}
+
+// SetDisabled implements Store.
+func (s *SQLStore) SetDisabled(ctx context.Context, id int64, disabled bool) error {
+	if err := s.update(ctx, s.setDisabled, id, disabled); err != nil {
+		return fmt.Errorf("set disabled=%t on user %d: %w", disabled, id, err)
+	}
+	return nil
+}
+
+// SetSessionsValidAfter implements Store.
+func (s *SQLStore) SetSessionsValidAfter(ctx context.Context, id int64, t time.Time) error {
+	validAfter := sql.NullTime{Time: normTime(t), Valid: !t.IsZero()}
+	if err := s.update(ctx, s.setSessionsValidAfter, id, validAfter); err != nil {
+		return fmt.Errorf("set sessions valid after on user %d: %w", id, err)
+	}
+	return nil
+}
+
+// update runs one of the UPDATE queries, which all take (value, updated_at,
+// id), and reports ErrNotFound when no row has the ID.
+func (s *SQLStore) update(ctx context.Context, query string, id int64, value any) error {
+	res, err := s.db.SQL.ExecContext(ctx, query, value, normTime(s.now()), id)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Ping implements Store.
+func (s *SQLStore) Ping(ctx context.Context) error {
+	return s.db.Ping(ctx)
+}
+
+// scanUser reads one row of the users columns, in the order the queries
+// select them.
+func scanUser(row interface{ Scan(...any) error }) (User, error) {
+	var (
+		u          User
+		role       string
+		validAfter sql.NullTime
+	)
+	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &role, &u.Disabled, &validAfter, &u.CreatedAt, &u.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, ErrNotFound
+	}
+	if err != nil {
+		return User{}, err
+	}
+	u.Role = Role(role)
+	if validAfter.Valid {
+		u.SessionsValidAfter = validAfter.Time.UTC()
+	}
+	// Drivers return times in the local zone or a fixed +00:00 one.
+	u.CreatedAt = u.CreatedAt.UTC()
+	u.UpdatedAt = u.UpdatedAt.UTC()
+	return u, nil
+}

@@ -1,0 +1,422 @@
+// Package usertest is the contract every user.Store implementation must meet,
+// as a test suite each implementation's tests run.
+package usertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hallpass/hallpass/internal/user"
+)
+
+// Run checks the store contract. newStore must return an empty store of its
+// own each time it is called, cleaned up with t; subtests run in parallel.
+func Run(t *testing.T, newStore func(t *testing.T) user.Store) {
+	tests := []struct {
+		name string
+		test func(t *testing.T, s user.Store)
+	}{
+		{"CreateThenByID", testCreateThenByID},
+		{"CreateAssignsDistinctIDs", testCreateAssignsDistinctIDs},
+		{"CreateRejectsDuplicateIgnoringCase", testCreateRejectsDuplicate},
+		{"CreateRejectsInvalidUsername", testCreateRejectsInvalidUsername},
+		{"CreateRejectsInvalidRole", testCreateRejectsInvalidRole},
+		{"ByIDNotFound", testByIDNotFound},
+		{"ByUsernameIgnoresCase", testByUsernameIgnoresCase},
+		{"ByUsernameNotFound", testByUsernameNotFound},
+		{"ListOrdersByUsername", testListOrdersByUsername},
+		{"ListPages", testListPages},
+		{"ListSearchIgnoresCase", testListSearchIgnoresCase},
+		{"ListSearchEscapesWildcards", testListSearchEscapesWildcards},
+		{"ListEmpty", testListEmpty},
+		{"Count", testCount},
+		{"SetPasswordHash", testSetPasswordHash},
+		{"SetDisabledRoundTrip", testSetDisabledRoundTrip},
+		{"SetSessionsValidAfterRoundTrip", testSetSessionsValidAfter},
+		{"UpdatesOfMissingUserAreNotFound", testUpdatesOfMissingUser},
+		{"TimesRoundTrip", testTimesRoundTrip},
+		{"Ping", testPing},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.test(t, newStore(t))
+		})
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	t.Helper()
+	c, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// create adds a user with role user and a hash derived from the name.
+func create(t *testing.T, s user.Store, name string) user.User {
+	t.Helper()
+	u, err := s.Create(ctx(t), user.NewUser{Username: name, PasswordHash: "hash-of-" + name, Role: user.RoleUser})
+	if err != nil {
+		t.Fatalf("Create(%q): %v", name, err)
+	}
+	return u
+}
+
+func byID(t *testing.T, s user.Store, id int64) user.User {
+	t.Helper()
+	u, err := s.ByID(ctx(t), id)
+	if err != nil {
+		t.Fatalf("ByID(%d): %v", id, err)
+	}
+	return u
+}
+
+func names(users []user.User) []string {
+	out := make([]string, len(users))
+	for i, u := range users {
+		out[i] = u.Username
+	}
+	return out
+}
+
+func list(t *testing.T, s user.Store, opts user.ListOptions) []string {
+	t.Helper()
+	users, err := s.List(ctx(t), opts)
+	if err != nil {
+		t.Fatalf("List(%+v): %v", opts, err)
+	}
+	return names(users)
+}
+
+// checkTime checks a stored time is set, in UTC and to the microsecond.
+func checkTime(t *testing.T, what string, got time.Time) {
+	t.Helper()
+	if got.IsZero() {
+		t.Errorf("%s is zero", what)
+	}
+	if got.Location() != time.UTC {
+		t.Errorf("%s = %v, want UTC", what, got)
+	}
+	if !got.Equal(got.Truncate(time.Microsecond)) {
+		t.Errorf("%s = %v, want microsecond precision", what, got)
+	}
+}
+
+func testCreateThenByID(t *testing.T, s user.Store) {
+	created, err := s.Create(ctx(t), user.NewUser{Username: "Alice.Admin", PasswordHash: "$argon2id$x", Role: user.RoleAdmin})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if created.ID == 0 {
+		t.Error("Create returned ID 0")
+	}
+	want := user.User{
+		ID:           created.ID,
+		Username:     "Alice.Admin",
+		PasswordHash: "$argon2id$x",
+		Role:         user.RoleAdmin,
+		CreatedAt:    created.CreatedAt,
+		UpdatedAt:    created.CreatedAt,
+	}
+	if created != want {
+		t.Errorf("Create returned\n%+v, want\n%+v", created, want)
+	}
+	checkTime(t, "CreatedAt", created.CreatedAt)
+	if got := byID(t, s, created.ID); got != want {
+		t.Errorf("ByID returned\n%+v, want\n%+v", got, want)
+	}
+}
+
+func testCreateAssignsDistinctIDs(t *testing.T, s user.Store) {
+	a, b := create(t, s, "alice"), create(t, s, "bob")
+	if a.ID == b.ID {
+		t.Fatalf("two users share ID %d", a.ID)
+	}
+	if got := byID(t, s, b.ID).Username; got != "bob" {
+		t.Errorf("ByID(%d).Username = %q, want bob", b.ID, got)
+	}
+}
+
+func testCreateRejectsDuplicate(t *testing.T, s user.Store) {
+	original := create(t, s, "alice")
+	for _, name := range []string{"alice", "ALICE", "Alice"} {
+		_, err := s.Create(ctx(t), user.NewUser{Username: name, PasswordHash: "other", Role: user.RoleAdmin})
+		if !errors.Is(err, user.ErrDuplicateUsername) {
+			t.Errorf("Create(%q) after alice = %v, want ErrDuplicateUsername", name, err)
+		}
+	}
+	if got := byID(t, s, original.ID); got != original {
+		t.Errorf("original user changed to %+v", got)
+	}
+	if n, err := s.Count(ctx(t)); err != nil || n != 1 {
+		t.Errorf("Count = %d, %v; want 1", n, err)
+	}
+}
+
+func testCreateRejectsInvalidUsername(t *testing.T, s user.Store) {
+	for _, name := range []string{"", "al", "-alice", "al ice", "alicé", string(make([]byte, 65))} {
+		_, err := s.Create(ctx(t), user.NewUser{Username: name, PasswordHash: "h", Role: user.RoleUser})
+		if !errors.Is(err, user.ErrInvalidUsername) {
+			t.Errorf("Create(%q) = %v, want ErrInvalidUsername", name, err)
+		}
+	}
+	if n, err := s.Count(ctx(t)); err != nil || n != 0 {
+		t.Errorf("Count = %d, %v; want 0", n, err)
+	}
+}
+
+func testCreateRejectsInvalidRole(t *testing.T, s user.Store) {
+	for _, role := range []user.Role{"", "root", "Admin"} {
+		_, err := s.Create(ctx(t), user.NewUser{Username: "alice", PasswordHash: "h", Role: role})
+		if !errors.Is(err, user.ErrInvalidRole) {
+			t.Errorf("Create with role %q = %v, want ErrInvalidRole", role, err)
+		}
+	}
+}
+
+func testByIDNotFound(t *testing.T, s user.Store) {
+	u := create(t, s, "alice")
+	for _, id := range []int64{0, -1, u.ID + 1000} {
+		if _, err := s.ByID(ctx(t), id); !errors.Is(err, user.ErrNotFound) {
+			t.Errorf("ByID(%d) = %v, want ErrNotFound", id, err)
+		}
+	}
+}
+
+func testByUsernameIgnoresCase(t *testing.T, s user.Store) {
+	created := create(t, s, "Alice_1")
+	create(t, s, "bob")
+	for _, name := range []string{"Alice_1", "alice_1", "ALICE_1"} {
+		got, err := s.ByUsername(ctx(t), name)
+		if err != nil {
+			t.Fatalf("ByUsername(%q): %v", name, err)
+		}
+		if got != created {
+			t.Errorf("ByUsername(%q) = %+v, want %+v", name, got, created)
+		}
+	}
+}
+
+func testByUsernameNotFound(t *testing.T, s user.Store) {
+	create(t, s, "alice")
+	for _, name := range []string{"", "alic", "alice2", "alice ", "al%", "al_ce"} {
+		if _, err := s.ByUsername(ctx(t), name); !errors.Is(err, user.ErrNotFound) {
+			t.Errorf("ByUsername(%q) = %v, want ErrNotFound", name, err)
+		}
+	}
+}
+
+func testListOrdersByUsername(t *testing.T, s user.Store) {
+	for _, name := range []string{"carol", "Bob", "alice", "a-b", "a.b", "a_b", "ab9", "0zero"} {
+		create(t, s, name)
+	}
+	// Case is ignored; ties cannot happen (names are unique ignoring case);
+	// punctuation sorts by byte value: '-' < '.' < digits < '_' < letters.
+	want := []string{"0zero", "a-b", "a.b", "a_b", "ab9", "alice", "Bob", "carol"}
+	if got := list(t, s, user.ListOptions{}); !slices.Equal(got, want) {
+		t.Errorf("List = %q, want %q", got, want)
+	}
+}
+
+func testListPages(t *testing.T, s user.Store) {
+	for i := range 7 {
+		create(t, s, fmt.Sprintf("user%d", i))
+	}
+	for _, tc := range []struct {
+		opts user.ListOptions
+		want []string
+	}{
+		{user.ListOptions{Limit: 3}, []string{"user0", "user1", "user2"}},
+		{user.ListOptions{Limit: 3, Offset: 3}, []string{"user3", "user4", "user5"}},
+		{user.ListOptions{Limit: 3, Offset: 6}, []string{"user6"}},
+		{user.ListOptions{Limit: 3, Offset: 7}, nil},
+		{user.ListOptions{Offset: 5}, []string{"user5", "user6"}},
+		{user.ListOptions{Limit: -1, Offset: -1}, []string{"user0", "user1", "user2", "user3", "user4", "user5", "user6"}},
+		{user.ListOptions{Search: "user", Limit: 2, Offset: 1}, []string{"user1", "user2"}},
+	} {
+		if got := list(t, s, tc.opts); !slices.Equal(got, tc.want) {
+			t.Errorf("List(%+v) = %q, want %q", tc.opts, got, tc.want)
+		}
+	}
+}
+
+func testListSearchIgnoresCase(t *testing.T, s user.Store) {
+	for _, name := range []string{"Alice", "malcolm", "bob", "ALBERT"} {
+		create(t, s, name)
+	}
+	for _, tc := range []struct {
+		search string
+		want   []string
+	}{
+		{"al", []string{"ALBERT", "Alice", "malcolm"}},
+		{"AL", []string{"ALBERT", "Alice", "malcolm"}},
+		{"bob", []string{"bob"}},
+		{"lic", []string{"Alice"}},
+		{"zed", nil},
+	} {
+		if got := list(t, s, user.ListOptions{Search: tc.search}); !slices.Equal(got, tc.want) {
+			t.Errorf("List(Search: %q) = %q, want %q", tc.search, got, tc.want)
+		}
+	}
+}
+
+func testListSearchEscapesWildcards(t *testing.T, s user.Store) {
+	for _, name := range []string{"a_b", "axb", "a.b", "abc"} {
+		create(t, s, name)
+	}
+	for _, tc := range []struct {
+		search string
+		want   []string
+	}{
+		{"_", []string{"a_b"}},   // not "any one character"
+		{"a_b", []string{"a_b"}}, // not axb or a.b
+		{"%", nil},               // not "anything"
+		{"a%b", nil},
+		{`\`, nil},
+		{`a\_b`, nil},
+		{".", []string{"a.b"}},
+	} {
+		if got := list(t, s, user.ListOptions{Search: tc.search}); !slices.Equal(got, tc.want) {
+			t.Errorf("List(Search: %q) = %q, want %q", tc.search, got, tc.want)
+		}
+	}
+}
+
+func testListEmpty(t *testing.T, s user.Store) {
+	if got := list(t, s, user.ListOptions{}); len(got) != 0 {
+		t.Errorf("List of an empty store = %q", got)
+	}
+}
+
+func testCount(t *testing.T, s user.Store) {
+	for i := range 3 {
+		if n, err := s.Count(ctx(t)); err != nil || n != i {
+			t.Fatalf("Count = %d, %v; want %d", n, err, i)
+		}
+		create(t, s, fmt.Sprintf("user%d", i))
+	}
+	if n, err := s.Count(ctx(t)); err != nil || n != 3 {
+		t.Errorf("Count = %d, %v; want 3", n, err)
+	}
+}
+
+func testSetPasswordHash(t *testing.T, s user.Store) {
+	u := create(t, s, "alice")
+	other := create(t, s, "bob")
+	if err := s.SetPasswordHash(ctx(t), u.ID, "new-hash"); err != nil {
+		t.Fatalf("SetPasswordHash: %v", err)
+	}
+	got := byID(t, s, u.ID)
+	if got.PasswordHash != "new-hash" {
+		t.Errorf("PasswordHash = %q, want new-hash", got.PasswordHash)
+	}
+	checkUpdated(t, u, got)
+	if got := byID(t, s, other.ID); got != other {
+		t.Errorf("another user changed: %+v", got)
+	}
+}
+
+// checkUpdated checks an update kept the creation time and did not move the
+// update time backwards.
+func checkUpdated(t *testing.T, before, after user.User) {
+	t.Helper()
+	if !after.CreatedAt.Equal(before.CreatedAt) {
+		t.Errorf("CreatedAt changed from %v to %v", before.CreatedAt, after.CreatedAt)
+	}
+	checkTime(t, "UpdatedAt", after.UpdatedAt)
+	if after.UpdatedAt.Before(before.UpdatedAt) {
+		t.Errorf("UpdatedAt went back from %v to %v", before.UpdatedAt, after.UpdatedAt)
+	}
+}
+
+func testSetDisabledRoundTrip(t *testing.T, s user.Store) {
+	u := create(t, s, "alice")
+	for _, disabled := range []bool{true, true, false, true} {
+		if err := s.SetDisabled(ctx(t), u.ID, disabled); err != nil {
+			t.Fatalf("SetDisabled(%t): %v", disabled, err)
+		}
+		got := byID(t, s, u.ID)
+		if got.Disabled != disabled {
+			t.Errorf("after SetDisabled(%t), Disabled = %t", disabled, got.Disabled)
+		}
+		checkUpdated(t, u, got)
+		if byName, err := s.ByUsername(ctx(t), "alice"); err != nil || byName.Disabled != disabled {
+			t.Errorf("ByUsername after SetDisabled(%t) = %+v, %v", disabled, byName, err)
+		}
+	}
+}
+
+func testSetSessionsValidAfter(t *testing.T, s user.Store) {
+	u := create(t, s, "alice")
+	if !u.SessionsValidAfter.IsZero() {
+		t.Errorf("new user has SessionsValidAfter %v, want zero", u.SessionsValidAfter)
+	}
+	at := time.Date(2031, 2, 3, 4, 5, 6, 789_123_456, time.FixedZone("UTC+5", 5*3600))
+	if err := s.SetSessionsValidAfter(ctx(t), u.ID, at); err != nil {
+		t.Fatalf("SetSessionsValidAfter: %v", err)
+	}
+	got := byID(t, s, u.ID)
+	if want := time.Date(2031, 2, 2, 23, 5, 6, 789_123_000, time.UTC); got.SessionsValidAfter != want {
+		t.Errorf("SessionsValidAfter = %v, want %v (UTC, microseconds)", got.SessionsValidAfter, want)
+	}
+	checkUpdated(t, u, got)
+
+	if err := s.SetSessionsValidAfter(ctx(t), u.ID, time.Time{}); err != nil {
+		t.Fatalf("SetSessionsValidAfter(zero): %v", err)
+	}
+	if got := byID(t, s, u.ID).SessionsValidAfter; !got.IsZero() {
+		t.Errorf("after clearing, SessionsValidAfter = %v, want zero", got)
+	}
+}
+
+func testUpdatesOfMissingUser(t *testing.T, s user.Store) {
+	u := create(t, s, "alice")
+	missing := u.ID + 1000
+	for name, err := range map[string]error{
+		"SetPasswordHash":       s.SetPasswordHash(ctx(t), missing, "h"),
+		"SetDisabled":           s.SetDisabled(ctx(t), missing, true),
+		"SetSessionsValidAfter": s.SetSessionsValidAfter(ctx(t), missing, time.Now()),
+	} {
+		if !errors.Is(err, user.ErrNotFound) {
+			t.Errorf("%s(missing user) = %v, want ErrNotFound", name, err)
+		}
+	}
+	if got := byID(t, s, u.ID); got != u {
+		t.Errorf("existing user changed: %+v", got)
+	}
+}
+
+// testTimesRoundTrip checks stored times read back exactly as Create and the
+// setters reported them, through both lookups and List.
+func testTimesRoundTrip(t *testing.T, s user.Store) {
+	created := create(t, s, "alice")
+	checkTime(t, "CreatedAt", created.CreatedAt)
+	checkTime(t, "UpdatedAt", created.UpdatedAt)
+	if created.UpdatedAt != created.CreatedAt {
+		t.Errorf("new user: UpdatedAt %v != CreatedAt %v", created.UpdatedAt, created.CreatedAt)
+	}
+	byName, err := s.ByUsername(ctx(t), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, err := s.List(ctx(t), user.ListOptions{})
+	if err != nil || len(users) != 1 {
+		t.Fatalf("List = %v, %v", users, err)
+	}
+	for what, got := range map[string]user.User{"ByID": byID(t, s, created.ID), "ByUsername": byName, "List": users[0]} {
+		// == rather than Equal: the location must round-trip too.
+		if got.CreatedAt != created.CreatedAt || got.UpdatedAt != created.UpdatedAt {
+			t.Errorf("%s times = %v / %v, want %v / %v", what, got.CreatedAt, got.UpdatedAt, created.CreatedAt, created.UpdatedAt)
+		}
+	}
+}
+
+func testPing(t *testing.T, s user.Store) {
+	if err := s.Ping(ctx(t)); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+}
