@@ -40,6 +40,19 @@ const (
 	// EndedUnknown: the browser presented a session the store no longer
 	// has (it expired long ago, or the store lost it).
 	EndedUnknown EndReason = "expired"
+	// EndedSignedOut is recorded by Delete: the user signed out (or the
+	// token was renewed).
+	EndedSignedOut EndReason = "signed-out"
+	// EndedByAdmin: an administrator signed the session out.
+	EndedByAdmin EndReason = "admin"
+	// EndedFromOtherDevice: the user signed this session out from another.
+	EndedFromOtherDevice EndReason = "other-device"
+	// EndedTooMany: evicted to make room under the concurrent-session limit.
+	EndedTooMany EndReason = "too-many-devices"
+	// EndedPasswordChanged: the user's password changed.
+	EndedPasswordChanged EndReason = "password-changed"
+	// EndedDisabled: the user's account was disabled.
+	EndedDisabled EndReason = "disabled"
 )
 
 // StoreOptions returns the store options that fit a Manager with the same

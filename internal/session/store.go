@@ -32,6 +32,72 @@ type Store interface {
 	scs.CtxStore
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error
+	Registry
+}
+
+// ErrTooManySessions is returned by Create under the reject policy when the
+// user already has the maximum number of live sessions.
+var ErrTooManySessions = errors.New("too many sessions")
+
+// LimitPolicy says what Create does when a user is at the session limit.
+type LimitPolicy string
+
+// Limit policies.
+const (
+	// EvictOldest ends the user's least recently active sessions to make
+	// room, with the reason EndedTooMany.
+	EvictOldest LimitPolicy = "evict-oldest"
+	// Reject refuses the new session with ErrTooManySessions.
+	Reject LimitPolicy = "reject"
+)
+
+// Limit caps a user's concurrent sessions; Max 0 means no cap.
+type Limit struct {
+	Max    int
+	Policy LimitPolicy
+}
+
+// Entry is one stored session as the registry lists it.
+type Entry struct {
+	// Key is the store key (scs's hash of the token). It is never shown to
+	// anyone: pages use the public ID derived from it.
+	Key string
+	// Data is the session as scs encoded it.
+	Data []byte
+}
+
+// Registry is what Hallpass adds to scs's store contract: signed-in sessions
+// indexed per user and globally, so listing and revoking one user's sessions
+// costs O(that user's sessions) — never a scan of the keyspace — and the
+// concurrent-session limit is enforced atomically across replicas.
+//
+// Indexes clean themselves: entries whose session expired or was deleted are
+// pruned whenever an index is read or written.
+type Registry interface {
+	// Create stores a new signed-in session of userID under key (it must not
+	// exist yet) and indexes it, in one atomic step that also enforces limit.
+	// It returns the keys of sessions evicted to make room (EvictOldest), or
+	// ErrTooManySessions (Reject, nothing written), or ErrRevoked if key was
+	// deleted before.
+	Create(ctx context.Context, key string, userID int64, data []byte, expiry time.Time, limit Limit) (evicted []string, err error)
+	// ListUser returns every live session of userID, in no particular order.
+	ListUser(ctx context.Context, userID int64) ([]Entry, error)
+	// Revoke deletes the given sessions of userID, leaving tombstones that
+	// record reason, and returns how many existed. Keys that are not userID's
+	// live sessions are ignored.
+	Revoke(ctx context.Context, userID int64, keys []string, reason EndReason) (int, error)
+	// RevokeUser deletes every session of userID except the one under
+	// exceptKey ("" for none), leaving tombstones that record reason, and
+	// returns how many it deleted.
+	RevokeUser(ctx context.Context, userID int64, exceptKey string, reason EndReason) (int, error)
+	// EndReason returns the reason recorded when the session under key was
+	// deleted, or "" if no tombstone is there.
+	EndReason(ctx context.Context, key string) (EndReason, error)
+	// Count returns how many signed-in sessions are live.
+	Count(ctx context.Context) (int, error)
+	// Recent returns live sessions, most recently active first, skipping
+	// offset and returning at most limit.
+	Recent(ctx context.Context, offset, limit int) ([]Entry, error)
 }
 
 // Options configures a Store.
