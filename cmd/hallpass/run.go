@@ -21,6 +21,8 @@ Usage:
   hallpass user disable NAME         stop a user from signing in
   hallpass user enable NAME          let a disabled user sign in again
   hallpass user list                 list users
+  hallpass sessions list [--user NAME]            list live sessions (needs HALLPASS_REDIS_URL)
+  hallpass sessions revoke --user NAME | --id ID  sign sessions out on every replica at once
 
 The database is chosen by HALLPASS_DATABASE_URL (default sqlite:./data/hallpass.db).
 `
@@ -42,6 +44,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return migrate(ctx, getenv, stdout)
 	case "user":
 		return userCommand(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "sessions":
+		return sessionsCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

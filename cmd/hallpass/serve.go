@@ -12,12 +12,10 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/hallpass/hallpass/internal/clientip"
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/database"
 	"github.com/hallpass/hallpass/internal/password"
-	"github.com/hallpass/hallpass/internal/redisx"
-	"github.com/hallpass/hallpass/internal/session"
-	"github.com/hallpass/hallpass/internal/user"
 	"github.com/hallpass/hallpass/internal/web"
 )
 
@@ -37,60 +35,33 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel).With(slog.String("replica", cfg.ReplicaID))
 
-	db, err := database.Open(ctx, cfg.DatabaseURL)
+	b, err := openBackends(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("open database %s: %w", database.DescribeURL(cfg.DatabaseURL), err)
+		return err
 	}
-	defer db.Close()
-	if err := database.Migrate(ctx, db); err != nil {
-		return fmt.Errorf("migrate database: %w", err)
-	}
-	users := user.NewSQLStore(db, time.Now)
+	defer b.close()
 	log.Info("database ready", slog.String("database", database.DescribeURL(cfg.DatabaseURL)))
-	if n, err := users.Count(ctx); err == nil && n == 0 {
+	if n, err := b.users.Count(ctx); err == nil && n == 0 {
 		log.Warn("no users yet: create the first administrator with `hallpass user add NAME --admin` (the password is read from standard input)")
 	}
-
-	storeOpts := session.StoreOptions(cfg.SessionIdleTimeout, cfg.SessionLifetime, nil)
-	var store session.Store
-	if cfg.RedisURL != "" {
-		pool, err := redisx.NewPool(cfg.RedisURL, redisx.DefaultPoolOptions())
-		if err != nil {
-			return fmt.Errorf("session store: %w", err)
-		}
-		defer pool.Close()
-		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = redisx.Ping(pingCtx, pool)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("session store %s is not reachable: %w", redisx.DescribeURL(cfg.RedisURL), err)
-		}
-		store = session.NewRedisStore(pool, storeOpts)
-		log.Info("sessions are stored in Redis", slog.String("redis", redisx.DescribeURL(cfg.RedisURL)))
-	} else {
-		store = session.NewMemoryStore(storeOpts)
+	if !b.shared {
 		log.Warn("sessions are local to this process: they end when it stops and other replicas cannot see them; set HALLPASS_REDIS_URL to share them")
 	}
 	if !cfg.CookieSecure {
 		log.Warn("HALLPASS_COOKIE_SECURE=false: the session cookie is sent over plain http and loses the __Host- prefix; use this only on a test rig")
 	}
 
-	sessions := session.NewManager(session.ManagerOptions{
-		Store:        store,
-		IdleTimeout:  cfg.SessionIdleTimeout,
-		Lifetime:     cfg.SessionLifetime,
-		CookieSecure: cfg.CookieSecure,
-		ReplicaID:    cfg.ReplicaID,
-	})
 	handler, err := web.NewServer(web.Deps{
 		Logger:       log,
 		ReplicaID:    cfg.ReplicaID,
 		SignupOpen:   cfg.Signup == config.SignupOpen,
 		CookieSecure: cfg.CookieSecure,
 		IdleTimeout:  cfg.SessionIdleTimeout,
-		Sessions:     sessions,
-		SessionStore: store,
-		Users:        users,
+		Sessions:     b.sessions,
+		SessionStore: b.store,
+		Users:        b.users,
+		Audit:        b.audit,
+		ClientIP:     clientip.NewResolver(cfg.TrustedProxies),
 		// Each argon2id hash holds about 19 MiB; two per core keeps the
 		// cores busy without letting a login flood exhaust memory.
 		Hasher: password.NewHasher(password.DefaultParams, 2*runtime.NumCPU()),

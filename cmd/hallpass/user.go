@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -13,8 +14,10 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/hallpass/hallpass/internal/database"
+	"github.com/hallpass/hallpass/internal/audit"
+	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/password"
+	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/user"
 )
 
@@ -45,40 +48,80 @@ func userCommand(ctx context.Context, args []string, getenv func(string) string,
 		return fmt.Errorf("%w: user %s takes %d name(s), got %d", errUsage, sub, wantNames, len(names))
 	}
 
-	url := databaseURL(getenv)
-	db, err := database.Open(ctx, url)
+	b, err := openCLIBackends(ctx, getenv, stderr)
 	if err != nil {
-		return fmt.Errorf("open database %s: %w", database.DescribeURL(url), err)
+		return err
 	}
-	defer db.Close()
-	if err := database.Migrate(ctx, db); err != nil {
-		return fmt.Errorf("migrate database: %w", err)
-	}
-	users := user.NewSQLStore(db, time.Now)
+	defer b.close()
 	hasher := password.NewHasher(password.DefaultParams, 1)
 
 	switch sub {
 	case "add":
-		return userAdd(ctx, users, hasher, names[0], admin, stdin, stdout, stderr)
+		return userAdd(ctx, b, hasher, names[0], admin, stdin, stdout, stderr)
 	case "passwd":
-		return userPasswd(ctx, users, hasher, names[0], stdin, stdout, stderr)
+		return userPasswd(ctx, b, hasher, names[0], stdin, stdout, stderr)
 	case "disable", "enable":
-		u, err := users.ByUsername(ctx, names[0])
-		if err != nil {
-			return fmt.Errorf("find user %q: %w", names[0], err)
-		}
-		if err := users.SetDisabled(ctx, u.ID, sub == "disable"); err != nil {
-			return fmt.Errorf("%s user %q: %w", sub, u.Username, err)
-		}
-		fmt.Fprintf(stdout, "user %s %sd\n", u.Username, sub)
-		return nil
+		return userSetDisabled(ctx, b, names[0], sub == "disable", stdout)
 	case "list":
-		return userList(ctx, users, stdout)
+		return userList(ctx, b.users, stdout)
 	}
 	return fmt.Errorf("%w: unknown user subcommand %q", errUsage, sub)
 }
 
-func userAdd(ctx context.Context, users user.Store, hasher *password.Hasher, name string, admin bool, stdin io.Reader, stdout, stderr io.Writer) error {
+// openCLIBackends opens the stores for a one-shot command, with the same
+// configuration `serve` would use and logs on stderr.
+func openCLIBackends(ctx context.Context, getenv func(string) string, stderr io.Writer) (*backends, error) {
+	cfg, err := config.Load(nil, getenv, hostname())
+	if err != nil {
+		return nil, fmt.Errorf("configuration:\n%w", err)
+	}
+	return openBackends(ctx, cfg, newLogger(stderr, cfg.LogFormat, slog.LevelWarn))
+}
+
+// cliActor names the command line as the actor in audit records.
+const cliActor = "cli"
+
+// endSessions ends every session of u: durably in the database at once, and
+// in the session store when it is shared. It says what happened on stdout.
+func endSessions(ctx context.Context, b *backends, u user.User, reason session.EndReason, stdout io.Writer) error {
+	if err := b.users.SetSessionsValidAfter(ctx, u.ID, time.Now()); err != nil {
+		return fmt.Errorf("end sessions of %q: %w", u.Username, err)
+	}
+	if !b.shared {
+		fmt.Fprintf(stdout, "sessions of %s end at their next refresh by the running server (within a minute)\n", u.Username)
+		return nil
+	}
+	n, err := b.sessions.RevokeUser(ctx, u.ID, reason)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d session(s) of %s signed out\n", n, u.Username)
+	return nil
+}
+
+func userSetDisabled(ctx context.Context, b *backends, name string, disabled bool, stdout io.Writer) error {
+	u, err := b.users.ByUsername(ctx, name)
+	if err != nil {
+		return fmt.Errorf("find user %q: %w", name, err)
+	}
+	if err := b.users.SetDisabled(ctx, u.ID, disabled); err != nil {
+		return fmt.Errorf("update user %q: %w", u.Username, err)
+	}
+	action, verb := audit.UserEnabled, "enabled"
+	if disabled {
+		action, verb = audit.UserDisabled, "disabled"
+	}
+	fmt.Fprintf(stdout, "user %s %s\n", u.Username, verb)
+	if err := b.audit.Record(ctx, audit.Event{ActorName: cliActor, Action: action, TargetUserID: u.ID, TargetName: u.Username}); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if disabled {
+		return endSessions(ctx, b, u, session.EndedDisabled, stdout)
+	}
+	return nil
+}
+
+func userAdd(ctx context.Context, b *backends, hasher *password.Hasher, name string, admin bool, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := user.ValidateUsername(name); err != nil {
 		return err
 	}
@@ -94,16 +137,19 @@ func userAdd(ctx context.Context, users user.Store, hasher *password.Hasher, nam
 	if admin {
 		role = user.RoleAdmin
 	}
-	u, err := users.Create(ctx, user.NewUser{Username: name, PasswordHash: hash, Role: role})
+	u, err := b.users.Create(ctx, user.NewUser{Username: name, PasswordHash: hash, Role: role})
 	if err != nil {
 		return fmt.Errorf("create user %q: %w", name, err)
 	}
 	fmt.Fprintf(stdout, "created %s %s (id %d)\n", u.Role, u.Username, u.ID)
+	if err := b.audit.Record(ctx, audit.Event{ActorName: cliActor, Action: audit.UserCreated, TargetUserID: u.ID, TargetName: u.Username, Detail: "role " + string(u.Role)}); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
 	return nil
 }
 
-func userPasswd(ctx context.Context, users user.Store, hasher *password.Hasher, name string, stdin io.Reader, stdout, stderr io.Writer) error {
-	u, err := users.ByUsername(ctx, name)
+func userPasswd(ctx context.Context, b *backends, hasher *password.Hasher, name string, stdin io.Reader, stdout, stderr io.Writer) error {
+	u, err := b.users.ByUsername(ctx, name)
 	if err != nil {
 		return fmt.Errorf("find user %q: %w", name, err)
 	}
@@ -115,11 +161,14 @@ func userPasswd(ctx context.Context, users user.Store, hasher *password.Hasher, 
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}
-	if err := users.SetPasswordHash(ctx, u.ID, hash); err != nil {
+	if err := b.users.SetPasswordHash(ctx, u.ID, hash); err != nil {
 		return fmt.Errorf("set password of %q: %w", u.Username, err)
 	}
 	fmt.Fprintf(stdout, "password of %s changed\n", u.Username)
-	return nil
+	if err := b.audit.Record(ctx, audit.Event{ActorName: cliActor, Action: audit.PasswordChanged, TargetUserID: u.ID, TargetName: u.Username, Detail: "by the command line"}); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return endSessions(ctx, b, u, session.EndedPasswordChanged, stdout)
 }
 
 func userList(ctx context.Context, users user.Store, stdout io.Writer) error {

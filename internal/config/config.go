@@ -10,9 +10,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hallpass/hallpass/internal/clientip"
 )
 
 // SignupMode says whether visitors may create their own accounts.
@@ -53,6 +56,12 @@ type Config struct {
 	LogFormat string
 	// LogLevel is the minimum level logged.
 	LogLevel slog.Level
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// MaxSessionsPerUser caps each user's concurrent sessions; 0 means no cap.
+	MaxSessionsPerUser int
+	// SessionLimitPolicy is evict-oldest or reject.
+	SessionLimitPolicy string
 }
 
 // Setting documents one configuration value: its environment variable, its
@@ -155,6 +164,41 @@ func Settings() []Setting {
 					return nil
 				}
 				return errors.New("use open or closed")
+			},
+		},
+		{
+			Env: "HALLPASS_TRUSTED_PROXIES", Flag: "trusted-proxies", Default: "", Accepted: "comma-separated CIDRs or IPs",
+			Doc: "Peers (load balancers) whose X-Forwarded-For names the client IP. Empty trusts no one.",
+			apply: func(c *Config, v string) error {
+				p, err := clientip.ParseTrusted(v)
+				if err != nil {
+					return errors.New("use a comma-separated list of CIDRs or IPs, such as 10.0.0.0/8,127.0.0.1")
+				}
+				c.TrustedProxies = p
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_MAX_SESSIONS_PER_USER", Flag: "max-sessions-per-user", Default: "0", Accepted: "whole number ≥ 0",
+			Doc: "Most concurrent sessions one account may have; 0 means no limit.",
+			apply: func(c *Config, v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 || n > 10000 {
+					return errors.New("use a whole number from 0 (no limit) to 10000")
+				}
+				c.MaxSessionsPerUser = n
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_SESSION_LIMIT_POLICY", Flag: "session-limit-policy", Default: "evict-oldest", Accepted: "evict-oldest or reject",
+			Doc: "At the session limit: sign out the least recently active session, or ask the user to pick one to sign out.",
+			apply: func(c *Config, v string) error {
+				if v != "evict-oldest" && v != "reject" {
+					return errors.New("use evict-oldest or reject")
+				}
+				c.SessionLimitPolicy = v
+				return nil
 			},
 		},
 		{

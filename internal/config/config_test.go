@@ -2,7 +2,9 @@ package config
 
 import (
 	"log/slog"
+	"net/netip"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -21,8 +23,9 @@ func TestDefaults(t *testing.T) {
 		Addr: ":8080", DatabaseURL: "sqlite:./data/hallpass.db", RedisURL: "", ReplicaID: "host-a",
 		SessionIdleTimeout: 30 * time.Minute, SessionLifetime: 12 * time.Hour, CookieSecure: true,
 		Signup: SignupOpen, LogFormat: "text", LogLevel: slog.LevelInfo,
+		MaxSessionsPerUser: 0, SessionLimitPolicy: "evict-oldest",
 	}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults\n got %+v\nwant %+v", c, want)
 	}
 }
@@ -40,15 +43,18 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 
 func TestInvalidValuesAreAllReported(t *testing.T) {
 	_, err := Load(nil, env(map[string]string{
-		"HALLPASS_ADDR":                 "8080",
-		"HALLPASS_DATABASE_URL":         "mysql://x",
-		"HALLPASS_REDIS_URL":            "localhost:6379",
-		"HALLPASS_SESSION_IDLE_TIMEOUT": "thirty",
-		"HALLPASS_SESSION_LIFETIME":     "-1h",
-		"HALLPASS_COOKIE_SECURE":        "maybe",
-		"HALLPASS_SIGNUP":               "sometimes",
-		"HALLPASS_LOG_FORMAT":           "xml",
-		"HALLPASS_LOG_LEVEL":            "loud",
+		"HALLPASS_ADDR":                  "8080",
+		"HALLPASS_DATABASE_URL":          "mysql://x",
+		"HALLPASS_REDIS_URL":             "localhost:6379",
+		"HALLPASS_SESSION_IDLE_TIMEOUT":  "thirty",
+		"HALLPASS_SESSION_LIFETIME":      "-1h",
+		"HALLPASS_COOKIE_SECURE":         "maybe",
+		"HALLPASS_SIGNUP":                "sometimes",
+		"HALLPASS_LOG_FORMAT":            "xml",
+		"HALLPASS_LOG_LEVEL":             "loud",
+		"HALLPASS_TRUSTED_PROXIES":       "10.0.0.0/33",
+		"HALLPASS_MAX_SESSIONS_PER_USER": "-1",
+		"HALLPASS_SESSION_LIMIT_POLICY":  "block",
 	}), "h")
 	if err == nil {
 		t.Fatal("Load accepted invalid values")
@@ -64,6 +70,9 @@ func TestInvalidValuesAreAllReported(t *testing.T) {
 		"HALLPASS_SIGNUP", "open or closed",
 		"HALLPASS_LOG_FORMAT", "text or json",
 		"HALLPASS_LOG_LEVEL", "debug, info, warn or error",
+		"HALLPASS_TRUSTED_PROXIES", "CIDRs",
+		"HALLPASS_MAX_SESSIONS_PER_USER", "whole number",
+		"HALLPASS_SESSION_LIMIT_POLICY", "evict-oldest or reject",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not mention %q:\n%s", want, msg)
@@ -75,6 +84,21 @@ func TestInvalidFlagNamesItsVariable(t *testing.T) {
 	_, err := Load([]string{"--session-lifetime", "soon"}, env(nil), "h")
 	if err == nil || !strings.Contains(err.Error(), "--session-lifetime") || !strings.Contains(err.Error(), "HALLPASS_SESSION_LIFETIME") {
 		t.Fatalf("error %v, want one naming the flag and its variable", err)
+	}
+}
+
+func TestSessionControlSettings(t *testing.T) {
+	c, err := Load(nil, env(map[string]string{
+		"HALLPASS_TRUSTED_PROXIES":       "10.0.0.0/8, 127.0.0.1",
+		"HALLPASS_MAX_SESSIONS_PER_USER": "3",
+		"HALLPASS_SESSION_LIMIT_POLICY":  "reject",
+	}), "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}
+	if !reflect.DeepEqual(c.TrustedProxies, want) || c.MaxSessionsPerUser != 3 || c.SessionLimitPolicy != "reject" {
+		t.Errorf("got proxies %v, max %d, policy %q", c.TrustedProxies, c.MaxSessionsPerUser, c.SessionLimitPolicy)
 	}
 }
 

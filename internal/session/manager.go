@@ -2,6 +2,8 @@ package session
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -28,6 +30,8 @@ const (
 	keyCreated  = "hp.created" // Unix nanoseconds of the sign-in.
 	keySeen     = "hp.seen"    // Unix nanoseconds of the last refreshed activity.
 	keyReplica  = "hp.replica" // Replica that created the session.
+	keyIP       = "hp.ip"      // Client IP at sign-in.
+	keyDevice   = "hp.device"  // Readable device label at sign-in.
 )
 
 // EndReason says why a session the browser presented is no longer valid.
@@ -53,6 +57,9 @@ const (
 	EndedPasswordChanged EndReason = "password-changed"
 	// EndedDisabled: the user's account was disabled.
 	EndedDisabled EndReason = "disabled"
+	// EndedRevoked: the database says the user's sessions from before a
+	// point in time are void (the durable record of a revocation).
+	EndedRevoked EndReason = "revoked"
 )
 
 // StoreOptions returns the store options that fit a Manager with the same
@@ -93,6 +100,19 @@ type ManagerOptions struct {
 	ReplicaID string
 	// Now is the clock that decides expiry; nil means time.Now.
 	Now func() time.Time
+	// Limit caps each user's concurrent sessions.
+	Limit Limit
+	// CheckUser, if set, is asked whether a session of userID created at
+	// created may go on; it runs when the last-seen time is refreshed (at
+	// most once per touch interval), so it is off the hot path. It returns
+	// a reason to end the session, or "".
+	CheckUser func(ctx context.Context, userID int64, created time.Time) (EndReason, error)
+}
+
+// Client describes the browser a session is created for.
+type Client struct {
+	IP     string
+	Device string
 }
 
 // Manager ties scs to Hallpass's session rules: scs owns the cookie, the
@@ -104,6 +124,9 @@ type ManagerOptions struct {
 // modified, which costs a store write and a Set-Cookie on every request.
 type Manager struct {
 	scs        *scs.SessionManager
+	store      Store
+	limit      Limit
+	checkUser  func(ctx context.Context, userID int64, created time.Time) (EndReason, error)
 	now        func() time.Time
 	idle       time.Duration
 	lifetime   time.Duration
@@ -136,6 +159,9 @@ func NewManager(opts ManagerOptions) *Manager {
 	}
 	return &Manager{
 		scs:        sm,
+		store:      opts.Store,
+		limit:      opts.Limit,
+		checkUser:  opts.CheckUser,
 		now:        now,
 		idle:       opts.IdleTimeout,
 		lifetime:   opts.Lifetime,
@@ -161,6 +187,17 @@ func (m *Manager) CookieName() string { return m.scs.Cookie.Name }
 // session to the handlers.
 type requestState struct {
 	ended EndReason
+	// created is set once Login has stored a new session, whose cookie the
+	// response must carry.
+	created *createdSession
+	// noSave is set when nothing this request did to the session may be
+	// saved (a failed Login).
+	noSave bool
+}
+
+type createdSession struct {
+	token  string
+	expiry time.Time
 }
 
 type stateKey struct{}
@@ -190,7 +227,7 @@ func (m *Manager) loadAndSave(next http.Handler, onStoreError func(w http.Respon
 		}
 		st := &requestState{}
 		if token != "" && m.scs.GetInt64(ctx, keyUserID) == 0 {
-			st.ended = EndedUnknown
+			st.ended = m.endReason(ctx, token)
 		}
 		if err := m.enforce(ctx, st); err != nil {
 			onStoreError(w, r, err)
@@ -224,10 +261,42 @@ func (m *Manager) enforce(ctx context.Context, st *requestState) error {
 		}
 		return nil
 	}
-	if now.Sub(seen) >= m.touchEvery {
-		m.scs.Put(ctx, keySeen, now.UnixNano())
+	if now.Sub(seen) < m.touchEvery {
+		return nil
 	}
+	if m.checkUser != nil {
+		reason, err := m.checkUser(ctx, m.scs.GetInt64(ctx, keyUserID), created)
+		if err != nil {
+			return fmt.Errorf("check session's user: %w", err)
+		}
+		if reason != "" {
+			st.ended = reason
+			if err := m.scs.Destroy(ctx); err != nil {
+				return fmt.Errorf("end %s session: %w", reason, err)
+			}
+			return nil
+		}
+	}
+	m.scs.Put(ctx, keySeen, now.UnixNano())
 	return nil
+}
+
+// endReason says why the store no longer has the session of token: the
+// reason its tombstone records, or EndedUnknown. A lookup failure is not
+// worth failing the request over: the visitor is signed out either way.
+func (m *Manager) endReason(ctx context.Context, token string) EndReason {
+	reason, err := m.store.EndReason(ctx, hashToken(token))
+	if err != nil || reason == "" || reason == EndedSignedOut {
+		return EndedUnknown
+	}
+	return reason
+}
+
+// hashToken is the store key of token: scs's own derivation when
+// HashTokenInStore is on (SHA-256, unpadded base64url).
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // wellFormedToken reports whether v looks like a token scs issued (32 random
@@ -249,22 +318,51 @@ func wellFormedToken(v string) bool {
 
 // Login starts a signed-in session for id on a fresh token, dropping
 // whatever the browser's previous session held (session fixation defence).
-// The session is saved when the response is written.
-func (m *Manager) Login(ctx context.Context, id Identity) error {
+// The session is stored at once, in one step that enforces the concurrent-
+// session limit: it returns how many of the user's other sessions were
+// evicted, or ErrTooManySessions under the reject policy, or a store error.
+func (m *Manager) Login(ctx context.Context, id Identity, client Client) (evicted int, err error) {
+	st, ok := ctx.Value(stateKey{}).(*requestState)
+	if !ok {
+		return 0, errors.New("session: Login outside LoadAndSave")
+	}
+	st.noSave = true // until the new session is stored
 	if err := m.scs.Clear(ctx); err != nil {
-		return fmt.Errorf("clear pre-login session: %w", err)
+		return 0, fmt.Errorf("clear pre-login session: %w", err)
 	}
 	if err := m.scs.RenewToken(ctx); err != nil {
-		return fmt.Errorf("renew session token: %w", err)
+		return 0, fmt.Errorf("renew session token: %w", err)
 	}
-	now := m.now().UnixNano()
-	m.scs.Put(ctx, keyUserID, id.UserID)
-	m.scs.Put(ctx, keyUsername, id.Username)
-	m.scs.Put(ctx, keyRole, id.Role)
-	m.scs.Put(ctx, keyCreated, now)
-	m.scs.Put(ctx, keySeen, now)
-	m.scs.Put(ctx, keyReplica, m.replicaID)
-	return nil
+	now := m.now()
+	// The store keeps the session one touch interval past its lifetime, so
+	// a request just after the end still learns why it ended.
+	deadline := now.Add(m.lifetime + m.touchEvery)
+	m.scs.SetDeadline(ctx, deadline)
+	values := map[string]any{
+		keyUserID:   id.UserID,
+		keyUsername: id.Username,
+		keyRole:     id.Role,
+		keyCreated:  now.UnixNano(),
+		keySeen:     now.UnixNano(),
+		keyReplica:  m.replicaID,
+		keyIP:       client.IP,
+		keyDevice:   client.Device,
+	}
+	for k, v := range values {
+		m.scs.Put(ctx, k, v)
+	}
+	data, err := m.scs.Codec.Encode(deadline, values)
+	if err != nil {
+		return 0, fmt.Errorf("encode session: %w", err)
+	}
+	token := m.scs.Token(ctx)
+	keys, err := m.store.Create(ctx, hashToken(token), id.UserID, data, deadline, m.limit)
+	if err != nil {
+		return 0, fmt.Errorf("create session: %w", err)
+	}
+	st.noSave = false
+	st.created = &createdSession{token: token, expiry: deadline}
+	return len(keys), nil
 }
 
 // Logout ends the current session in the store and expires the cookie.
@@ -324,6 +422,15 @@ func (sw *savingWriter) save() {
 	}
 	sw.saved = true
 	ctx := sw.req.Context()
+	if st, ok := ctx.Value(stateKey{}).(*requestState); ok {
+		switch {
+		case st.noSave:
+			return
+		case st.created != nil:
+			sw.m.scs.WriteSessionCookie(ctx, sw.ResponseWriter, st.created.token, st.created.expiry)
+			return
+		}
+	}
 	switch sw.m.scs.Status(ctx) {
 	case scs.Modified:
 		token, expiry, err := sw.m.scs.Commit(ctx)

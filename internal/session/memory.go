@@ -1,7 +1,11 @@
 package session
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -14,18 +18,30 @@ const sweepEvery = time.Minute
 // MemoryStore keeps sessions in this process. It suits a single replica and
 // tests; sessions vanish when the process exits. Expiry is judged by
 // Options.Now, so tests can drive it with a fake clock.
+//
+// It mirrors RedisStore's behaviour, including the order Recent and eviction
+// use, with plain maps under one mutex. The sessions map is itself the global
+// index, so Count and Recent walk every session: fine for the one process
+// this store serves.
 type MemoryStore struct {
 	opts Options
 
 	mu         sync.Mutex
 	sessions   map[string]memoryEntry
-	tombstones map[string]time.Time // key → when the tombstone expires
+	tombstones map[string]memoryTombstone
+	users      map[int64]map[string]time.Time // user → key → absolute expiry
 	lastSweep  time.Time
 }
 
 type memoryEntry struct {
 	data    []byte
-	expires time.Time
+	expires time.Time // the current expiry, refreshed by Commit
+	userID  int64
+}
+
+type memoryTombstone struct {
+	reason EndReason
+	until  time.Time
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -35,7 +51,8 @@ func NewMemoryStore(opts Options) *MemoryStore {
 	return &MemoryStore{
 		opts:       opts,
 		sessions:   make(map[string]memoryEntry),
-		tombstones: make(map[string]time.Time),
+		tombstones: make(map[string]memoryTombstone),
+		users:      make(map[int64]map[string]time.Time),
 		lastSweep:  opts.now(),
 	}
 }
@@ -46,41 +63,45 @@ func (m *MemoryStore) FindCtx(_ context.Context, key string) ([]byte, bool, erro
 	now := m.opts.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.sessions[key]
-	if !ok || !now.Before(e.expires) {
+	e, ok := m.liveLocked(key, now)
+	if !ok {
 		return nil, false, nil
 	}
-	return append([]byte(nil), e.data...), true, nil
+	return clone(e.data), true, nil
 }
 
-// CommitCtx stores b under key until the sooner of expiry and the end of the
-// idle window, or returns ErrRevoked if key was deleted.
+// CommitCtx updates the session under key to b, until the sooner of expiry
+// and the end of the idle window. It writes nothing and returns ErrRevoked if
+// the session is not there (deleted, expired or never created).
 func (m *MemoryStore) CommitCtx(_ context.Context, key string, b []byte, expiry time.Time) error {
 	now := m.opts.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweepLocked(now)
-	if until, ok := m.tombstones[key]; ok && now.Before(until) {
+	if m.tombstonedLocked(key, now) {
+		return ErrRevoked
+	}
+	e, ok := m.liveLocked(key, now)
+	if !ok {
 		return ErrRevoked
 	}
 	expires := m.opts.expiry(now, expiry)
 	if !now.Before(expires) {
-		delete(m.sessions, key)
+		m.removeLocked(key)
 		return nil
 	}
-	m.sessions[key] = memoryEntry{data: append([]byte(nil), b...), expires: expires}
+	m.sessions[key] = memoryEntry{data: clone(b), expires: expires, userID: e.userID}
 	return nil
 }
 
-// DeleteCtx removes the session under key and blocks later commits of it
-// for Options.Lifetime.
+// DeleteCtx removes the session under key and leaves a tombstone recording
+// EndedSignedOut, which makes Create of key fail for Options.Lifetime.
 func (m *MemoryStore) DeleteCtx(_ context.Context, key string) error {
 	now := m.opts.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweepLocked(now)
-	delete(m.sessions, key)
-	m.tombstones[key] = now.Add(m.opts.tombstoneLifetime())
+	m.endLocked(key, EndedSignedOut, now)
 	return nil
 }
 
@@ -102,8 +123,206 @@ func (m *MemoryStore) Delete(key string) error {
 // Ping always succeeds: memory is always there.
 func (m *MemoryStore) Ping(context.Context) error { return nil }
 
-// sweepLocked drops expired sessions and tombstones, at most once per
-// sweepEvery, so the cost is amortised over writes.
+// Create stores a new session of userID under key and indexes it, enforcing
+// limit, under the store's lock.
+func (m *MemoryStore) Create(_ context.Context, key string, userID int64, data []byte, expiry time.Time, limit Limit) ([]string, error) {
+	if err := limit.check(); err != nil {
+		return nil, fmt.Errorf("session store: create: %w", err)
+	}
+	now := m.opts.now()
+	expires := m.opts.expiry(now, expiry)
+	if expires.Sub(now) < time.Millisecond { // as RedisStore, which counts in ms
+		return nil, fmt.Errorf("session store: create: %w", errExpired)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sweepLocked(now)
+	if m.tombstonedLocked(key, now) {
+		return nil, ErrRevoked
+	}
+	if _, ok := m.liveLocked(key, now); ok {
+		return nil, fmt.Errorf("session store: create: %w", errKeyInUse)
+	}
+	live := m.pruneUserLocked(userID, now)
+	var evicted []string
+	if limit.Max > 0 && len(live) >= limit.Max {
+		if limit.Policy != EvictOldest {
+			return nil, ErrTooManySessions
+		}
+		// Least recently active first, ties broken as create.lua does.
+		abs := m.users[userID]
+		slices.SortFunc(live, func(a, b string) int {
+			return cmp.Or(
+				m.sessions[a].expires.Compare(m.sessions[b].expires),
+				abs[a].Compare(abs[b]),
+				cmp.Compare(a, b))
+		})
+		evicted = live[:len(live)-limit.Max+1]
+		for _, k := range evicted {
+			m.endLocked(k, EndedTooMany, now)
+		}
+	}
+	m.sessions[key] = memoryEntry{data: clone(data), expires: expires, userID: userID}
+	if m.users[userID] == nil {
+		m.users[userID] = make(map[string]time.Time)
+	}
+	m.users[userID][key] = expiry
+	return evicted, nil
+}
+
+// ListUser returns userID's live sessions, pruning the user's index.
+func (m *MemoryStore) ListUser(_ context.Context, userID int64) ([]Entry, error) {
+	now := m.opts.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	live := m.pruneUserLocked(userID, now)
+	entries := make([]Entry, 0, len(live))
+	for _, k := range live {
+		entries = append(entries, Entry{Key: k, Data: clone(m.sessions[k].data)})
+	}
+	return entries, nil
+}
+
+// Revoke ends those of keys that are userID's live sessions, recording
+// reason.
+func (m *MemoryStore) Revoke(_ context.Context, userID int64, keys []string, reason EndReason) (int, error) {
+	now := m.opts.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pruneUserLocked(userID, now)
+	n := 0
+	for _, k := range keys {
+		if _, ok := m.users[userID][k]; ok {
+			m.endLocked(k, reason, now)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// RevokeUser ends every session of userID but exceptKey, recording reason.
+func (m *MemoryStore) RevokeUser(_ context.Context, userID int64, exceptKey string, reason EndReason) (int, error) {
+	now := m.opts.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, k := range m.pruneUserLocked(userID, now) {
+		if k != exceptKey {
+			m.endLocked(k, reason, now)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// EndReason returns the reason the tombstone of key records.
+func (m *MemoryStore) EndReason(_ context.Context, key string) (EndReason, error) {
+	now := m.opts.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.tombstonedLocked(key, now) {
+		return "", nil
+	}
+	return m.tombstones[key].reason, nil
+}
+
+// Count returns how many sessions are live.
+func (m *MemoryStore) Count(context.Context) (int, error) {
+	now := m.opts.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, e := range m.sessions {
+		if now.Before(e.expires) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Recent returns a page of live sessions, most recently active (latest
+// expiry) first; ties go by key, descending, as Redis orders them.
+func (m *MemoryStore) Recent(_ context.Context, offset, limit int) ([]Entry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	offset = max(offset, 0)
+	now := m.opts.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keys := slices.Collect(maps.Keys(m.sessions))
+	keys = slices.DeleteFunc(keys, func(k string) bool { return !now.Before(m.sessions[k].expires) })
+	slices.SortFunc(keys, func(a, b string) int {
+		return cmp.Or(m.sessions[b].expires.Compare(m.sessions[a].expires), cmp.Compare(b, a))
+	})
+	if offset >= len(keys) {
+		return []Entry{}, nil
+	}
+	keys = keys[offset:min(offset+limit, len(keys))]
+	entries := make([]Entry, 0, len(keys))
+	for _, k := range keys {
+		entries = append(entries, Entry{Key: k, Data: clone(m.sessions[k].data)})
+	}
+	return entries, nil
+}
+
+// liveLocked returns the session under key unless it is missing or expired.
+func (m *MemoryStore) liveLocked(key string, now time.Time) (memoryEntry, bool) {
+	e, ok := m.sessions[key]
+	if !ok || !now.Before(e.expires) {
+		return memoryEntry{}, false
+	}
+	return e, true
+}
+
+// tombstonedLocked reports whether key has an unexpired tombstone.
+func (m *MemoryStore) tombstonedLocked(key string, now time.Time) bool {
+	t, ok := m.tombstones[key]
+	return ok && now.Before(t.until)
+}
+
+// pruneUserLocked drops from userID's index every session past its absolute
+// expiry or no longer live, and returns the live keys.
+func (m *MemoryStore) pruneUserLocked(userID int64, now time.Time) []string {
+	idx := m.users[userID]
+	live := make([]string, 0, len(idx))
+	for k, abs := range idx {
+		if _, ok := m.liveLocked(k, now); ok && now.Before(abs) {
+			live = append(live, k)
+			continue
+		}
+		delete(idx, k) // an expired session itself goes at the next sweep
+	}
+	if len(idx) == 0 {
+		delete(m.users, userID)
+	}
+	return live
+}
+
+// removeLocked drops the session under key and its index entry.
+func (m *MemoryStore) removeLocked(key string) {
+	e, ok := m.sessions[key]
+	if !ok {
+		return
+	}
+	delete(m.sessions, key)
+	if idx := m.users[e.userID]; idx != nil {
+		delete(idx, key)
+		if len(idx) == 0 {
+			delete(m.users, e.userID)
+		}
+	}
+}
+
+// endLocked removes the session under key and leaves a tombstone recording
+// reason for Options.Lifetime.
+func (m *MemoryStore) endLocked(key string, reason EndReason, now time.Time) {
+	m.removeLocked(key)
+	m.tombstones[key] = memoryTombstone{reason: reason, until: now.Add(m.opts.tombstoneLifetime())}
+}
+
+// sweepLocked drops expired sessions, index entries and tombstones, at most
+// once per sweepEvery, so the cost is amortised over writes.
 func (m *MemoryStore) sweepLocked(now time.Time) {
 	if now.Sub(m.lastSweep) < sweepEvery {
 		return
@@ -111,12 +330,21 @@ func (m *MemoryStore) sweepLocked(now time.Time) {
 	m.lastSweep = now
 	for k, e := range m.sessions {
 		if !now.Before(e.expires) {
-			delete(m.sessions, k)
+			m.removeLocked(k)
 		}
 	}
-	for k, until := range m.tombstones {
-		if !now.Before(until) {
+	for userID := range m.users {
+		m.pruneUserLocked(userID, now)
+	}
+	for k, t := range m.tombstones {
+		if !now.Before(t.until) {
 			delete(m.tombstones, k)
 		}
 	}
+}
+
+// clone copies b, so neither the caller nor the store sees the other's later
+// changes.
+func clone(b []byte) []byte {
+	return append([]byte(nil), b...)
 }

@@ -5,16 +5,19 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 )
 
-// Key prefixes. A tombstone lives under its own prefix, so no key Find can
-// be asked for ever names one.
+// Key layout. A tombstone lives under its own prefix, so no key Find can be
+// asked for ever names one. The indexes hold bare session keys as members.
 const (
-	sessionPrefix   = "hp:s:"
-	tombstonePrefix = "hp:t:"
+	sessionPrefix   = "hp:s:"  // + key: the session, expiring at its end
+	tombstonePrefix = "hp:t:"  // + key: the end reason of a deleted session
+	userIndexPrefix = "hp:u:"  // + user ID: sorted set, score = absolute expiry (ms)
+	globalIndex     = "hp:all" // sorted set, score = current expiry (ms)
 )
 
 // defaultOpTimeout bounds a store call whose context has no deadline, so a
@@ -26,25 +29,43 @@ var (
 	commitLua string
 	//go:embed scripts/delete.lua
 	deleteLua string
+	//go:embed scripts/lib.lua
+	libLua string
+	//go:embed scripts/create.lua
+	createLua string
+	//go:embed scripts/list_user.lua
+	listUserLua string
+	//go:embed scripts/revoke.lua
+	revokeLua string
+	//go:embed scripts/revoke_user.lua
+	revokeUserLua string
+	//go:embed scripts/count.lua
+	countLua string
+	//go:embed scripts/recent.lua
+	recentLua string
 )
 
 // RedisStore keeps sessions in Redis, one string key per session under
-// hp:s:<key>, expiring by itself at the session's end.
+// hp:s:<key>, expiring by itself at the session's end, and indexes them per
+// user (hp:u:<user ID>, scored by absolute expiry) and globally (hp:all,
+// scored by current expiry, so the highest score is the most recently
+// active).
 //
 // It replaces scs's redisstore because that store re-saves a loaded session
 // with a plain SET, which brings back a session revoked while a request was
 // in flight; it has no contexts, so a dead Redis hangs the request; and it
-// offers KEYS-based listing that must never run on a request path. Here
-// Delete leaves a tombstone (hp:t:<key>) and Commit is a Lua script that
-// refuses to write over one.
+// offers KEYS-based listing that must never run on a request path. Here only
+// Create makes a session, Commit is a Lua script that updates one only while
+// it exists, and Delete leaves a tombstone (hp:t:<key>) recording why.
 //
 // Each method is one round trip; Find, on every authenticated request, is a
-// single GET.
+// single GET. Scripts reach sessions through index members, which suits one
+// primary (with Sentinel) but not Redis Cluster.
 type RedisStore struct {
-	pool   *redis.Pool
-	opts   Options
-	commit *redis.Script
-	del    *redis.Script
+	pool *redis.Pool
+	opts Options
+
+	commit, del, create, listUser, revoke, revokeUser, count, recent *redis.Script
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -53,49 +74,53 @@ var _ Store = (*RedisStore)(nil)
 // close.
 func NewRedisStore(pool *redis.Pool, opts Options) *RedisStore {
 	return &RedisStore{
-		pool:   pool,
-		opts:   opts,
-		commit: redis.NewScript(2, commitLua),
-		del:    redis.NewScript(2, deleteLua),
+		pool:       pool,
+		opts:       opts,
+		commit:     redis.NewScript(3, commitLua),
+		del:        redis.NewScript(3, deleteLua),
+		create:     redis.NewScript(4, libLua+createLua),
+		listUser:   redis.NewScript(2, listUserLua),
+		revoke:     redis.NewScript(2, libLua+revokeLua),
+		revokeUser: redis.NewScript(2, libLua+revokeUserLua),
+		count:      redis.NewScript(1, countLua),
+		recent:     redis.NewScript(1, recentLua),
 	}
 }
 
 // FindCtx returns the session stored under key: one GET.
 func (s *RedisStore) FindCtx(ctx context.Context, key string) ([]byte, bool, error) {
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	c, err := s.pool.GetContext(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("session store: find: %w", err)
-	}
-	defer c.Close()
-	b, err := redis.Bytes(redis.DoContext(c, ctx, "GET", sessionPrefix+key))
+	var b []byte
+	err := s.with(ctx, "find", func(ctx context.Context, c redis.Conn) (err error) {
+		b, err = redis.Bytes(redis.DoContext(c, ctx, "GET", sessionPrefix+key))
+		return err
+	})
 	if errors.Is(err, redis.ErrNil) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("session store: find: %w", err)
+		return nil, false, err
 	}
 	return b, true, nil
 }
 
-// CommitCtx stores b under key until the sooner of expiry and the end of the
-// idle window, or returns ErrRevoked if key was deleted. The expiry is worked
-// out here with Options.Now and sent as a time to live, so Redis's clock does
-// not matter.
+// CommitCtx updates the session under key to b, until the sooner of expiry
+// and the end of the idle window, and refreshes its place in the global
+// index. It writes nothing and returns ErrRevoked if the session is not there
+// (deleted, expired or never created). The expiry is worked out here with
+// Options.Now and sent as a time to live, so Redis's clock does not matter.
 func (s *RedisStore) CommitCtx(ctx context.Context, key string, b []byte, expiry time.Time) error {
 	now := s.opts.now()
-	ttl := s.opts.expiry(now, expiry).Sub(now).Milliseconds() // under 1ms counts as expired
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	c, err := s.pool.GetContext(ctx)
+	expires := s.opts.expiry(now, expiry)
+	ttl := expires.Sub(now).Milliseconds() // under 1ms counts as expired
+	var done int
+	err := s.with(ctx, "commit", func(ctx context.Context, c redis.Conn) (err error) {
+		done, err = redis.Int(s.commit.DoContext(ctx, c,
+			sessionPrefix+key, tombstonePrefix+key, globalIndex,
+			b, ttl, expires.UnixMilli(), key))
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("session store: commit: %w", err)
-	}
-	defer c.Close()
-	done, err := redis.Int(s.commit.DoContext(ctx, c, sessionPrefix+key, tombstonePrefix+key, b, ttl))
-	if err != nil {
-		return fmt.Errorf("session store: commit: %w", err)
+		return err
 	}
 	if done == 0 {
 		return ErrRevoked
@@ -103,21 +128,16 @@ func (s *RedisStore) CommitCtx(ctx context.Context, key string, b []byte, expiry
 	return nil
 }
 
-// DeleteCtx removes the session under key and leaves a tombstone that blocks
-// commits of it for Options.Lifetime.
+// DeleteCtx removes the session under key and leaves a tombstone recording
+// EndedSignedOut, which makes Create of key fail for Options.Lifetime.
 func (s *RedisStore) DeleteCtx(ctx context.Context, key string) error {
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	c, err := s.pool.GetContext(ctx)
-	if err != nil {
-		return fmt.Errorf("session store: delete: %w", err)
-	}
-	defer c.Close()
 	ttl := s.opts.tombstoneLifetime().Milliseconds()
-	if _, err := s.del.DoContext(ctx, c, sessionPrefix+key, tombstonePrefix+key, ttl); err != nil {
-		return fmt.Errorf("session store: delete: %w", err)
-	}
-	return nil
+	return s.with(ctx, "delete", func(ctx context.Context, c redis.Conn) error {
+		_, err := s.del.DoContext(ctx, c,
+			sessionPrefix+key, tombstonePrefix+key, globalIndex,
+			ttl, string(EndedSignedOut), key)
+		return err
+	})
 }
 
 // Find is FindCtx without a context; it gives up after two seconds.
@@ -137,15 +157,151 @@ func (s *RedisStore) Delete(key string) error {
 
 // Ping checks that Redis answers.
 func (s *RedisStore) Ping(ctx context.Context) error {
+	return s.with(ctx, "ping", func(ctx context.Context, c redis.Conn) error {
+		_, err := redis.DoContext(c, ctx, "PING")
+		return err
+	})
+}
+
+// Create stores a new session of userID under key and indexes it, enforcing
+// limit, in one script: see scripts/create.lua.
+func (s *RedisStore) Create(ctx context.Context, key string, userID int64, data []byte, expiry time.Time, limit Limit) ([]string, error) {
+	if err := limit.check(); err != nil {
+		return nil, fmt.Errorf("session store: create: %w", err)
+	}
+	now := s.opts.now()
+	expires := s.opts.expiry(now, expiry)
+	ttl := expires.Sub(now).Milliseconds()
+	if ttl <= 0 {
+		return nil, fmt.Errorf("session store: create: %w", errExpired)
+	}
+	var reply []string
+	err := s.with(ctx, "create", func(ctx context.Context, c redis.Conn) (err error) {
+		reply, err = redis.Strings(s.create.DoContext(ctx, c,
+			sessionPrefix+key, tombstonePrefix+key, userIndex(userID), globalIndex,
+			now.UnixMilli(), sessionPrefix, tombstonePrefix, key,
+			data, ttl, expiry.UnixMilli(), expires.UnixMilli(),
+			limit.Max, string(limit.Policy),
+			s.opts.tombstoneLifetime().Milliseconds(), string(EndedTooMany)))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch status := reply[0]; status {
+	case "ok":
+		return reply[1:], nil
+	case "revoked":
+		return nil, ErrRevoked
+	case "full":
+		return nil, ErrTooManySessions
+	case "in-use":
+		return nil, fmt.Errorf("session store: create: %w", errKeyInUse)
+	default:
+		return nil, fmt.Errorf("session store: create: unexpected script reply %q", status)
+	}
+}
+
+// ListUser returns userID's live sessions, pruning the user's index: one
+// script, O(that user's sessions).
+func (s *RedisStore) ListUser(ctx context.Context, userID int64) ([]Entry, error) {
+	var entries []Entry
+	err := s.with(ctx, "list user", func(ctx context.Context, c redis.Conn) (err error) {
+		entries, err = entryPairs(s.listUser.DoContext(ctx, c,
+			userIndex(userID), globalIndex, s.opts.now().UnixMilli(), sessionPrefix))
+		return err
+	})
+	return entries, err
+}
+
+// Revoke ends those of keys that are userID's live sessions, recording
+// reason: one script.
+func (s *RedisStore) Revoke(ctx context.Context, userID int64, keys []string, reason EndReason) (int, error) {
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	args := make([]any, 0, 7+len(keys))
+	args = append(args, userIndex(userID), globalIndex,
+		s.opts.now().UnixMilli(), sessionPrefix, tombstonePrefix,
+		string(reason), s.opts.tombstoneLifetime().Milliseconds())
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	var n int
+	err := s.with(ctx, "revoke", func(ctx context.Context, c redis.Conn) (err error) {
+		n, err = redis.Int(s.revoke.DoContext(ctx, c, args...))
+		return err
+	})
+	return n, err
+}
+
+// RevokeUser ends every session of userID but exceptKey, recording reason:
+// one script, O(that user's sessions).
+func (s *RedisStore) RevokeUser(ctx context.Context, userID int64, exceptKey string, reason EndReason) (int, error) {
+	var n int
+	err := s.with(ctx, "revoke user", func(ctx context.Context, c redis.Conn) (err error) {
+		n, err = redis.Int(s.revokeUser.DoContext(ctx, c,
+			userIndex(userID), globalIndex,
+			s.opts.now().UnixMilli(), sessionPrefix, tombstonePrefix,
+			string(reason), s.opts.tombstoneLifetime().Milliseconds(), exceptKey))
+		return err
+	})
+	return n, err
+}
+
+// EndReason returns the reason the tombstone of key records: one GET.
+func (s *RedisStore) EndReason(ctx context.Context, key string) (EndReason, error) {
+	var reason string
+	err := s.with(ctx, "end reason", func(ctx context.Context, c redis.Conn) (err error) {
+		reason, err = redis.String(redis.DoContext(c, ctx, "GET", tombstonePrefix+key))
+		return err
+	})
+	if errors.Is(err, redis.ErrNil) {
+		return "", nil
+	}
+	return EndReason(reason), err
+}
+
+// Count returns how many sessions are live, pruning the global index: one
+// script.
+func (s *RedisStore) Count(ctx context.Context) (int, error) {
+	var n int
+	err := s.with(ctx, "count", func(ctx context.Context, c redis.Conn) (err error) {
+		n, err = redis.Int(s.count.DoContext(ctx, c, globalIndex, s.opts.now().UnixMilli()))
+		return err
+	})
+	return n, err
+}
+
+// Recent returns a page of live sessions, most recently active first: one
+// script. A session that vanished since it was indexed is skipped, so a page
+// may hold fewer than limit.
+func (s *RedisStore) Recent(ctx context.Context, offset, limit int) ([]Entry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	offset = max(offset, 0)
+	var entries []Entry
+	err := s.with(ctx, "recent", func(ctx context.Context, c redis.Conn) (err error) {
+		entries, err = entryPairs(s.recent.DoContext(ctx, c,
+			globalIndex, s.opts.now().UnixMilli(), sessionPrefix, offset, offset+limit-1))
+		return err
+	})
+	return entries, err
+}
+
+// with runs f on a pooled connection, under a deadline of defaultOpTimeout
+// unless ctx has one, and wraps its error with the operation's name.
+func (s *RedisStore) with(ctx context.Context, op string, f func(ctx context.Context, c redis.Conn) error) error {
 	ctx, cancel := bound(ctx)
 	defer cancel()
 	c, err := s.pool.GetContext(ctx)
 	if err != nil {
-		return fmt.Errorf("session store: ping: %w", err)
+		return fmt.Errorf("session store: %s: %w", op, err)
 	}
 	defer c.Close()
-	if _, err := redis.DoContext(c, ctx, "PING"); err != nil {
-		return fmt.Errorf("session store: ping: %w", err)
+	if err := f(ctx, c); err != nil {
+		return fmt.Errorf("session store: %s: %w", op, err)
 	}
 	return nil
 }
@@ -156,4 +312,25 @@ func bound(ctx context.Context) (context.Context, context.CancelFunc) {
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, defaultOpTimeout)
+}
+
+// userIndex is the key of userID's index.
+func userIndex(userID int64) string {
+	return userIndexPrefix + strconv.FormatInt(userID, 10)
+}
+
+// entryPairs reads a script's flat key, data, key, data... reply.
+func entryPairs(reply any, err error) ([]Entry, error) {
+	vals, err := redis.ByteSlices(reply, err)
+	if err != nil {
+		return nil, err
+	}
+	if len(vals)%2 != 0 {
+		return nil, fmt.Errorf("odd-length script reply (%d values)", len(vals))
+	}
+	entries := make([]Entry, 0, len(vals)/2)
+	for i := 0; i < len(vals); i += 2 {
+		entries = append(entries, Entry{Key: string(vals[i]), Data: vals[i+1]})
+	}
+	return entries, nil
 }

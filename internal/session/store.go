@@ -7,14 +7,16 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
 )
 
-// ErrRevoked is returned by Commit for a session that was deleted (signed
-// out or revoked) after the request saving it had loaded it. Writing it would
-// bring the session back, so nothing is written.
+// ErrRevoked is returned by Commit for a session that is not in the store:
+// deleted (signed out or revoked) or expired after the request saving it had
+// loaded it, or never created. Writing it would bring the session back, so
+// nothing is written. Create returns it for a key that was deleted before.
 var ErrRevoked = errors.New("session revoked")
 
 // defaultLifetime is how long tombstones last when Options.Lifetime is zero:
@@ -24,10 +26,12 @@ const defaultLifetime = 24 * time.Hour
 // Store is where sessions live, keyed by scs's hash of the session token
 // (scs runs with HashTokenInStore, so no store ever sees a raw token).
 //
-// Beyond scs.CtxStore's contract, a Store enforces the idle timeout, and
-// Delete is final: Commit of a deleted key writes nothing and returns
-// ErrRevoked until Options.Lifetime has passed. sessiontest.RunStoreContract
-// checks every implementation against this.
+// Beyond scs.CtxStore's contract, a Store enforces the idle timeout, only
+// Create makes sessions — Commit updates a session that exists and otherwise
+// writes nothing and returns ErrRevoked — and Delete is final: it leaves a
+// tombstone recording EndedSignedOut that makes Create of the key fail for
+// Options.Lifetime. sessiontest.RunStoreContract checks every implementation
+// against this.
 type Store interface {
 	scs.CtxStore
 	// Ping reports whether the store can be reached.
@@ -51,11 +55,34 @@ const (
 	Reject LimitPolicy = "reject"
 )
 
-// Limit caps a user's concurrent sessions; Max 0 means no cap.
+// Limit caps a user's concurrent sessions; Max 0 means no cap. A cap needs
+// one of the two policies: Create refuses a Limit without one rather than
+// guess.
 type Limit struct {
 	Max    int
 	Policy LimitPolicy
 }
+
+// check reports a Limit Create cannot apply.
+func (l Limit) check() error {
+	switch {
+	case l.Max < 0:
+		return fmt.Errorf("session limit %d is negative", l.Max)
+	case l.Max > 0 && l.Policy != EvictOldest && l.Policy != Reject:
+		return fmt.Errorf("unknown session limit policy %q", l.Policy)
+	}
+	return nil
+}
+
+// Errors Create returns for a caller's mistake rather than a store state the
+// caller must handle, so they stay unexported.
+var (
+	// errKeyInUse: keys are hashes of fresh 256-bit tokens, so this means a
+	// bug, and overwriting would hand one user's index entry to another.
+	errKeyInUse = errors.New("key already holds a session")
+	// errExpired: the session would end before it was stored.
+	errExpired = errors.New("session expiry is not in the future")
+)
 
 // Entry is one stored session as the registry lists it.
 type Entry struct {

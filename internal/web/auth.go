@@ -4,9 +4,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/hallpass/hallpass/internal/audit"
+	"github.com/hallpass/hallpass/internal/device"
 	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/user"
@@ -18,10 +21,16 @@ const loginFailedMessage = "Incorrect username or password."
 
 // endNotices explain on the login page why a browser was signed out.
 var endNotices = map[string]string{
-	string(session.EndedIdle):     "You were signed out after a period of inactivity. Please sign in again.",
-	string(session.EndedLifetime): "Your session reached its maximum length. Please sign in again.",
-	string(session.EndedUnknown):  "Your session has ended. Please sign in again.",
-	"signed-out":                  "You have signed out.",
+	string(session.EndedIdle):            "You were signed out after a period of inactivity. Please sign in again.",
+	string(session.EndedLifetime):        "Your session reached its maximum length. Please sign in again.",
+	string(session.EndedUnknown):         "Your session has ended. Please sign in again.",
+	string(session.EndedSignedOut):       "You have signed out.",
+	string(session.EndedByAdmin):         "An administrator signed you out. Please sign in again.",
+	string(session.EndedFromOtherDevice): "You signed this device out from another device.",
+	string(session.EndedTooMany):         "You were signed out because your account signed in on too many devices.",
+	string(session.EndedPasswordChanged): "Your password was changed, so you were signed out. Sign in with the new password.",
+	string(session.EndedDisabled):        "Your account has been disabled.",
+	string(session.EndedRevoked):         "Your session was ended. Please sign in again.",
 }
 
 type loginForm struct {
@@ -49,7 +58,9 @@ func (s *Server) handleLoginGet(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "login", d)
 }
 
-// handleLoginPost handles "POST /login".
+// handleLoginPost handles "POST /login". Under the reject session-limit
+// policy the form may also carry end_session, the public ID of one of the
+// user's sessions to sign out so this sign-in fits under the limit.
 func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	if !s.parseForm(w, r) {
 		return
@@ -69,7 +80,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusUnprocessableEntity, "Enter your username and password.")
 		return
 	}
-	if !utf8.ValidString(form.Username) || len(form.Username) > 64 {
+	if !utf8.ValidString(form.Username) || len(form.Username) > user.MaxUsernameLength {
 		form.Username = ""
 	}
 
@@ -77,8 +88,11 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, user.ErrNotFound) || form.Username == "":
 		// Same work as a real check, so timing does not reveal the username.
-		s.hasher.VerifyDummy(r.Context(), pw)
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "login failed", slog.String("reason", "unknown user"))
+		if err := s.hasher.VerifyDummy(r.Context(), pw); errors.Is(err, password.ErrBusy) {
+			s.unavailable(w, r, err)
+			return
+		}
+		s.record(r, audit.Event{Action: audit.LoginFailed, TargetName: form.Username, Detail: "unknown user"})
 		fail(http.StatusUnauthorized, loginFailedMessage)
 		return
 	case err != nil:
@@ -97,24 +111,73 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "login failed", slog.Int64("user_id", u.ID), slog.String("reason", "wrong password"))
+		s.record(r, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "wrong password"})
 		fail(http.StatusUnauthorized, loginFailedMessage)
 		return
 	}
 	if u.Disabled {
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "login refused", slog.Int64("user_id", u.ID), slog.String("reason", "disabled"))
+		s.record(r, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "account disabled"})
 		fail(http.StatusForbidden, "This account is disabled. Ask an administrator to enable it.")
 		return
 	}
 	if rehash {
 		s.upgradeHash(r, u, pw)
 	}
-	if err := s.sessions.Login(r.Context(), session.Identity{UserID: u.ID, Username: u.Username, Role: string(u.Role)}); err != nil {
+	if end := r.PostForm.Get("end_session"); end != "" {
+		if _, err := s.sessions.Revoke(r.Context(), u.ID, end, session.EndedFromOtherDevice); err != nil {
+			s.unavailable(w, r, err)
+			return
+		}
+		s.record(r, audit.Event{ActorID: u.ID, ActorName: u.Username, Action: audit.SessionRevoked, TargetUserID: u.ID, TargetName: u.Username, Detail: "to sign in under the session limit"})
+	}
+	s.signIn(w, r, u, form.Next)
+}
+
+// signIn starts a session for u and redirects to next. Under the reject
+// policy a user at the limit is shown their sessions to end one instead. It
+// reports whether the user is now signed in.
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request, u user.User, next string) bool {
+	client := session.Client{IP: s.clientIP.ClientIP(r), Device: device.Label(r.UserAgent())}
+	evicted, err := s.sessions.Login(r.Context(), session.Identity{UserID: u.ID, Username: u.Username, Role: string(u.Role)}, client)
+	switch {
+	case errors.Is(err, session.ErrTooManySessions):
+		s.record(r, audit.Event{ActorID: u.ID, ActorName: u.Username, Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "session limit reached"})
+		s.renderTooMany(w, r, u, next)
+		return false
+	case err != nil:
+		s.unavailable(w, r, err)
+		return false
+	}
+	s.record(r, audit.Event{Action: audit.LoginSucceeded, TargetUserID: u.ID, TargetName: u.Username, Detail: client.Device})
+	if evicted > 0 {
+		s.record(r, audit.Event{Action: audit.SessionEvicted, TargetUserID: u.ID, TargetName: u.Username,
+			Detail: strconv.Itoa(evicted) + " oldest session(s) signed out: too many devices"})
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "login succeeded", slog.Int64("user_id", u.ID), slog.Int("evicted", evicted))
+	http.Redirect(w, r, next, http.StatusSeeOther)
+	return true
+}
+
+// tooManyData is the content of the session-limit page.
+type tooManyData struct {
+	Username string
+	Next     string
+	Sessions []session.Record
+}
+
+// renderTooMany shows a user at the session limit their sessions, so they
+// can sign one out and go on instead of meeting a dead end. The password is
+// asked again with the choice: nothing about the half-finished sign-in is
+// kept anywhere.
+func (s *Server) renderTooMany(w http.ResponseWriter, r *http.Request, u user.User, next string) {
+	recs, err := s.sessions.ListUser(r.Context(), u.ID)
+	if err != nil {
 		s.unavailable(w, r, err)
 		return
 	}
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "login succeeded", slog.Int64("user_id", u.ID))
-	http.Redirect(w, r, form.Next, http.StatusSeeOther)
+	d := s.newPageData(r, "Too many devices")
+	d.Data = tooManyData{Username: u.Username, Next: next, Sessions: recs}
+	s.render(w, r, http.StatusConflict, "too_many", d)
 }
 
 // upgradeHash re-hashes a password whose stored parameters are weaker than
@@ -142,11 +205,11 @@ func (s *Server) handleLogoutGet(w http.ResponseWriter, r *http.Request) {
 // handleLogoutPost handles "POST /logout".
 func (s *Server) handleLogoutPost(w http.ResponseWriter, r *http.Request) {
 	if info, ok := s.sessions.Current(r.Context()); ok {
+		s.record(r, audit.Event{Action: audit.Logout, TargetUserID: info.UserID, TargetName: info.Username})
 		if err := s.sessions.Logout(r.Context()); err != nil {
 			s.unavailable(w, r, err)
 			return
 		}
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "logout", slog.Int64("user_id", info.UserID))
 	}
 	w.Header().Set("Clear-Site-Data", `"cache", "storage"`)
 	http.Redirect(w, r, "/login?reason=signed-out", http.StatusSeeOther)
@@ -215,12 +278,8 @@ func (s *Server) handleSignupPost(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, r, err)
 		return
 	}
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "signup", slog.Int64("user_id", u.ID))
-	if err := s.sessions.Login(r.Context(), session.Identity{UserID: u.ID, Username: u.Username, Role: string(u.Role)}); err != nil {
-		s.unavailable(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	s.record(r, audit.Event{ActorID: u.ID, ActorName: u.Username, Action: audit.SignupCompleted, TargetUserID: u.ID, TargetName: u.Username})
+	s.signIn(w, r, u, "/")
 }
 
 // parseForm parses a urlencoded form body, answering 413 for an oversized

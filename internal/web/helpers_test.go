@@ -19,6 +19,8 @@ import (
 	"github.com/PuerkitoBio/goquery"
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/hallpass/hallpass/internal/audit"
+	"github.com/hallpass/hallpass/internal/clientip"
 	"github.com/hallpass/hallpass/internal/database"
 	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/redisx"
@@ -73,6 +75,7 @@ func (b *syncBuffer) String() string {
 
 type testOptions struct {
 	backend     string
+	limit       session.Limit
 	signup      bool
 	idle        time.Duration
 	lifetime    time.Duration
@@ -87,7 +90,10 @@ type testServer struct {
 	t      *testing.T
 	clock  *testClock
 	users  user.Store
+	audit  *audit.SQLStore
 	hasher *password.Hasher
+	// sessions is the server's session manager.
+	sessions *session.Manager
 	redis  *testsvc.RedisServer
 	logs   *syncBuffer
 }
@@ -115,7 +121,7 @@ func newTestServer(t *testing.T, opts testOptions) *testServer {
 	clock := &testClock{now: time.Now().UTC().Truncate(time.Second)}
 	users := user.NewSQLStore(db, clock.Now)
 
-	ts := &testServer{t: t, clock: clock, users: users, logs: &syncBuffer{}}
+	ts := &testServer{t: t, clock: clock, users: users, audit: audit.NewSQLStore(db, clock.Now), logs: &syncBuffer{}}
 	storeOpts := session.StoreOptions(opts.idle, opts.lifetime, clock.Now)
 	var store session.Store
 	switch opts.backend {
@@ -138,7 +144,9 @@ func newTestServer(t *testing.T, opts testOptions) *testServer {
 	sessions := session.NewManager(session.ManagerOptions{
 		Store: store, IdleTimeout: opts.idle, Lifetime: opts.lifetime,
 		CookieSecure: !opts.cookieInsec, ReplicaID: "test-replica", Now: clock.Now,
+		Limit: opts.limit, CheckUser: UserCheck(users),
 	})
+	ts.sessions = sessions
 	handler, err := NewServer(Deps{
 		Logger:       slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		ReplicaID:    "test-replica",
@@ -149,6 +157,9 @@ func newTestServer(t *testing.T, opts testOptions) *testServer {
 		SessionStore: store,
 		Users:        users,
 		Hasher:       ts.hasher,
+		Audit:        ts.audit,
+		ClientIP:     clientip.NewResolver(nil),
+		Now:          clock.Now,
 	})
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
@@ -187,6 +198,8 @@ type browser struct {
 	t      *testing.T
 	ts     *testServer
 	client *http.Client
+	// userAgent is sent with every request, to tell devices apart.
+	userAgent string
 }
 
 func (ts *testServer) newBrowser() *browser {
@@ -229,6 +242,9 @@ func (r response) text(t *testing.T, selector string) string {
 
 func (b *browser) do(req *http.Request) response {
 	b.t.Helper()
+	if b.userAgent != "" {
+		req.Header.Set("User-Agent", b.userAgent)
+	}
 	res, err := b.client.Do(req)
 	if err != nil {
 		b.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
@@ -328,5 +344,19 @@ func testPages() (*pages, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parsePages(tfs)
+	return parsePages(tfs, time.Now)
+}
+
+// Browsers as devices, by their User-Agent.
+const (
+	firefoxLinux = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+	chromeMac    = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+	safariPhone  = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"
+)
+
+// newDevice is a browser that presents itself with userAgent.
+func (ts *testServer) newDevice(userAgent string) *browser {
+	b := ts.newBrowser()
+	b.userAgent = userAgent
+	return b
 }

@@ -7,9 +7,11 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/user"
 )
 
 // pages is the template cache: each page parsed once, with the layout, at
@@ -18,19 +20,57 @@ type pages struct {
 	byName map[string]*template.Template
 }
 
-var templateFuncs = template.FuncMap{
-	"isoTime":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"fullTime": func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04:05 UTC") },
+// templateFuncs are the helpers templates may call; now is the server's
+// clock, so relative times agree with the times sessions are judged by.
+func templateFuncs(now func() time.Time) template.FuncMap {
+	return template.FuncMap{
+		"isoTime":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"fullTime":  func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04:05 UTC") },
+		"ago":       func(t time.Time) string { return relativeTime(now(), t) },
+		"hasPrefix": strings.HasPrefix,
+	}
 }
 
-func parsePages(files fs.FS) (*pages, error) {
+// relativeTime says how far t is from now in words: "5 minutes ago",
+// "in 2 hours", "just now".
+func relativeTime(now, t time.Time) string {
+	d := now.Sub(t)
+	future := d < 0
+	if future {
+		d = -d
+	}
+	var amount string
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		amount = plural(int(d/time.Minute), "minute")
+	case d < 48*time.Hour:
+		amount = plural(int(d/time.Hour), "hour")
+	default:
+		amount = plural(int(d/(24*time.Hour)), "day")
+	}
+	if future {
+		return "in " + amount
+	}
+	return amount + " ago"
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+func parsePages(files fs.FS, now func() time.Time) (*pages, error) {
 	names, err := fs.Glob(files, "pages/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("list page templates: %w", err)
 	}
 	p := &pages{byName: map[string]*template.Template{}}
 	for _, name := range names {
-		t, err := template.New("").Funcs(templateFuncs).ParseFS(files, "layout.html", name)
+		t, err := template.New("").Funcs(templateFuncs(now)).ParseFS(files, "layout.html", "partials/*.html", name)
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", name, err)
 		}
@@ -43,11 +83,16 @@ func parsePages(files fs.FS) (*pages, error) {
 type pageData struct {
 	Title       string
 	User        *session.Info
+	IsAdmin     bool
 	Replica     string
 	SignupOpen  bool
 	IdleTimeout time.Duration
-	Notice      string
-	Form        any
+	// Path is the request path, for marking the current navigation link.
+	Path   string
+	Notice string
+	Form   any
+	// Data is the page's own content.
+	Data any
 	// Error pages.
 	Status  int
 	Heading string
@@ -56,9 +101,10 @@ type pageData struct {
 
 // newPageData fills in what every page shows about the request.
 func (s *Server) newPageData(r *http.Request, title string) pageData {
-	d := pageData{Title: title, Replica: s.replicaID, SignupOpen: s.signupOpen, IdleTimeout: s.idleTimeout}
+	d := pageData{Title: title, Replica: s.replicaID, SignupOpen: s.signupOpen, IdleTimeout: s.idleTimeout, Path: r.URL.Path}
 	if info, ok := s.sessions.Current(r.Context()); ok {
 		d.User = &info
+		d.IsAdmin = info.Role == string(user.RoleAdmin)
 	}
 	return d
 }

@@ -41,6 +41,24 @@ func (s *Server) routes() (http.Handler, error) {
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireUser)
 			r.Get("/", s.handleHome)
+			r.Get("/account/sessions", s.handleAccountSessions)
+			r.Post("/account/sessions/revoke-others", s.handleAccountRevokeOthers)
+			r.Post("/account/sessions/{id}/revoke", s.handleAccountSessionRevoke)
+			r.Get("/account/password", s.handleAccountPasswordGet)
+			r.Post("/account/password", s.handleAccountPasswordPost)
+
+			// Admin: the administrator role is required.
+			r.Group(func(r chi.Router) {
+				r.Use(s.requireAdmin)
+				r.Get("/admin", s.handleAdminHome)
+				r.Get("/admin/users", s.handleAdminUsers)
+				r.Get("/admin/users/{id}", s.handleAdminUser)
+				r.Post("/admin/users/{id}/revoke-all", s.handleAdminRevokeAll)
+				r.Post("/admin/users/{id}/disable", s.handleAdminDisable)
+				r.Post("/admin/users/{id}/enable", s.handleAdminEnable)
+				r.Post("/admin/sessions/{id}/revoke", s.handleAdminSessionRevoke)
+				r.Get("/admin/audit", s.handleAdminAudit)
+			})
 		})
 	})
 	return r, nil

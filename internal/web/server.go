@@ -5,11 +5,14 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/hallpass/hallpass/internal/audit"
+	"github.com/hallpass/hallpass/internal/clientip"
 	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/user"
@@ -19,9 +22,21 @@ import (
 // UserStore is what the web layer needs of the user database.
 type UserStore interface {
 	Create(ctx context.Context, u user.NewUser) (user.User, error)
+	ByID(ctx context.Context, id int64) (user.User, error)
 	ByUsername(ctx context.Context, name string) (user.User, error)
+	List(ctx context.Context, opts user.ListOptions) ([]user.User, error)
+	Count(ctx context.Context) (int, error)
 	SetPasswordHash(ctx context.Context, id int64, hash string) error
+	SetDisabled(ctx context.Context, id int64, disabled bool) error
+	SetSessionsValidAfter(ctx context.Context, id int64, t time.Time) error
 	Ping(ctx context.Context) error
+}
+
+// AuditLog is what the web layer needs of the audit log.
+type AuditLog interface {
+	Record(ctx context.Context, ev audit.Event) error
+	List(ctx context.Context, opts audit.ListOptions) ([]audit.Event, error)
+	Count(ctx context.Context, opts audit.ListOptions) (int, error)
 }
 
 // Pinger is a dependency whose reachability /readyz reports.
@@ -40,6 +55,13 @@ type Deps struct {
 	SessionStore Pinger
 	Users        UserStore
 	Hasher       *password.Hasher
+	Audit        AuditLog
+	// ClientIP finds the client's address, trusting X-Forwarded-For only
+	// from the configured proxies.
+	ClientIP *clientip.Resolver
+	// Now is the clock for times the pages show and record; nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // Server holds the dependencies its handlers share.
@@ -53,6 +75,9 @@ type Server struct {
 	sessionStore Pinger
 	users        UserStore
 	hasher       *password.Hasher
+	audit        AuditLog
+	clientIP     *clientip.Resolver
+	now          func() time.Time
 	pages        *pages
 }
 
@@ -63,7 +88,11 @@ func NewServer(d Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open embedded templates: %w", err)
 	}
-	p, err := parsePages(tfs)
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	p, err := parsePages(tfs, now)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +106,33 @@ func NewServer(d Deps) (http.Handler, error) {
 		sessionStore: d.SessionStore,
 		users:        d.Users,
 		hasher:       d.Hasher,
+		audit:        d.Audit,
+		clientIP:     d.ClientIP,
+		now:          now,
 		pages:        p,
 	}
 	return s.routes()
+}
+
+// UserCheck returns the check a session.Manager runs when it refreshes a
+// session: the durable record of revocations in the user database. A
+// session ends if its user is gone or disabled, or if it was created before
+// the user's sessions-valid-after time (set by "sign out everywhere", a
+// password change or disabling), so a revocation that a Redis failover lost
+// cannot bring a session back for longer than one refresh interval.
+func UserCheck(users UserStore) func(ctx context.Context, userID int64, created time.Time) (session.EndReason, error) {
+	return func(ctx context.Context, userID int64, created time.Time) (session.EndReason, error) {
+		u, err := users.ByID(ctx, userID)
+		switch {
+		case errors.Is(err, user.ErrNotFound):
+			return session.EndedDisabled, nil
+		case err != nil:
+			return "", err
+		case u.Disabled:
+			return session.EndedDisabled, nil
+		case created.Before(u.SessionsValidAfter):
+			return session.EndedRevoked, nil
+		}
+		return "", nil
+	}
 }

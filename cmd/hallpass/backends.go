@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/hallpass/hallpass/internal/audit"
+	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/database"
+	"github.com/hallpass/hallpass/internal/redisx"
+	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/user"
+	"github.com/hallpass/hallpass/internal/web"
+)
+
+// backends are the stores a Hallpass process works with, opened and
+// checked once, and closed together.
+type backends struct {
+	db       *database.DB
+	users    *user.SQLStore
+	audit    *audit.SQLStore
+	store    session.Store
+	shared   bool // the session store is Redis, shared with other processes
+	sessions *session.Manager
+	pool     *redis.Pool
+}
+
+// openBackends opens the database (migrating it) and the session store
+// named by cfg, and checks both answer.
+func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger) (*backends, error) {
+	b := &backends{}
+	db, err := database.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", database.DescribeURL(cfg.DatabaseURL), err)
+	}
+	b.db = db
+	if err := database.Migrate(ctx, db); err != nil {
+		b.close()
+		return nil, fmt.Errorf("migrate database: %w", err)
+	}
+	b.users = user.NewSQLStore(db, time.Now)
+	b.audit = audit.NewSQLStore(db, time.Now)
+
+	storeOpts := session.StoreOptions(cfg.SessionIdleTimeout, cfg.SessionLifetime, nil)
+	if cfg.RedisURL != "" {
+		pool, err := redisx.NewPool(cfg.RedisURL, redisx.DefaultPoolOptions())
+		if err != nil {
+			b.close()
+			return nil, fmt.Errorf("session store: %w", err)
+		}
+		b.pool = pool
+		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = redisx.Ping(pingCtx, pool)
+		cancel()
+		if err != nil {
+			b.close()
+			return nil, fmt.Errorf("session store %s is not reachable: %w", redisx.DescribeURL(cfg.RedisURL), err)
+		}
+		b.store = session.NewRedisStore(pool, storeOpts)
+		b.shared = true
+		log.Info("sessions are stored in Redis", slog.String("redis", redisx.DescribeURL(cfg.RedisURL)))
+	} else {
+		b.store = session.NewMemoryStore(storeOpts)
+	}
+	b.sessions = session.NewManager(session.ManagerOptions{
+		Store:        b.store,
+		IdleTimeout:  cfg.SessionIdleTimeout,
+		Lifetime:     cfg.SessionLifetime,
+		CookieSecure: cfg.CookieSecure,
+		ReplicaID:    cfg.ReplicaID,
+		Limit:        session.Limit{Max: cfg.MaxSessionsPerUser, Policy: session.LimitPolicy(cfg.SessionLimitPolicy)},
+		CheckUser:    web.UserCheck(b.users),
+	})
+	return b, nil
+}
+
+// close releases the stores.
+func (b *backends) close() {
+	if b.pool != nil {
+		b.pool.Close()
+	}
+	if b.db != nil {
+		b.db.Close()
+	}
+}
+
+// errLocalSessions explains why the CLI cannot reach sessions kept inside a
+// running server process.
+var errLocalSessions = errors.New("sessions are kept inside the running server (HALLPASS_REDIS_URL is empty), so this command cannot see them; use the admin pages, or run Hallpass with Redis")

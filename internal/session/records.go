@@ -1,0 +1,180 @@
+package session
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// publicIDContext separates the public-ID derivation from every other use of
+// SHA-256 over a store key.
+const publicIDContext = "hallpass public session id\x00"
+
+// Record is a signed-in session as pages and the CLI show it.
+type Record struct {
+	// PublicID names the session in pages and URLs: "<user id>.<digest>".
+	// It derives from the store key by a one-way hash, so it can be turned
+	// back into neither a cookie nor a store key.
+	PublicID string
+	Identity
+	Created        time.Time
+	LastSeen       time.Time
+	IdleExpiry     time.Time
+	AbsoluteExpiry time.Time
+	IP             string
+	Device         string
+	Replica        string
+	// Current marks the session of the request that asked.
+	Current bool
+
+	key string
+}
+
+// publicIDFor derives the public ID of the session stored under key.
+func publicIDFor(userID int64, key string) string {
+	sum := sha256.Sum256([]byte(publicIDContext + key))
+	return strconv.FormatInt(userID, 10) + "." + base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// UserOfPublicID returns the user a public session ID belongs to.
+func UserOfPublicID(id string) (int64, bool) {
+	uid, digest, ok := strings.Cut(id, ".")
+	if !ok || len(digest) != 16 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(uid, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// record decodes a stored session.
+func (m *Manager) record(e Entry, currentKey string) (Record, error) {
+	_, values, err := m.scs.Codec.Decode(e.Data)
+	if err != nil {
+		return Record{}, fmt.Errorf("decode session: %w", err)
+	}
+	i64 := func(k string) int64 { v, _ := values[k].(int64); return v }
+	str := func(k string) string { v, _ := values[k].(string); return v }
+	created, seen := time.Unix(0, i64(keyCreated)), time.Unix(0, i64(keySeen))
+	uid := i64(keyUserID)
+	return Record{
+		PublicID:       publicIDFor(uid, e.Key),
+		Identity:       Identity{UserID: uid, Username: str(keyUsername), Role: str(keyRole)},
+		Created:        created,
+		LastSeen:       seen,
+		IdleExpiry:     seen.Add(m.idle),
+		AbsoluteExpiry: created.Add(m.lifetime),
+		IP:             str(keyIP),
+		Device:         str(keyDevice),
+		Replica:        str(keyReplica),
+		Current:        e.Key == currentKey,
+		key:            e.Key,
+	}, nil
+}
+
+// records decodes entries, skipping any that idled out or outlived their
+// lifetime by the Manager's clock but are still in the store's grace window.
+func (m *Manager) records(ctx context.Context, entries []Entry) ([]Record, error) {
+	current := ""
+	if _, inRequest := ctx.Value(stateKey{}).(*requestState); inRequest {
+		if tok := m.scs.Token(ctx); tok != "" {
+			current = hashToken(tok)
+		}
+	}
+	now := m.now()
+	out := make([]Record, 0, len(entries))
+	for _, e := range entries {
+		r, err := m.record(e, current)
+		if err != nil {
+			return nil, err
+		}
+		if !now.Before(r.IdleExpiry) || !now.Before(r.AbsoluteExpiry) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ListUser returns userID's live sessions, most recently active first, with
+// the session of ctx's request marked Current.
+func (m *Manager) ListUser(ctx context.Context, userID int64) ([]Record, error) {
+	entries, err := m.store.ListUser(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions of user %d: %w", userID, err)
+	}
+	recs, err := m.records(ctx, entries)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].LastSeen.After(recs[j].LastSeen) })
+	return recs, nil
+}
+
+// Revoke ends userID's session with the given public ID. It reports false
+// if userID has no such live session (someone else's ID included).
+func (m *Manager) Revoke(ctx context.Context, userID int64, publicID string, reason EndReason) (bool, error) {
+	entries, err := m.store.ListUser(ctx, userID)
+	if err != nil {
+		return false, fmt.Errorf("list sessions of user %d: %w", userID, err)
+	}
+	for _, e := range entries {
+		if publicIDFor(userID, e.Key) != publicID {
+			continue
+		}
+		n, err := m.store.Revoke(ctx, userID, []string{e.Key}, reason)
+		if err != nil {
+			return false, fmt.Errorf("revoke session: %w", err)
+		}
+		return n > 0, nil
+	}
+	return false, nil
+}
+
+// RevokeOthers ends every session of the request's user except the
+// request's own, and returns how many it ended.
+func (m *Manager) RevokeOthers(ctx context.Context, reason EndReason) (int, error) {
+	info, ok := m.Current(ctx)
+	if !ok {
+		return 0, nil
+	}
+	n, err := m.store.RevokeUser(ctx, info.UserID, hashToken(m.scs.Token(ctx)), reason)
+	if err != nil {
+		return 0, fmt.Errorf("revoke other sessions of user %d: %w", info.UserID, err)
+	}
+	return n, nil
+}
+
+// RevokeUser ends every session of userID and returns how many it ended.
+func (m *Manager) RevokeUser(ctx context.Context, userID int64, reason EndReason) (int, error) {
+	n, err := m.store.RevokeUser(ctx, userID, "", reason)
+	if err != nil {
+		return 0, fmt.Errorf("revoke sessions of user %d: %w", userID, err)
+	}
+	return n, nil
+}
+
+// Count returns how many signed-in sessions are live.
+func (m *Manager) Count(ctx context.Context) (int, error) {
+	n, err := m.store.Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count sessions: %w", err)
+	}
+	return n, nil
+}
+
+// Recent returns live sessions, most recently active first.
+func (m *Manager) Recent(ctx context.Context, offset, limit int) ([]Record, error) {
+	entries, err := m.store.Recent(ctx, offset, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list recent sessions: %w", err)
+	}
+	return m.records(ctx, entries)
+}

@@ -1,0 +1,60 @@
+-- Create a signed-in session: refuse a revoked or taken key, enforce the
+-- user's concurrent-session limit, store and index the session, all in one
+-- atomic step, so replicas signing the same user in at once cannot together
+-- exceed the limit.
+--
+-- KEYS[1] session key, KEYS[2] its tombstone key, KEYS[3] the user's index,
+-- KEYS[4] the global index
+-- ARGV[1] now (ms)                ARGV[2] session prefix
+-- ARGV[3] tombstone prefix        ARGV[4] the session's key (index member)
+-- ARGV[5] session data            ARGV[6] session time to live (ms, > 0)
+-- ARGV[7] absolute expiry (ms): the user index score, fixed for life
+-- ARGV[8] current expiry (ms): the global index score, refreshed by commits
+-- ARGV[9] limit (0: none)         ARGV[10] policy: evict-oldest or reject
+-- ARGV[11] tombstone time to live (ms) ARGV[12] end reason for evictions
+--
+-- Returns {'ok', evicted keys...}, {'revoked'}, {'in-use'} or {'full'}.
+local now = tonumber(ARGV[1])
+local session_prefix, tombstone_prefix = ARGV[2], ARGV[3]
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return { 'revoked' }
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return { 'in-use' }
+end
+
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+local live = prune_user(KEYS[3], KEYS[4], now, session_prefix)
+local max = tonumber(ARGV[9])
+local result = { 'ok' }
+if max > 0 and #live >= max then
+  if ARGV[10] ~= 'evict-oldest' then
+    return { 'full' }
+  end
+  -- Least recently active first: lowest global score (a member missing from
+  -- the global index counts as oldest), then earliest absolute expiry, then
+  -- key, so the choice is the same on every run.
+  local order = {}
+  for i, e in ipairs(live) do
+    local score = redis.call('ZSCORE', KEYS[4], e[1])
+    order[i] = { key = e[1], active = score and tonumber(score) or -math.huge, absolute = e[2] }
+  end
+  table.sort(order, function(a, b)
+    if a.active ~= b.active then return a.active < b.active end
+    if a.absolute ~= b.absolute then return a.absolute < b.absolute end
+    return a.key < b.key
+  end)
+  for i = 1, #live - max + 1 do
+    end_session(order[i].key, KEYS[3], KEYS[4], session_prefix, tombstone_prefix, ARGV[12], ARGV[11])
+    result[#result + 1] = order[i].key
+  end
+end
+
+redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[6])
+redis.call('ZADD', KEYS[3], ARGV[7], ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[8], ARGV[4])
+-- The user's index outlives its last session by nothing: an abandoned index
+-- vanishes by itself. Relative to now, so Redis's clock does not matter.
+local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+redis.call('PEXPIRE', KEYS[3], string.format('%d', tonumber(last[2]) - now))
+return result
