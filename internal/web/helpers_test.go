@@ -94,8 +94,8 @@ type testServer struct {
 	hasher *password.Hasher
 	// sessions is the server's session manager.
 	sessions *session.Manager
-	redis  *testsvc.RedisServer
-	logs   *syncBuffer
+	redis    *testsvc.RedisServer
+	logs     *syncBuffer
 }
 
 func newTestServer(t *testing.T, opts testOptions) *testServer {
