@@ -282,3 +282,59 @@ func TestUserCommands(t *testing.T) {
 		t.Errorf("no command: %v, want a usage error", err)
 	}
 }
+
+func TestSessionsCommandsActOnRunningReplicasAtOnce(t *testing.T) {
+	rs := testsvc.StartRedis(t)
+	env := map[string]string{
+		"HALLPASS_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "h.db"),
+		"HALLPASS_REDIS_URL":    rs.URL,
+		"HALLPASS_REPLICA_ID":   "r1",
+	}
+	if out, err := runCLI(t, env, "correct horse battery\n", "user", "add", "dave"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	r := startServe(t, env)
+	phone, laptop := newClient(t), newClient(t)
+	phone.login(r.url, "dave", "correct horse battery")
+	laptop.login(r.url, "dave", "correct horse battery")
+
+	out, err := runCLI(t, env, "", "sessions", "list", "--user", "dave")
+	if err != nil {
+		t.Fatalf("sessions list: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID") {
+		t.Fatalf("sessions list printed %d lines, want a header and 2 sessions:\n%s", len(lines), out)
+	}
+	id := strings.Fields(lines[1])[0]
+	if out, err := runCLI(t, env, "", "sessions", "revoke", "--id", id); err != nil {
+		t.Fatalf("sessions revoke --id: %v\n%s", err, out)
+	}
+	signedIn := 0
+	for _, c := range []*client{phone, laptop} {
+		if res, _ := c.do(http.MethodGet, r.url+"/", nil); res.StatusCode == http.StatusOK {
+			signedIn++
+		}
+	}
+	if signedIn != 1 {
+		t.Fatalf("after revoking one session by ID, %d of 2 devices are signed in, want 1", signedIn)
+	}
+	if out, err := runCLI(t, env, "", "sessions", "revoke", "--user", "dave"); err != nil || !strings.Contains(out, "1 session(s) of dave signed out") {
+		t.Fatalf("sessions revoke --user: %v\n%s", err, out)
+	}
+	for _, c := range []*client{phone, laptop} {
+		if res, _ := c.do(http.MethodGet, r.url+"/", nil); res.StatusCode != http.StatusSeeOther {
+			t.Errorf("a device is still signed in after sessions revoke --user: %d", res.StatusCode)
+		}
+	}
+	if _, err := runCLI(t, env, "", "sessions", "revoke"); !errors.Is(err, errUsage) {
+		t.Errorf("sessions revoke without a target: %v, want a usage error", err)
+	}
+}
+
+func TestSessionsListNeedsASharedStore(t *testing.T) {
+	env := map[string]string{"HALLPASS_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "h.db")}
+	if _, err := runCLI(t, env, "", "sessions", "list"); !errors.Is(err, errLocalSessions) {
+		t.Errorf("sessions list without Redis: %v, want errLocalSessions", err)
+	}
+}

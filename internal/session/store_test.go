@@ -50,8 +50,8 @@ func TestRedisStoreNeverHoldsARawToken(t *testing.T) {
 		token := sessiontest.NewToken(t)
 		tokens = append(tokens, token)
 		key := sessiontest.HashToken(token)
-		if err := store.CommitCtx(ctx, key, []byte("user=42"), time.Now().Add(time.Hour)); err != nil {
-			t.Fatalf("Commit: %v", err)
+		if _, err := store.Create(ctx, key, 42, []byte("user=42"), time.Now().Add(time.Hour), session.Limit{}); err != nil {
+			t.Fatalf("Create: %v", err)
 		}
 		if i%2 == 0 {
 			if err := store.DeleteCtx(ctx, key); err != nil {
@@ -65,16 +65,28 @@ func TestRedisStoreNeverHoldsARawToken(t *testing.T) {
 	if err != nil {
 		t.Fatalf("KEYS: %v", err)
 	}
-	if len(keys) != len(tokens) {
-		t.Errorf("Redis holds %d keys, want %d (3 sessions, 3 tombstones): %q", len(keys), len(tokens), keys)
+	// 3 sessions, 3 tombstones, the user's index and the global one.
+	if len(keys) != len(tokens)+2 {
+		t.Errorf("Redis holds %d keys, want %d: %q", len(keys), len(tokens)+2, keys)
 	}
 	for _, k := range keys {
-		v, err := redis.Bytes(c.Do("GET", k))
-		if err != nil {
-			t.Fatalf("GET %s: %v", k, err)
+		var content []string
+		switch typ, _ := redis.String(c.Do("TYPE", k)); typ {
+		case "string":
+			v, err := redis.String(c.Do("GET", k))
+			if err != nil {
+				t.Fatalf("GET %s: %v", k, err)
+			}
+			content = []string{v}
+		case "zset":
+			if content, err = redis.Strings(c.Do("ZRANGE", k, 0, -1)); err != nil {
+				t.Fatalf("ZRANGE %s: %v", k, err)
+			}
+		default:
+			t.Fatalf("key %s has unexpected type %q", k, typ)
 		}
 		for _, token := range tokens {
-			if strings.Contains(k, token) || strings.Contains(string(v), token) {
+			if strings.Contains(k, token) || strings.Contains(strings.Join(content, " "), token) {
 				t.Errorf("key %q or its value holds a raw token", k)
 			}
 		}
@@ -89,6 +101,9 @@ func TestRedisStoreFindIsOneCommand(t *testing.T) {
 	ctx := context.Background()
 	key := sessiontest.NewKey(t)
 	// Warm up: the first script calls load the scripts (EVALSHA, then EVAL).
+	if _, err := store.Create(ctx, key, 7, []byte("v"), time.Now().Add(time.Hour), session.Limit{}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
 	if err := store.CommitCtx(ctx, key, []byte("v"), time.Now().Add(time.Hour)); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
@@ -131,6 +146,49 @@ func TestRedisStoreFindIsOneCommand(t *testing.T) {
 	if stats["evalsha"] != 2*n || stats["eval"] != 0 || stats["multi"] != 0 || stats["get"] != 0 {
 		t.Errorf("%d Commits and %d Deletes: want %d EVALSHA and no other round trips; stats %v", n, n, 2*n, stats)
 	}
+
+	// Every registry call is one round trip too.
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"Create", func() error {
+			_, err := store.Create(ctx, sessiontest.NewKey(t), 7, []byte("v"), time.Now().Add(time.Hour), session.Limit{Max: 2, Policy: session.EvictOldest})
+			return err
+		}},
+		{"ListUser", func() error { _, err := store.ListUser(ctx, 7); return err }},
+		{"Revoke", func() error { _, err := store.Revoke(ctx, 7, []string{key}, session.EndedByAdmin); return err }},
+		{"RevokeUser", func() error { _, err := store.RevokeUser(ctx, 7, "", session.EndedByAdmin); return err }},
+		{"EndReason", func() error { _, err := store.EndReason(ctx, key); return err }},
+		{"Count", func() error { _, err := store.Count(ctx); return err }},
+		{"Recent", func() error { _, err := store.Recent(ctx, 0, 10); return err }},
+	}
+	for _, call := range calls {
+		if err := call.call(); err != nil { // loads the script
+			t.Fatalf("%s: %v", call.name, err)
+		}
+		before := totalCalls(commandStats(t, c))
+		if err := call.call(); err != nil {
+			t.Fatalf("%s: %v", call.name, err)
+		}
+		stats := commandStats(t, c)
+		if got := totalCalls(stats) - before - 1; got != 1 { // - 1: the INFO before
+			t.Errorf("%s ran %d top-level commands, want 1 (stats %v)", call.name, got, stats)
+		}
+	}
+}
+
+// totalCalls counts the top-level commands in stats: scripts' inner commands
+// are counted under their own names too, so those are left out.
+func totalCalls(stats map[string]int) int {
+	n := 0
+	for cmd, calls := range stats {
+		switch cmd {
+		case "evalsha", "eval", "get", "info", "config|resetstat", "config":
+			n += calls
+		}
+	}
+	return n
 }
 
 // commandStats returns calls per command since the last CONFIG RESETSTAT.
