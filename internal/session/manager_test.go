@@ -78,7 +78,9 @@ func newInFlightRig(t *testing.T, store Store, clock *fakeClock) *inFlightRig {
 			io.WriteString(w, info.Username)
 		}
 	})
-	onErr := func(w http.ResponseWriter, _ *http.Request, err error) { http.Error(w, err.Error(), http.StatusServiceUnavailable) }
+	onErr := func(w http.ResponseWriter, _ *http.Request, err error) {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	}
 	rig.srv = httptest.NewServer(rig.m.LoadAndSave(onErr)(mux))
 	t.Cleanup(rig.srv.Close)
 	return rig
