@@ -12,6 +12,7 @@ import (
 	"github.com/hallpass/hallpass/internal/audit"
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/database"
+	"github.com/hallpass/hallpass/internal/metrics"
 	"github.com/hallpass/hallpass/internal/redisx"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/user"
@@ -21,18 +22,20 @@ import (
 // backends are the stores a Hallpass process works with, opened and
 // checked once, and closed together.
 type backends struct {
-	db       *database.DB
-	users    *user.SQLStore
-	audit    *audit.SQLStore
-	store    session.Store
-	shared   bool // the session store is Redis, shared with other processes
-	sessions *session.Manager
-	pool     *redis.Pool
+	db    *database.DB
+	users *user.SQLStore
+	// userStore is users, instrumented when metrics are on.
+	userStore user.Store
+	audit     *audit.SQLStore
+	store     session.Store
+	shared    bool // the session store is Redis, shared with other processes
+	sessions  *session.Manager
+	pool      *redis.Pool
 }
 
 // openBackends opens the database (migrating it) and the session store
-// named by cfg, and checks both answer.
-func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger) (*backends, error) {
+// named by cfg, and checks both answer. With m, every store call is timed.
+func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*backends, error) {
 	b := &backends{}
 	db, err := database.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -44,6 +47,7 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger) (*ba
 		return nil, fmt.Errorf("migrate database: %w", err)
 	}
 	b.users = user.NewSQLStore(db, time.Now)
+	b.userStore = b.users
 	b.audit = audit.NewSQLStore(db, time.Now)
 
 	storeOpts := session.StoreOptions(cfg.SessionIdleTimeout, cfg.SessionLifetime, nil)
@@ -67,6 +71,10 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger) (*ba
 	} else {
 		b.store = session.NewMemoryStore(storeOpts)
 	}
+	if m != nil {
+		b.store = metrics.InstrumentStore(b.store, m)
+		b.userStore = metrics.InstrumentUsers(b.users, m)
+	}
 	b.sessions = session.NewManager(session.ManagerOptions{
 		Store:        b.store,
 		IdleTimeout:  cfg.SessionIdleTimeout,
@@ -74,7 +82,7 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger) (*ba
 		CookieSecure: cfg.CookieSecure,
 		ReplicaID:    cfg.ReplicaID,
 		Limit:        session.Limit{Max: cfg.MaxSessionsPerUser, Policy: session.LimitPolicy(cfg.SessionLimitPolicy)},
-		CheckUser:    web.UserCheck(b.users),
+		CheckUser:    web.UserCheck(b.userStore),
 	})
 	return b, nil
 }

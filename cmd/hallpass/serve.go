@@ -10,11 +10,13 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/hallpass/hallpass/internal/clientip"
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/database"
+	"github.com/hallpass/hallpass/internal/metrics"
 	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/web"
 )
@@ -35,11 +37,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel).With(slog.String("replica", cfg.ReplicaID))
 
-	b, err := openBackends(ctx, cfg, log)
+	var m *metrics.Metrics
+	var activeSessions func(context.Context) (int, error)
+	if cfg.MetricsAddr != "" {
+		m = metrics.New(func(ctx context.Context) (int, error) { return activeSessions(ctx) })
+	}
+	b, err := openBackends(ctx, cfg, log, m)
 	if err != nil {
 		return err
 	}
 	defer b.close()
+	activeSessions = b.store.Count
 	log.Info("database ready", slog.String("database", database.DescribeURL(cfg.DatabaseURL)))
 	if n, err := b.users.Count(ctx); err == nil && n == 0 {
 		log.Warn("no users yet: create the first administrator with `hallpass user add NAME --admin` (the password is read from standard input)")
@@ -51,6 +59,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		log.Warn("HALLPASS_COOKIE_SECURE=false: the session cookie is sent over plain http and loses the __Host- prefix; use this only on a test rig")
 	}
 
+	var draining atomic.Bool
 	handler, err := web.NewServer(web.Deps{
 		Logger:       log,
 		ReplicaID:    cfg.ReplicaID,
@@ -59,8 +68,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		IdleTimeout:  cfg.SessionIdleTimeout,
 		Sessions:     b.sessions,
 		SessionStore: b.store,
-		Users:        b.users,
+		Users:        b.userStore,
 		Audit:        b.audit,
+		Metrics:      m,
+		Draining:     draining.Load,
 		ClientIP:     clientip.NewResolver(cfg.TrustedProxies),
 		// Each argon2id hash holds about 19 MiB; two per core keeps the
 		// cores busy without letting a login flood exhaust memory.
@@ -86,19 +97,49 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	log.Info("serving", slog.String("addr", ln.Addr().String()), slog.String("url", "http://"+displayHost(ln.Addr())))
 
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	var metricsSrv *http.Server
+	if m != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		metricsSrv = &http.Server{Addr: cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("listen on %s for metrics: %w", cfg.MetricsAddr, err)
+		}
+		log.Info("serving metrics", slog.String("addr", mln.Addr().String()))
+		go func() { serveErr <- metricsSrv.Serve(mln) }()
+	}
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+
+	// Drain: report not-ready so the load balancer stops sending requests,
+	// give it time to notice, then stop accepting and let in-flight
+	// requests finish.
+	draining.Store(true)
+	log.Info("draining", slog.Duration("delay", cfg.DrainDelay))
+	if cfg.DrainDelay > 0 {
+		select {
+		case <-time.After(cfg.DrainDelay):
+		case err := <-serveErr:
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
 	log.Info("shutting down", slog.Duration("grace", shutdownGrace))
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
+	if metricsSrv != nil {
+		defer metricsSrv.Close()
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shut down: %w", err)
 	}
+	log.Info("stopped")
 	return nil
 }
 

@@ -75,7 +75,7 @@ func openCLIBackends(ctx context.Context, getenv func(string) string, stderr io.
 	if err != nil {
 		return nil, fmt.Errorf("configuration:\n%w", err)
 	}
-	return openBackends(ctx, cfg, newLogger(stderr, cfg.LogFormat, slog.LevelWarn))
+	return openBackends(ctx, cfg, newLogger(stderr, cfg.LogFormat, slog.LevelWarn), nil)
 }
 
 // cliActor names the command line as the actor in audit records.

@@ -62,6 +62,12 @@ type Config struct {
 	MaxSessionsPerUser int
 	// SessionLimitPolicy is evict-oldest or reject.
 	SessionLimitPolicy string
+	// MetricsAddr is the listen address of the Prometheus metrics server;
+	// empty turns it off.
+	MetricsAddr string
+	// DrainDelay is how long a stopping replica reports not-ready before it
+	// stops taking requests, so the load balancer can route around it.
+	DrainDelay time.Duration
 }
 
 // Setting documents one configuration value: its environment variable, its
@@ -202,6 +208,32 @@ func Settings() []Setting {
 			},
 		},
 		{
+			Env: "HALLPASS_METRICS_ADDR", Flag: "metrics-addr", Default: "", Accepted: "host:port",
+			Doc: "Listen address of the Prometheus /metrics server, separate from the public one. Empty turns it off.",
+			apply: func(c *Config, v string) error {
+				if v == "" {
+					return nil
+				}
+				if _, _, err := net.SplitHostPort(v); err != nil {
+					return errors.New("use host:port, for example 127.0.0.1:9090, or leave it empty")
+				}
+				c.MetricsAddr = v
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_DRAIN_DELAY", Flag: "drain-delay", Default: "5s", Accepted: "Go duration ≥ 0",
+			Doc: "On SIGTERM, how long /readyz answers 503 before the server stops accepting requests.",
+			apply: func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil || d < 0 || d > 5*time.Minute {
+					return errors.New("use a Go duration from 0s to 5m, such as 5s")
+				}
+				c.DrainDelay = d
+				return nil
+			},
+		},
+		{
 			Env: "HALLPASS_LOG_FORMAT", Flag: "log-format", Default: "text", Accepted: "text or json",
 			Doc: "Log line format on standard error.",
 			apply: func(c *Config, v string) error {
@@ -272,6 +304,9 @@ func Load(args []string, getenv func(string) string, hostname string) (Config, e
 		if err := s.apply(&c, v); err != nil {
 			problems = append(problems, fmt.Errorf("%s: %q is not valid: %w", from, v, err))
 		}
+	}
+	if len(problems) == 0 && c.MetricsAddr != "" && c.MetricsAddr == c.Addr {
+		problems = append(problems, errors.New("HALLPASS_METRICS_ADDR must differ from HALLPASS_ADDR: metrics are never served on the public listener"))
 	}
 	if len(problems) == 0 && c.SessionIdleTimeout > c.SessionLifetime {
 		problems = append(problems, fmt.Errorf("HALLPASS_SESSION_IDLE_TIMEOUT (%s) must not exceed HALLPASS_SESSION_LIFETIME (%s)", c.SessionIdleTimeout, c.SessionLifetime))

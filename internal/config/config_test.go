@@ -23,7 +23,7 @@ func TestDefaults(t *testing.T) {
 		Addr: ":8080", DatabaseURL: "sqlite:./data/hallpass.db", RedisURL: "", ReplicaID: "host-a",
 		SessionIdleTimeout: 30 * time.Minute, SessionLifetime: 12 * time.Hour, CookieSecure: true,
 		Signup: SignupOpen, LogFormat: "text", LogLevel: slog.LevelInfo,
-		MaxSessionsPerUser: 0, SessionLimitPolicy: "evict-oldest",
+		MaxSessionsPerUser: 0, SessionLimitPolicy: "evict-oldest", DrainDelay: 5 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults\n got %+v\nwant %+v", c, want)

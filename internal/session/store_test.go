@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -174,10 +175,13 @@ func TestRedisStoreRegistryCallsAreOneRoundTripEach(t *testing.T) {
 		{"Count", func() error { _, err := store.Count(ctx); return err }},
 		{"Recent", func() error { _, err := store.Recent(ctx, 0, 10); return err }},
 	}
+	if _, err := store.Create(ctx, key, user, []byte("v"), time.Now().Add(time.Hour), session.Limit{}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
 	for _, call := range calls {
 		// Twice: the first call may load its script (EVALSHA, then EVAL).
 		for i := range 2 {
-			if _, err := store.Create(ctx, key, user, []byte("v"), time.Now().Add(time.Hour), session.Limit{}); err != nil && !errors.Is(err, session.ErrRevoked) {
+			if _, err := store.Create(ctx, sessiontest.NewKey(t), user, []byte("v"), time.Now().Add(time.Hour), session.Limit{}); err != nil {
 				t.Fatalf("Create: %v", err)
 			}
 			before := sent.Load()
@@ -212,24 +216,32 @@ func newCountingPool(t *testing.T, url string) (*redis.Pool, *atomic.Int64) {
 	return pool, sent
 }
 
-// countingConn counts the commands sent through it.
+// countingConn counts the commands sent through it. Do with an empty
+// command only flushes (the pool does it when a connection is returned), so
+// it does not count.
 type countingConn struct {
 	redis.ConnWithContext
 	sent *atomic.Int64
 }
 
+func (c countingConn) count(cmd string) {
+	if cmd != "" {
+		c.sent.Add(1)
+	}
+}
+
 func (c countingConn) Do(cmd string, args ...any) (any, error) {
-	c.sent.Add(1)
+	c.count(cmd)
 	return c.ConnWithContext.Do(cmd, args...)
 }
 
 func (c countingConn) DoContext(ctx context.Context, cmd string, args ...any) (any, error) {
-	c.sent.Add(1)
+	c.count(cmd)
 	return c.ConnWithContext.DoContext(ctx, cmd, args...)
 }
 
 func (c countingConn) Send(cmd string, args ...any) error {
-	c.sent.Add(1)
+	c.count(cmd)
 	return c.ConnWithContext.Send(cmd, args...)
 }
 
@@ -262,8 +274,8 @@ func TestRedisStoreFailsFastWhileRedisIsDownAndRecovers(t *testing.T) {
 	store := session.NewRedisStore(newRedisPool(t, srv.URL), session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
 	ctx := context.Background()
 	key := sessiontest.NewKey(t)
-	if err := store.CommitCtx(ctx, key, []byte("v"), time.Now().Add(time.Hour)); err != nil {
-		t.Fatalf("Commit: %v", err)
+	if _, err := store.Create(ctx, key, 7, []byte("v"), time.Now().Add(time.Hour), session.Limit{}); err != nil {
+		t.Fatalf("Create: %v", err)
 	}
 
 	srv.Stop(t)
@@ -271,6 +283,16 @@ func TestRedisStoreFailsFastWhileRedisIsDownAndRecovers(t *testing.T) {
 	checkFailsFast(t, "Commit", func() error { return store.CommitCtx(ctx, key, []byte("v"), time.Now().Add(time.Hour)) })
 	checkFailsFast(t, "Delete", func() error { return store.DeleteCtx(ctx, key) })
 	checkFailsFast(t, "Ping", func() error { return store.Ping(ctx) })
+	checkFailsFast(t, "Create", func() error {
+		_, err := store.Create(ctx, sessiontest.NewKey(t), 7, []byte("v"), time.Now().Add(time.Hour), session.Limit{})
+		return err
+	})
+	checkFailsFast(t, "ListUser", func() error { _, err := store.ListUser(ctx, 7); return err })
+	checkFailsFast(t, "Revoke", func() error { _, err := store.Revoke(ctx, 7, []string{key}, session.EndedByAdmin); return err })
+	checkFailsFast(t, "RevokeUser", func() error { _, err := store.RevokeUser(ctx, 7, "", session.EndedByAdmin); return err })
+	checkFailsFast(t, "EndReason", func() error { _, err := store.EndReason(ctx, key); return err })
+	checkFailsFast(t, "Count", func() error { _, err := store.Count(ctx); return err })
+	checkFailsFast(t, "Recent", func() error { _, err := store.Recent(ctx, 0, 10); return err })
 
 	srv.Start(t)
 	deadline := time.Now().Add(5 * time.Second)
@@ -278,8 +300,9 @@ func TestRedisStoreFailsFastWhileRedisIsDownAndRecovers(t *testing.T) {
 	defer tick.Stop()
 	for {
 		// A connection pooled before the outage may fail once; then the
-		// pool dials afresh.
-		err := store.CommitCtx(ctx, key, []byte("back"), time.Now().Add(time.Hour))
+		// pool dials afresh. The restarted Redis is empty, so the user
+		// signs in again.
+		_, err := store.Create(ctx, key, 7, []byte("back"), time.Now().Add(time.Hour), session.Limit{})
 		if err == nil {
 			break
 		}
@@ -333,5 +356,180 @@ func checkFailsFast(t *testing.T, name string, op func() error) {
 	}
 	if took > 2500*time.Millisecond {
 		t.Errorf("%s took %s to fail, want at most 2s", name, took)
+	}
+}
+
+// TestRedisStoreLeavesNoSessionKeyBehind checks Redis itself: a signed-out or
+// revoked session's key is gone, and its tombstone holds the reason.
+func TestRedisStoreLeavesNoSessionKeyBehind(t *testing.T) {
+	srv := testsvc.StartRedis(t)
+	store := session.NewRedisStore(newRedisPool(t, srv.URL), session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
+	ctx := context.Background()
+	const user = 7
+	var keys []string
+	for range 5 {
+		k := sessiontest.NewKey(t)
+		keys = append(keys, k)
+		if _, err := store.Create(ctx, k, user, []byte("v"), time.Now().Add(time.Hour), session.Limit{}); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+	}
+	if err := store.DeleteCtx(ctx, keys[0]); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := store.Revoke(ctx, user, keys[1:2], session.EndedByAdmin); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if _, err := store.RevokeUser(ctx, user, keys[4], session.EndedPasswordChanged); err != nil {
+		t.Fatalf("RevokeUser: %v", err)
+	}
+
+	c := srv.Conn(t)
+	want := map[string]string{
+		keys[0]: string(session.EndedSignedOut),
+		keys[1]: string(session.EndedByAdmin),
+		keys[2]: string(session.EndedPasswordChanged),
+		keys[3]: string(session.EndedPasswordChanged),
+	}
+	for k, reason := range want {
+		if n, err := redis.Int(c.Do("EXISTS", "hp:s:"+k)); err != nil || n != 0 {
+			t.Errorf("EXISTS hp:s:<ended key> = %d, %v; want 0", n, err)
+		}
+		if got, err := redis.String(c.Do("GET", "hp:t:"+k)); err != nil || got != reason {
+			t.Errorf("GET hp:t:<ended key> = %q, %v; want %q", got, err, reason)
+		}
+		if _, err := redis.Float64(c.Do("ZSCORE", "hp:all", k)); !errors.Is(err, redis.ErrNil) {
+			t.Errorf("an ended session is still in hp:all (err %v)", err)
+		}
+	}
+	// The user's index: only the live session left (RevokeUser pruned
+	// the signed-out one Delete could not unindex), expiring with it.
+	members, err := redis.Strings(c.Do("ZRANGE", "hp:u:7", 0, -1))
+	if err != nil || len(members) != 1 || members[0] != keys[4] {
+		t.Errorf("hp:u:7 = %d members, %v; want just the live session", len(members), err)
+	}
+	if ttl, err := redis.Int64(c.Do("PTTL", "hp:u:7")); err != nil || ttl <= 0 || ttl > time.Hour.Milliseconds() {
+		t.Errorf("PTTL hp:u:7 = %d, %v; want (0, 1h]", ttl, err)
+	}
+}
+
+// TestRedisStoreListUserTouchesOnlyThatUsersKeys lists a user with 5
+// sessions among 2,000 others and checks, in Redis's own command counts,
+// that nothing scanned the keyspace or read another user's session.
+func TestRedisStoreListUserTouchesOnlyThatUsersKeys(t *testing.T) {
+	srv := testsvc.StartRedis(t)
+	store := session.NewRedisStore(newRedisPool(t, srv.URL), session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
+	ctx := context.Background()
+	const (
+		user   = 1
+		others = 2000
+	)
+	expiry := time.Now().Add(time.Hour)
+	for i := range others {
+		if _, err := store.Create(ctx, sessiontest.NewKey(t), int64(2+i%100), []byte("other"), expiry, session.Limit{}); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+	}
+	for range 5 {
+		if _, err := store.Create(ctx, sessiontest.NewKey(t), user, []byte("mine"), expiry, session.Limit{}); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+	}
+
+	c := srv.Conn(t)
+	if _, err := c.Do("CONFIG", "RESETSTAT"); err != nil {
+		t.Fatalf("CONFIG RESETSTAT: %v", err)
+	}
+	entries, err := store.ListUser(ctx, user)
+	if err != nil {
+		t.Fatalf("ListUser: %v", err)
+	}
+	if len(entries) != 5 {
+		t.Fatalf("ListUser = %d entries, want 5", len(entries))
+	}
+	for _, e := range entries {
+		if string(e.Data) != "mine" {
+			t.Fatalf("ListUser returned another user's session")
+		}
+	}
+	stats := commandStats(t, c)
+	for _, cmd := range []string{"keys", "scan", "sscan", "zscan", "hscan"} {
+		if stats[cmd] != 0 {
+			t.Errorf("ListUser ran %s: %v", cmd, stats)
+		}
+	}
+	// Commands inside the script are counted too: one read per session.
+	if stats["evalsha"] != 1 || stats["get"] != 5 || stats["zrange"] != 1 {
+		t.Errorf("ListUser of 5 sessions: want 1 EVALSHA running 1 ZRANGE and 5 GETs; stats %v", stats)
+	}
+}
+
+// BenchmarkRedisRevokeUser revokes one user's 10 sessions among 10,000 and
+// 100,000 others: the cost should not grow with the others.
+func BenchmarkRedisRevokeUser(b *testing.B) {
+	for _, others := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("others=%d", others), func(b *testing.B) {
+			if others > 10_000 && testing.Short() {
+				b.Skip("seeding 100,000 sessions is slow; skipped with -short")
+			}
+			srv := testsvc.StartRedis(b)
+			pool, err := redisx.NewPool(srv.URL, redisx.DefaultPoolOptions())
+			if err != nil {
+				b.Fatalf("NewPool: %v", err)
+			}
+			b.Cleanup(func() { pool.Close() })
+			store := session.NewRedisStore(pool, session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
+			ctx := context.Background()
+			seedSessions(b, srv.Conn(b), others, time.Now().Add(time.Hour))
+			if n, err := store.Count(ctx); err != nil || n != others {
+				b.Fatalf("Count after seeding = %d, %v; want %d", n, err, others)
+			}
+
+			const user, sessions = 1, 10
+			expiry := time.Now().Add(time.Hour)
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				for range sessions {
+					if _, err := store.Create(ctx, sessiontest.NewKey(b), user, []byte("mine"), expiry, session.Limit{}); err != nil {
+						b.Fatalf("Create: %v", err)
+					}
+				}
+				b.StartTimer()
+				n, err := store.RevokeUser(ctx, user, "", session.EndedByAdmin)
+				if err != nil || n != sessions {
+					b.Fatalf("RevokeUser = %d, %v; want %d", n, err, sessions)
+				}
+			}
+		})
+	}
+}
+
+// seedSessions writes n sessions of other users (100 sessions each) straight
+// into Redis, in the store's layout, pipelined in batches.
+func seedSessions(b *testing.B, c redis.Conn, n int, expiry time.Time) {
+	b.Helper()
+	const batch = 1000
+	ttl := time.Until(expiry).Milliseconds()
+	score := expiry.UnixMilli()
+	for i := 0; i < n; i += batch {
+		for j := i; j < min(i+batch, n); j++ {
+			key := fmt.Sprintf("seed-%d", j)
+			user := fmt.Sprintf("hp:u:%d", 2+j/100)
+			c.Send("SET", "hp:s:"+key, "other", "PX", ttl)
+			c.Send("ZADD", user, score, key)
+			c.Send("PEXPIRE", user, ttl)
+			c.Send("ZADD", "hp:all", score, key)
+		}
+		if err := c.Flush(); err != nil {
+			b.Fatalf("seed: %v", err)
+		}
+		for j := i; j < min(i+batch, n); j++ {
+			for range 4 {
+				if _, err := c.Receive(); err != nil {
+					b.Fatalf("seed: %v", err)
+				}
+			}
+		}
 	}
 }

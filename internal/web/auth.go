@@ -93,6 +93,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.record(r, audit.Event{Action: audit.LoginFailed, TargetName: form.Username, Detail: "unknown user"})
+		s.metrics.Login("failed")
 		fail(http.StatusUnauthorized, loginFailedMessage)
 		return
 	case err != nil:
@@ -112,11 +113,13 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ok {
 		s.record(r, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "wrong password"})
+		s.metrics.Login("failed")
 		fail(http.StatusUnauthorized, loginFailedMessage)
 		return
 	}
 	if u.Disabled {
 		s.record(r, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "account disabled"})
+		s.metrics.Login("disabled")
 		fail(http.StatusForbidden, "This account is disabled. Ask an administrator to enable it.")
 		return
 	}
@@ -142,6 +145,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, u user.User, nex
 	switch {
 	case errors.Is(err, session.ErrTooManySessions):
 		s.record(r, audit.Event{ActorID: u.ID, ActorName: u.Username, Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "session limit reached"})
+		s.metrics.Login("limited")
 		s.renderTooMany(w, r, u, next)
 		return false
 	case err != nil:
@@ -149,6 +153,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, u user.User, nex
 		return false
 	}
 	s.record(r, audit.Event{Action: audit.LoginSucceeded, TargetUserID: u.ID, TargetName: u.Username, Detail: client.Device})
+	s.metrics.Login("succeeded")
 	if evicted > 0 {
 		s.record(r, audit.Event{Action: audit.SessionEvicted, TargetUserID: u.ID, TargetName: u.Username,
 			Detail: strconv.Itoa(evicted) + " oldest session(s) signed out: too many devices"})

@@ -22,6 +22,9 @@ func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 // answer. A 503 names what is unreachable.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	var problems []string
+	if s.draining() {
+		problems = append(problems, "shutting down")
+	}
 	for _, dep := range []struct {
 		name string
 		p    Pinger

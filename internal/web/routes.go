@@ -17,8 +17,9 @@ func (s *Server) routes() (http.Handler, error) {
 	}
 	r := chi.NewRouter()
 	// Outer chain, every response: served-by, panic recovery, request log,
-	// security headers, cross-origin refusal for state-changing requests.
-	r.Use(s.servedBy, s.recoverPanics, s.logRequests, s.securityHeaders, s.refuseCrossOrigin)
+	// metrics, security headers, cross-origin refusal for state-changing
+	// requests.
+	r.Use(s.servedBy, s.recoverPanics, s.logRequests, s.metrics.Middleware, s.securityHeaders, s.refuseCrossOrigin)
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 

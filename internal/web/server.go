@@ -13,6 +13,7 @@ import (
 
 	"github.com/hallpass/hallpass/internal/audit"
 	"github.com/hallpass/hallpass/internal/clientip"
+	"github.com/hallpass/hallpass/internal/metrics"
 	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/user"
@@ -62,6 +63,12 @@ type Deps struct {
 	// Now is the clock for times the pages show and record; nil means
 	// time.Now.
 	Now func() time.Time
+	// Metrics counts requests and sign-ins; nil counts nothing.
+	Metrics *metrics.Metrics
+	// Draining reports that the process is shutting down, so /readyz sends
+	// the load balancer elsewhere while in-flight requests finish; nil
+	// means never.
+	Draining func() bool
 }
 
 // Server holds the dependencies its handlers share.
@@ -78,6 +85,8 @@ type Server struct {
 	audit        AuditLog
 	clientIP     *clientip.Resolver
 	now          func() time.Time
+	metrics      *metrics.Metrics
+	draining     func() bool
 	pages        *pages
 }
 
@@ -91,6 +100,9 @@ func NewServer(d Deps) (http.Handler, error) {
 	now := d.Now
 	if now == nil {
 		now = time.Now
+	}
+	if d.Draining == nil {
+		d.Draining = func() bool { return false }
 	}
 	p, err := parsePages(tfs, now)
 	if err != nil {
@@ -109,6 +121,8 @@ func NewServer(d Deps) (http.Handler, error) {
 		audit:        d.Audit,
 		clientIP:     d.ClientIP,
 		now:          now,
+		metrics:      d.Metrics,
+		draining:     d.Draining,
 		pages:        p,
 	}
 	return s.routes()
