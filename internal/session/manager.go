@@ -27,8 +27,8 @@ const (
 	keyUserID   = "hp.uid"
 	keyUsername = "hp.user"
 	keyRole     = "hp.role"
-	keyCreated  = "hp.created" // Unix nanoseconds of the sign-in.
-	keySeen     = "hp.seen"    // Unix nanoseconds of the last refreshed activity.
+	keyCreated  = "hp.created" // Unix milliseconds of the sign-in.
+	keySeen     = "hp.seen"    // Unix milliseconds of the last refreshed activity.
 	keyReplica  = "hp.replica" // Replica that created the session.
 	keyIP       = "hp.ip"      // Client IP at sign-in.
 	keyDevice   = "hp.device"  // Readable device label at sign-in.
@@ -137,8 +137,11 @@ type Manager struct {
 // NewManager returns a Manager over the given store.
 func NewManager(opts ManagerOptions) *Manager {
 	sm := scs.New()
-	sm.Store = opts.Store
-	sm.HashTokenInStore = true
+	// scs hands tokens to hashingStore, which turns each into its store key
+	// before any store sees it; scs's own HashTokenInStore is off because
+	// its 43-character keys cost more Redis memory than the 22 we need.
+	sm.Store = hashingStore{opts.Store}
+	sm.Codec = codec{}
 	sm.Lifetime = opts.Lifetime
 	sm.Cookie.HttpOnly = true
 	sm.Cookie.Path = "/"
@@ -247,8 +250,8 @@ func (m *Manager) enforce(ctx context.Context, st *requestState) error {
 		return nil
 	}
 	now := m.now()
-	created := time.Unix(0, m.scs.GetInt64(ctx, keyCreated))
-	seen := time.Unix(0, m.scs.GetInt64(ctx, keySeen))
+	created := time.UnixMilli(m.scs.GetInt64(ctx, keyCreated))
+	seen := time.UnixMilli(m.scs.GetInt64(ctx, keySeen))
 	switch {
 	case !now.Before(created.Add(m.lifetime)):
 		st.ended = EndedLifetime
@@ -277,7 +280,7 @@ func (m *Manager) enforce(ctx context.Context, st *requestState) error {
 			return nil
 		}
 	}
-	m.scs.Put(ctx, keySeen, now.UnixNano())
+	m.scs.Put(ctx, keySeen, now.UnixMilli())
 	return nil
 }
 
@@ -292,11 +295,49 @@ func (m *Manager) endReason(ctx context.Context, token string) EndReason {
 	return reason
 }
 
-// hashToken is the store key of token: scs's own derivation when
-// HashTokenInStore is on (SHA-256, unpadded base64url).
+// hashToken is the store key of token: the first 128 bits of its SHA-256,
+// unpadded base64url (22 characters). A store, its dumps and its replicas
+// never hold a raw token, and the key cannot be turned back into one.
 func hashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// StoreKey is the key under which the session of token is stored, for
+// tests and tools that look into a store.
+func StoreKey(token string) string { return hashToken(token) }
+
+// hashingStore is the Store scs sees: it receives raw tokens and passes
+// only their store keys on.
+type hashingStore struct {
+	Store
+}
+
+func (h hashingStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	return h.Store.FindCtx(ctx, hashToken(token))
+}
+
+func (h hashingStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
+	return h.Store.CommitCtx(ctx, hashToken(token), b, expiry)
+}
+
+func (h hashingStore) DeleteCtx(ctx context.Context, token string) error {
+	if token == "" {
+		return nil // a session that was never stored
+	}
+	return h.Store.DeleteCtx(ctx, hashToken(token))
+}
+
+func (h hashingStore) Find(token string) ([]byte, bool, error) {
+	return h.FindCtx(context.Background(), token)
+}
+
+func (h hashingStore) Commit(token string, b []byte, expiry time.Time) error {
+	return h.CommitCtx(context.Background(), token, b, expiry)
+}
+
+func (h hashingStore) Delete(token string) error {
+	return h.DeleteCtx(context.Background(), token)
 }
 
 // wellFormedToken reports whether v looks like a token scs issued (32 random
@@ -342,8 +383,8 @@ func (m *Manager) Login(ctx context.Context, id Identity, client Client) (evicte
 		keyUserID:   id.UserID,
 		keyUsername: id.Username,
 		keyRole:     id.Role,
-		keyCreated:  now.UnixNano(),
-		keySeen:     now.UnixNano(),
+		keyCreated:  now.UnixMilli(),
+		keySeen:     now.UnixMilli(),
 		keyReplica:  m.replicaID,
 		keyIP:       client.IP,
 		keyDevice:   client.Device,
@@ -379,8 +420,8 @@ func (m *Manager) Current(ctx context.Context) (Info, bool) {
 	if uid == 0 {
 		return Info{}, false
 	}
-	created := time.Unix(0, m.scs.GetInt64(ctx, keyCreated))
-	seen := time.Unix(0, m.scs.GetInt64(ctx, keySeen))
+	created := time.UnixMilli(m.scs.GetInt64(ctx, keyCreated))
+	seen := time.UnixMilli(m.scs.GetInt64(ctx, keySeen))
 	return Info{
 		Identity: Identity{
 			UserID:   uid,

@@ -62,7 +62,7 @@ func (m *Manager) record(e Entry, currentKey string) (Record, error) {
 	}
 	i64 := func(k string) int64 { v, _ := values[k].(int64); return v }
 	str := func(k string) string { v, _ := values[k].(string); return v }
-	created, seen := time.Unix(0, i64(keyCreated)), time.Unix(0, i64(keySeen))
+	created, seen := time.UnixMilli(i64(keyCreated)), time.UnixMilli(i64(keySeen))
 	uid := i64(keyUserID)
 	return Record{
 		PublicID:       publicIDFor(uid, e.Key),

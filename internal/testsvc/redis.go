@@ -37,6 +37,7 @@ type RedisServer struct {
 	bin  string
 	dir  string
 	port int
+	args []string // extra options after the defaults, which they override (sentinel.go)
 
 	mu   sync.Mutex
 	proc *redisProc // nil while stopped
@@ -167,6 +168,7 @@ func (s *RedisServer) startLocked() error {
 		"--daemonize", "no",
 		"--logfile", "",
 	)
+	cmd.Args = append(cmd.Args, s.args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {

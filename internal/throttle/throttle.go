@@ -120,10 +120,10 @@ func (p Policy) Validate() error {
 	return nil
 }
 
-// Delay returns the wait that failure number n (counting from 1) of a key
+// delay returns the wait that failure number n (counting from 1) of a key
 // starts under p: zero up to Limit, then BaseDelay doubling up to MaxDelay.
 // scripts/fail.lua computes the same in Redis.
-func (p Policy) Delay(n int) time.Duration {
+func (p Policy) delay(n int) time.Duration {
 	if n <= p.Limit {
 		return 0
 	}

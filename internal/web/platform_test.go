@@ -1,8 +1,6 @@
 package web
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,14 +11,12 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/user"
 )
 
-// hashToken is scs's store key for a token (HashTokenInStore).
-func hashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
+// hashToken is the store key of a token.
+func hashToken(token string) string { return session.StoreKey(token) }
 
 // redisCalls returns how often Redis has run each command, except INFO
 // itself, so a test can count what one request cost. Commands a Lua script
