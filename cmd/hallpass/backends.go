@@ -15,6 +15,7 @@ import (
 	"github.com/hallpass/hallpass/internal/metrics"
 	"github.com/hallpass/hallpass/internal/redisx"
 	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/throttle"
 	"github.com/hallpass/hallpass/internal/user"
 	"github.com/hallpass/hallpass/internal/web"
 )
@@ -30,7 +31,9 @@ type backends struct {
 	store     session.Store
 	shared    bool // the session store is Redis, shared with other processes
 	sessions  *session.Manager
-	pool      *redis.Pool
+	// throttle counts sign-in and sign-up attempts, shared like sessions.
+	throttle throttle.Store
+	pool     *redis.Pool
 }
 
 // openBackends opens the database (migrating it) and the session store
@@ -66,10 +69,12 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 			return nil, fmt.Errorf("session store %s is not reachable: %w", redisx.DescribeURL(cfg.RedisURL), err)
 		}
 		b.store = session.NewRedisStore(pool, storeOpts)
+		b.throttle = throttle.NewRedisStore(pool, nil)
 		b.shared = true
 		log.Info("sessions are stored in Redis", slog.String("redis", redisx.DescribeURL(cfg.RedisURL)))
 	} else {
 		b.store = session.NewMemoryStore(storeOpts)
+		b.throttle = throttle.NewMemoryStore(nil)
 	}
 	if m != nil {
 		b.store = metrics.InstrumentStore(b.store, m)

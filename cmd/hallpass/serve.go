@@ -18,6 +18,7 @@ import (
 	"github.com/hallpass/hallpass/internal/database"
 	"github.com/hallpass/hallpass/internal/metrics"
 	"github.com/hallpass/hallpass/internal/password"
+	"github.com/hallpass/hallpass/internal/throttle"
 	"github.com/hallpass/hallpass/internal/web"
 )
 
@@ -72,6 +73,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		Audit:        b.audit,
 		Metrics:      m,
 		Draining:     draining.Load,
+		Throttle:     b.throttle,
+		LoginPolicy:  throttle.DefaultLoginPolicy(),
+		SignupPolicy: throttle.DefaultSignupPolicy(),
 		ClientIP:     clientip.NewResolver(cfg.TrustedProxies),
 		// Each argon2id hash holds about 19 MiB; two per core keeps the
 		// cores busy without letting a login flood exhaust memory.

@@ -268,10 +268,10 @@ build_postgres() {
   mkdir -p "$root/etc/postgresql-common"
   echo 'create_main_cluster = false' >"$root/etc/postgresql-common/createcluster.conf"
   install_packages "${packages[@]}"
-  # JIT compilation needs LLVM (over 100 MB); the entrypoint sets jit = off
+  # JIT compilation needs LLVM and Z3 (over 130 MB); the entrypoint sets jit = off
   # and PostgreSQL runs without JIT when its provider is missing.
   rm -rf "$root"/usr/lib/postgresql/15/lib/llvmjit* "$root"/usr/lib/postgresql/15/lib/bitcode \
-    "$root"/usr/lib/x86_64-linux-gnu/libLLVM-14.so*
+    "$root"/usr/lib/x86_64-linux-gnu/libLLVM-14.so* "$root"/usr/lib/x86_64-linux-gnu/libz3.so*
   # `docker import` cannot set STOPSIGNAL (SIGINT, a fast shutdown, in the
   # official image): docker-compose.yml sets stop_signal.
   install -m 755 "$here/postgres/docker-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"

@@ -59,8 +59,8 @@ type SentinelOptions struct {
 	Password string
 	// SentinelPassword authenticates to the Sentinels; empty for none.
 	SentinelPassword string
-	// ClientName, if set, names every connection to the Redis servers
-	// (CLIENT SETNAME), so CLIENT LIST shows whose connections they are.
+	// ClientName, if set, names every connection to the Redis servers and
+	// the Sentinels (CLIENT SETNAME), so CLIENT LIST shows whose they are.
 	ClientName string
 	// PoolOptions size the pool and bound its waits. ConnectTimeout bounds
 	// each question to a Sentinel, and each dial of the primary with its
@@ -331,6 +331,9 @@ func (s *SentinelPool) sentinelDialOptions(readTimeout time.Duration) []redis.Di
 	}
 	if s.opts.SentinelPassword != "" {
 		opts = append(opts, redis.DialPassword(s.opts.SentinelPassword))
+	}
+	if s.opts.ClientName != "" {
+		opts = append(opts, redis.DialClientName(s.opts.ClientName))
 	}
 	return opts
 }

@@ -83,6 +83,14 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	if !utf8.ValidString(form.Username) || len(form.Username) > user.MaxUsernameLength {
 		form.Username = ""
 	}
+	accountKey, clientKey := s.loginKeys(r, form.Username)
+	if wait := s.waitFor(r, s.loginPolicy, accountKey, clientKey); wait > 0 {
+		s.record(r, audit.Event{Action: audit.LoginFailed, TargetName: form.Username, Detail: "throttled"})
+		s.metrics.Throttled("login")
+		s.metrics.Login("throttled")
+		s.tooManyAttempts(w, r, wait)
+		return
+	}
 
 	u, err := s.users.ByUsername(r.Context(), form.Username)
 	switch {
@@ -94,6 +102,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		}
 		s.record(r, audit.Event{Action: audit.LoginFailed, TargetName: form.Username, Detail: "unknown user"})
 		s.metrics.Login("failed")
+		s.countFailure(r, s.loginPolicy, accountKey, clientKey)
 		fail(http.StatusUnauthorized, loginFailedMessage)
 		return
 	case err != nil:
@@ -114,6 +123,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		s.record(r, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "wrong password"})
 		s.metrics.Login("failed")
+		s.countFailure(r, s.loginPolicy, accountKey, clientKey)
 		fail(http.StatusUnauthorized, loginFailedMessage)
 		return
 	}
@@ -122,6 +132,9 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		s.metrics.Login("disabled")
 		fail(http.StatusForbidden, "This account is disabled. Ask an administrator to enable it.")
 		return
+	}
+	if err := s.throttle.Reset(r.Context(), accountKey); err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "throttle reset failed", slog.Any("error", err))
 	}
 	if rehash {
 		s.upgradeHash(r, u, pw)
@@ -240,6 +253,12 @@ func (s *Server) handleSignupPost(w http.ResponseWriter, r *http.Request) {
 	if !s.parseForm(w, r) {
 		return
 	}
+	signupKey := "signup:ip:" + s.clientIP.ClientIP(r)
+	if wait := s.waitFor(r, s.signupPolicy, signupKey); wait > 0 {
+		s.metrics.Throttled("signup")
+		s.tooManyAttempts(w, r, wait)
+		return
+	}
 	form := signupForm{Username: strings.TrimSpace(r.PostForm.Get("username")), FieldErrors: map[string]string{}}
 	pw, confirm := r.PostForm.Get("password"), r.PostForm.Get("confirm_password")
 	if err := user.ValidateUsername(form.Username); err != nil {
@@ -283,6 +302,7 @@ func (s *Server) handleSignupPost(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, r, err)
 		return
 	}
+	s.countFailure(r, s.signupPolicy, signupKey) // every sign-up counts against the address
 	s.record(r, audit.Event{ActorID: u.ID, ActorName: u.Username, Action: audit.SignupCompleted, TargetUserID: u.ID, TargetName: u.Username})
 	s.signIn(w, r, u, "/")
 }

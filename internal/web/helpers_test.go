@@ -26,6 +26,7 @@ import (
 	"github.com/hallpass/hallpass/internal/redisx"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/testsvc"
+	"github.com/hallpass/hallpass/internal/throttle"
 	"github.com/hallpass/hallpass/internal/user"
 	"github.com/hallpass/hallpass/web"
 )
@@ -94,6 +95,7 @@ type testServer struct {
 	hasher *password.Hasher
 	// sessions is the server's session manager.
 	sessions *session.Manager
+	throttle throttle.Store
 	redis    *testsvc.RedisServer
 	logs     *syncBuffer
 }
@@ -127,6 +129,7 @@ func newTestServer(t *testing.T, opts testOptions) *testServer {
 	switch opts.backend {
 	case "memory":
 		store = session.NewMemoryStore(storeOpts)
+		ts.throttle = throttle.NewMemoryStore(clock.Now)
 	case "redis":
 		ts.redis = testsvc.StartRedis(t)
 		pool, err := redisx.NewPool(ts.redis.URL, redisx.DefaultPoolOptions())
@@ -137,6 +140,7 @@ func newTestServer(t *testing.T, opts testOptions) *testServer {
 		// Redis judges key expiry by its own clock, so the store must too.
 		storeOpts.Now = nil
 		store = session.NewRedisStore(pool, storeOpts)
+		ts.throttle = throttle.NewRedisStore(pool, clock.Now)
 	default:
 		t.Fatalf("unknown backend %q", opts.backend)
 	}
@@ -160,6 +164,9 @@ func newTestServer(t *testing.T, opts testOptions) *testServer {
 		Audit:        ts.audit,
 		ClientIP:     clientip.NewResolver(nil),
 		Now:          clock.Now,
+		Throttle:     ts.throttle,
+		LoginPolicy:  throttle.DefaultLoginPolicy(),
+		SignupPolicy: throttle.DefaultSignupPolicy(),
 	})
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)

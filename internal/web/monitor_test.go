@@ -9,10 +9,16 @@ import (
 	"github.com/hallpass/hallpass/internal/user"
 )
 
+// redisCommand is one command a client sent: its lower-case name and the
+// key it names first ("" if none).
+type redisCommand struct {
+	name, key string
+}
+
 // clientCommands runs action and returns the commands clients sent Redis
-// meanwhile (lower-case names, in order), read through MONITOR. Commands a
-// Lua script runs inside Redis are left out: each entry is one round trip.
-func clientCommands(t *testing.T, ts *testServer, action func()) []string {
+// meanwhile, in order, read through MONITOR. Commands a Lua script runs
+// inside Redis are left out: each entry is one round trip.
+func clientCommands(t *testing.T, ts *testServer, action func()) []redisCommand {
 	t.Helper()
 	mon := ts.redis.Conn(t)
 	if err := mon.Send("MONITOR"); err != nil {
@@ -29,7 +35,7 @@ func clientCommands(t *testing.T, ts *testServer, action func()) []string {
 	if _, err := ts.redisConn().Do("ECHO", marker); err != nil {
 		t.Fatal(err)
 	}
-	var cmds []string
+	var cmds []redisCommand
 	for {
 		line, err := redis.String(mon.Receive())
 		if err != nil {
@@ -45,22 +51,41 @@ func clientCommands(t *testing.T, ts *testServer, action func()) []string {
 		if strings.HasSuffix(client, " lua") {
 			continue
 		}
-		name, _, _ := strings.Cut(strings.TrimPrefix(args, `"`), `"`)
-		cmds = append(cmds, strings.ToLower(name))
+		fields := strings.Split(args, `" "`)
+		cmd := redisCommand{name: strings.ToLower(strings.Trim(fields[0], `"`))}
+		if len(fields) > 1 {
+			cmd.key = strings.Trim(fields[1], `"`)
+			if cmd.name == "evalsha" && len(fields) > 3 {
+				cmd.key = strings.Trim(fields[3], `"`) // evalsha SHA NUMKEYS KEY…
+			}
+		}
+		cmds = append(cmds, cmd)
 	}
 }
 
-func TestLoginIsOneRedisRoundTrip(t *testing.T) {
+func TestLoginIsOneSessionStoreRoundTrip(t *testing.T) {
 	ts := newTestServer(t, testOptions{backend: "redis"})
 	ts.createUser("alice", alicePW, user.RoleUser)
 	ts.newBrowser().login("alice", alicePW) // loads the scripts into Redis
 	b := ts.newBrowser()
-	cmds := clientCommands(t, ts, func() { b.login("alice", alicePW) })
-	if len(cmds) != 1 || cmds[0] != "evalsha" {
-		t.Errorf("a login sent Redis %q, want one script call (create + index + limit)", cmds)
+	var session, throttle []redisCommand
+	for _, c := range clientCommands(t, ts, func() { b.login("alice", alicePW) }) {
+		if strings.HasPrefix(c.key, "hp:th:") {
+			throttle = append(throttle, c)
+		} else {
+			session = append(session, c)
+		}
 	}
-	cmds = clientCommands(t, ts, func() { b.get("/") })
-	if len(cmds) != 1 || cmds[0] != "get" {
-		t.Errorf("a signed-in page view sent Redis %q, want one GET", cmds)
+	if len(session) != 1 || session[0].name != "evalsha" || !strings.HasPrefix(session[0].key, "hp:s:") {
+		t.Errorf("a login sent the session store %+v, want one script call (create + index + limit)", session)
+	}
+	// The attempt counters: a check of the account and of the address, and
+	// a reset of the account's failures.
+	if len(throttle) != 3 {
+		t.Errorf("a login sent the attempt counters %+v, want 3 commands", throttle)
+	}
+	cmds := clientCommands(t, ts, func() { b.get("/") })
+	if len(cmds) != 1 || cmds[0].name != "get" {
+		t.Errorf("a signed-in page view sent Redis %+v, want one GET", cmds)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/hallpass/hallpass/internal/metrics"
 	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/throttle"
 	"github.com/hallpass/hallpass/internal/user"
 	"github.com/hallpass/hallpass/web"
 )
@@ -63,6 +64,10 @@ type Deps struct {
 	// Now is the clock for times the pages show and record; nil means
 	// time.Now.
 	Now func() time.Time
+	// Throttle holds the attempt counters shared by all replicas.
+	Throttle Throttle
+	// LoginPolicy and SignupPolicy say when attempts are slowed down.
+	LoginPolicy, SignupPolicy throttle.Policy
 	// Metrics counts requests and sign-ins; nil counts nothing.
 	Metrics *metrics.Metrics
 	// Draining reports that the process is shutting down, so /readyz sends
@@ -86,6 +91,9 @@ type Server struct {
 	clientIP     *clientip.Resolver
 	now          func() time.Time
 	metrics      *metrics.Metrics
+	throttle     Throttle
+	loginPolicy  throttle.Policy
+	signupPolicy throttle.Policy
 	draining     func() bool
 	pages        *pages
 }
@@ -122,6 +130,9 @@ func NewServer(d Deps) (http.Handler, error) {
 		clientIP:     d.ClientIP,
 		now:          now,
 		metrics:      d.Metrics,
+		throttle:     d.Throttle,
+		loginPolicy:  d.LoginPolicy,
+		signupPolicy: d.SignupPolicy,
 		draining:     d.Draining,
 		pages:        p,
 	}
