@@ -285,11 +285,15 @@ func TestSentinelPoolLeavesADemotedPrimary(t *testing.T) {
 	wg.Wait()
 
 	var failed int
-	var lastFailure, firstOnNew time.Time
+	var firstFailure, lastFailure, firstOnNew time.Time
 	for _, r := range results {
 		switch {
 		case r.err != nil:
 			failed++
+			if firstFailure.IsZero() {
+				firstFailure = r.at
+				t.Logf("first failure: %v", r.err)
+			}
 			lastFailure = r.at
 			if r.at.After(announced) {
 				t.Errorf("write at +%s failed twice after the switch was announced: %v", r.at.Sub(start), r.err)
@@ -300,20 +304,17 @@ func TestSentinelPoolLeavesADemotedPrimary(t *testing.T) {
 			t.Errorf("write at +%s went to the demoted primary %s", r.at.Sub(start), old)
 		}
 	}
-	t.Logf("steady writer: %d writes, %d failed even after a retry (last at +%s), first on the new primary at +%s",
-		len(results), failed, since(start, lastFailure), since(start, firstOnNew))
+	t.Logf("steady writer: %d writes, %d failed even after a retry (from +%s to +%s), first on the new primary at +%s",
+		len(results), failed, since(start, firstFailure), since(start, lastFailure), since(start, firstOnNew))
 
 	if got := sp.MasterAddr(); got != promoted {
 		t.Errorf("MasterAddr = %q, want %q", got, promoted)
 	}
-	// The demoted primary turns replica and keeps none of the pool's
-	// connections, idle or not.
-	eventually(t, 10*time.Second, "old primary demoted", func() error {
-		if role := roleAt(old); role != "slave" {
-			return fmt.Errorf("ROLE of %s = %q", old, role)
-		}
-		return nil
-	})
+	// Sentinel turns the old primary into a replica only some seconds later
+	// (it waits for fresh INFO from it); meanwhile it still says it is a
+	// master, and refuses writes only for want of a replica. The pool must
+	// have left it already, idle connections included.
+	t.Logf("old primary's role at +%s: %q", since(start, time.Now()), roleAt(old))
 	eventually(t, 5*time.Second, "pool connections to the demoted primary closed", func() error {
 		lines, err := namedClients(old)
 		if err != nil {
@@ -324,6 +325,42 @@ func TestSentinelPoolLeavesADemotedPrimary(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestSentinelPoolClosesIdleConnectionsToADemotedPrimary(t *testing.T) {
+	c := testsvc.StartSentinelCluster(t)
+	sp := newSentinelPool(t, c)
+	old := c.PrimaryAddr(t)
+	warm(t, sp.Pool(), 4)
+	eventually(t, 10*time.Second, "pool subscribed", func() error { return watching(c) })
+	if lines, err := namedClients(old); err != nil || len(lines) != 4 {
+		t.Fatalf("pool connections on the primary = %d, %v; want 4", len(lines), err)
+	}
+
+	// Nothing borrows from the pool: only the +switch-master announcement
+	// can tell it to let go of its idle connections.
+	sc, err := redis.Dial("tcp", c.SentinelAddrs[1], redis.DialConnectTimeout(time.Second))
+	if err != nil {
+		t.Fatalf("dial sentinel: %v", err)
+	}
+	defer sc.Close()
+	if _, err := sc.Do("SENTINEL", "FAILOVER", c.MasterName); err != nil {
+		t.Fatalf("SENTINEL FAILOVER: %v", err)
+	}
+	promoted := c.WaitForFailover(t, old)
+	eventually(t, 3*time.Second, "idle connections to the demoted primary closed", func() error {
+		lines, err := namedClients(old)
+		if err != nil {
+			return err
+		}
+		if len(lines) > 0 {
+			return fmt.Errorf("%d still open", len(lines))
+		}
+		return nil
+	})
+	if served, err := write(sp.Pool(), "k", "v"); err != nil || served != promoted {
+		t.Fatalf("write after the switch went to %q, %v; want %s", served, err, promoted)
+	}
 }
 
 func TestSentinelPoolWithoutSentinels(t *testing.T) {

@@ -88,7 +88,7 @@ type testOptions struct {
 // database and the chosen session store.
 type testServer struct {
 	*httptest.Server
-	t      *testing.T
+	t      testing.TB
 	clock  *testClock
 	users  user.Store
 	audit  *audit.SQLStore
@@ -100,7 +100,7 @@ type testServer struct {
 	logs     *syncBuffer
 }
 
-func newTestServer(t *testing.T, opts testOptions) *testServer {
+func newTestServer(t testing.TB, opts testOptions) *testServer {
 	t.Helper()
 	if opts.idle == 0 {
 		opts.idle = 30 * time.Minute
@@ -202,7 +202,7 @@ func (ts *testServer) redisConn() redis.Conn {
 // browser is one client with its own cookie jar that does not follow
 // redirects, like a browser tab whose every hop the test inspects.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	ts     *testServer
 	client *http.Client
 	// userAgent is sent with every request, to tell devices apart.
