@@ -434,3 +434,20 @@ func TestMetricsAreServedOnTheirOwnListenerOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestOversizedHeadersGet431(t *testing.T) {
+	r := startServe(t, map[string]string{"HALLPASS_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "h.db")})
+	req, err := http.NewRequest(http.MethodGet, r.url+"/login", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Padding", strings.Repeat("a", 64<<10))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("64 KiB header: %d, want 431", res.StatusCode)
+	}
+}

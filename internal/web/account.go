@@ -125,7 +125,9 @@ func (s *Server) handleAccountPasswordPost(w http.ResponseWriter, r *http.Reques
 		s.unavailable(w, r, err)
 		return
 	}
-	ok, _, err := s.hasher.Verify(r.Context(), current, u.PasswordHash)
+	hctx, cancel := s.hashContext(r)
+	defer cancel()
+	ok, _, err := s.hasher.Verify(hctx, current, u.PasswordHash)
 	switch {
 	case errors.Is(err, password.ErrBusy):
 		s.unavailable(w, r, err)
@@ -152,7 +154,9 @@ func (s *Server) handleAccountPasswordPost(w http.ResponseWriter, r *http.Reques
 		rerender()
 		return
 	}
-	hash, err := s.hasher.Hash(r.Context(), next)
+	hashCtx, cancelHash := s.hashContext(r)
+	defer cancelHash()
+	hash, err := s.hasher.Hash(hashCtx, next)
 	if err != nil {
 		s.unavailable(w, r, err)
 		return

@@ -96,7 +96,9 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, user.ErrNotFound) || form.Username == "":
 		// Same work as a real check, so timing does not reveal the username.
-		if err := s.hasher.VerifyDummy(r.Context(), pw); errors.Is(err, password.ErrBusy) {
+		hctx, cancel := s.hashContext(r)
+		defer cancel()
+		if err := s.hasher.VerifyDummy(hctx, pw); errors.Is(err, password.ErrBusy) {
 			s.unavailable(w, r, err)
 			return
 		}
@@ -109,7 +111,9 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, r, err)
 		return
 	}
-	ok, rehash, err := s.hasher.Verify(r.Context(), pw, u.PasswordHash)
+	hctx, cancel := s.hashContext(r)
+	defer cancel()
+	ok, rehash, err := s.hasher.Verify(hctx, pw, u.PasswordHash)
 	switch {
 	case errors.Is(err, password.ErrBusy):
 		s.unavailable(w, r, err)
@@ -201,7 +205,9 @@ func (s *Server) renderTooMany(w http.ResponseWriter, r *http.Request, u user.Us
 // upgradeHash re-hashes a password whose stored parameters are weaker than
 // the current ones. A failure is logged and does not stop the sign-in.
 func (s *Server) upgradeHash(r *http.Request, u user.User, pw string) {
-	hash, err := s.hasher.Hash(r.Context(), pw)
+	hctx, cancel := s.hashContext(r)
+	defer cancel()
+	hash, err := s.hasher.Hash(hctx, pw)
 	if err == nil {
 		err = s.users.SetPasswordHash(r.Context(), u.ID, hash)
 	}
@@ -287,7 +293,9 @@ func (s *Server) handleSignupPost(w http.ResponseWriter, r *http.Request) {
 		rerender()
 		return
 	}
-	hash, err := s.hasher.Hash(r.Context(), pw)
+	hctx, cancel := s.hashContext(r)
+	defer cancel()
+	hash, err := s.hasher.Hash(hctx, pw)
 	if err != nil {
 		s.unavailable(w, r, err)
 		return

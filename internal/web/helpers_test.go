@@ -82,6 +82,12 @@ type testOptions struct {
 	lifetime    time.Duration
 	maxHashes   int
 	cookieInsec bool
+	// hashParams are the argon2id parameters; zero means cheap test ones.
+	hashParams password.Params
+	// hashWait bounds the wait for a hashing slot; zero means the default.
+	hashWait time.Duration
+	// loginPolicy replaces the default sign-in throttling policy.
+	loginPolicy *throttle.Policy
 }
 
 // testServer is the whole web app over real HTTPS, with a SQLite user
@@ -144,7 +150,14 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 	default:
 		t.Fatalf("unknown backend %q", opts.backend)
 	}
-	ts.hasher = password.NewHasher(testHashParams, opts.maxHashes)
+	if opts.hashParams == (password.Params{}) {
+		opts.hashParams = testHashParams
+	}
+	ts.hasher = password.NewHasher(opts.hashParams, opts.maxHashes)
+	loginPolicy := throttle.DefaultLoginPolicy()
+	if opts.loginPolicy != nil {
+		loginPolicy = *opts.loginPolicy
+	}
 	sessions := session.NewManager(session.ManagerOptions{
 		Store: store, IdleTimeout: opts.idle, Lifetime: opts.lifetime,
 		CookieSecure: !opts.cookieInsec, ReplicaID: "test-replica", Now: clock.Now,
@@ -165,8 +178,9 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 		ClientIP:     clientip.NewResolver(nil),
 		Now:          clock.Now,
 		Throttle:     ts.throttle,
-		LoginPolicy:  throttle.DefaultLoginPolicy(),
+		LoginPolicy:  loginPolicy,
 		SignupPolicy: throttle.DefaultSignupPolicy(),
+		HashWait:     opts.hashWait,
 	})
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)

@@ -4,6 +4,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -64,6 +65,9 @@ type Deps struct {
 	// Now is the clock for times the pages show and record; nil means
 	// time.Now.
 	Now func() time.Time
+	// HashWait bounds how long a request waits for a free password-hashing
+	// slot before it is answered 503; zero means two seconds.
+	HashWait time.Duration
 	// Throttle holds the attempt counters shared by all replicas.
 	Throttle Throttle
 	// LoginPolicy and SignupPolicy say when attempts are slowed down.
@@ -92,6 +96,7 @@ type Server struct {
 	now          func() time.Time
 	metrics      *metrics.Metrics
 	throttle     Throttle
+	hashWait     time.Duration
 	loginPolicy  throttle.Policy
 	signupPolicy throttle.Policy
 	draining     func() bool
@@ -131,6 +136,7 @@ func NewServer(d Deps) (http.Handler, error) {
 		now:          now,
 		metrics:      d.Metrics,
 		throttle:     d.Throttle,
+		hashWait:     cmp.Or(d.HashWait, 2*time.Second),
 		loginPolicy:  d.LoginPolicy,
 		signupPolicy: d.SignupPolicy,
 		draining:     d.Draining,
@@ -160,4 +166,11 @@ func UserCheck(users UserStore) func(ctx context.Context, userID int64, created 
 		}
 		return "", nil
 	}
+}
+
+// hashContext bounds the wait for a password-hashing slot: when every slot
+// is busy for that long (a login flood), the request gets 503 with
+// Retry-After instead of queueing without end.
+func (s *Server) hashContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.hashWait)
 }
