@@ -42,3 +42,31 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# --- Docker Compose: three replicas behind HAProxy, Redis with Sentinel, PostgreSQL ---
+
+# docker-compose (1.29) when installed, else `docker compose` (v2).
+COMPOSE = $(shell command -v docker-compose >/dev/null 2>&1 && echo docker-compose || echo docker compose)
+# The stand-in images deploy/images/build.sh builds, unless the environment names others.
+STANDIN_IMAGES = REDIS_IMAGE=$${REDIS_IMAGE:-hallpass-redis:local} HAPROXY_IMAGE=$${HAPROXY_IMAGE:-hallpass-haproxy:local} \
+	POSTGRES_IMAGE=$${POSTGRES_IMAGE:-hallpass-postgres:local} HALLPASS_IMAGE=$${HALLPASS_IMAGE:-hallpass-app:local}
+
+.PHONY: images compose-up compose-down test-compose
+
+## images: build the stand-in container images from Debian's packages (as root; no registry needed)
+images:
+	bash deploy/images/build.sh
+
+## compose-up: build the images and start the cluster on http://localhost:8080 ($$HALLPASS_HTTP_PORT)
+compose-up: images
+	$(STANDIN_IMAGES) $(COMPOSE) up -d
+	@echo "Hallpass is up on http://localhost:$${HALLPASS_HTTP_PORT:-8080}. Create the first administrator with:"
+	@echo "  $(STANDIN_IMAGES) $(COMPOSE) run --rm app1 user add admin --admin"
+
+## compose-down: stop the cluster and remove its containers (its data volumes stay; add -v by hand to drop them)
+compose-down:
+	$(STANDIN_IMAGES) $(COMPOSE) down
+
+## test-compose: build the images, start the cluster as project hallpass-ci, sign in and out through HAProxy, tear down
+test-compose:
+	bash deploy/compose-test.sh

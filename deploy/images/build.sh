@@ -302,8 +302,8 @@ build_app() {
   start_root "$name"
   install_packages "${packages[@]}"
   # A fixed unprivileged uid, so volumes and policies can name it.
-  in_root groupadd --system --gid 10001 hallpass
-  in_root useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/hallpass --no-create-home \
+  in_root groupadd --gid 10001 hallpass
+  in_root useradd --uid 10001 --gid 10001 --home-dir /var/lib/hallpass --no-create-home --no-log-init \
     --shell /usr/sbin/nologin hallpass
   install -d -o 10001 -g 10001 -m 750 "$root/var/lib/hallpass"
   install -m 755 "$bin" "$root/usr/local/bin/hallpass"
@@ -324,7 +324,8 @@ done
 unmount_all
 
 say "done in $((SECONDS - started)) s:"
-docker image ls --format '  {{.Repository}}:{{.Tag}}\t{{.Size}}\t{{.ID}}' | grep -E "^  hallpass-(redis|haproxy|postgres|app):$tag\b" || true
+docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}\t{{.ID}}' |
+  grep -E "^hallpass-(redis|haproxy|postgres|app):$tag[[:space:]]" | sed 's/^/  /' || true
 cat <<EOF
 images: docker-compose.yml runs them when these are set (make compose-up and test-compose set them):
   export REDIS_IMAGE=hallpass-redis:$tag HAPROXY_IMAGE=hallpass-haproxy:$tag POSTGRES_IMAGE=hallpass-postgres:$tag HALLPASS_IMAGE=hallpass-app:$tag

@@ -90,7 +90,7 @@ func StartSentinelCluster(t testing.TB) *SentinelCluster {
 		c.SentinelAddrs = append(c.SentinelAddrs, s.addr)
 	}
 	if err := poll(clusterReadyWithin, c.sentinelsSettled); err != nil {
-		t.Fatalf("sentinel cluster: %v", err)
+		t.Fatalf("sentinel cluster: %v\n%s", err, c.logs())
 	}
 	return c
 }
@@ -162,7 +162,7 @@ func (c *SentinelCluster) WaitForFailover(t testing.TB, oldAddr string) string {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("sentinel cluster: no failover from %s within %s: %v", oldAddr, failoverWithin, err)
+		t.Fatalf("sentinel cluster: no failover from %s within %s: %v\n%s", oldAddr, failoverWithin, err, c.logs())
 	}
 	return addr
 }
@@ -183,6 +183,15 @@ func (c *SentinelCluster) StartSentinel(t testing.TB, i int) {
 	if err := c.sentinels[i].start(); err != nil {
 		t.Fatalf("sentinel cluster: %v", err)
 	}
+}
+
+// logs returns the end of every Sentinel's log, for a failure message.
+func (c *SentinelCluster) logs() string {
+	var b strings.Builder
+	for _, s := range c.sentinels {
+		fmt.Fprintf(&b, "--- sentinel %s log:\n%s\n", s.addr, readLog(s.log))
+	}
+	return b.String()
 }
 
 // server returns the cluster's server at addr.

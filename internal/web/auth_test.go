@@ -150,6 +150,9 @@ func TestLoggedOutCookieReplayedIsRefused(t *testing.T) {
 			if !expired {
 				t.Errorf("logout did not expire the cookie; Set-Cookie: %q", res.Header.Values("Set-Cookie"))
 			}
+			if csd := res.Header.Get("Clear-Site-Data"); !strings.Contains(csd, `"cache"`) || !strings.Contains(csd, `"storage"`) {
+				t.Errorf("logout Clear-Site-Data %q, want cache and storage cleared", csd)
+			}
 
 			replay := ts.newBrowser()
 			replay.setSessionCookie(token)

@@ -348,6 +348,9 @@ func assertSignedIn(t *testing.T, b *browser, name string) {
 	if got := res.text(t, "h1"); got != "Hello, "+name {
 		t.Fatalf("home heading %q, want %q", got, "Hello, "+name)
 	}
+	if res.doc(t).Find(`header form[method=post][action="/logout"]`).Length() != 1 {
+		t.Fatal("the signed-in page has no sign-out button in its header")
+	}
 }
 
 // assertSignedOut checks that GET / sends the browser to the login page.

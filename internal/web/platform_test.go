@@ -214,6 +214,9 @@ func TestSecurityHeadersOnEveryPage(t *testing.T) {
 			t.Errorf("%s: headers %v", path, h)
 		}
 	}
+	if hsts := b.get("/login").Header.Get("Strict-Transport-Security"); !strings.Contains(hsts, "max-age=31536000") {
+		t.Errorf("HSTS %q, want a year", hsts)
+	}
 	if cc := b.get("/login").Header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("/login Cache-Control %q, want no-store", cc)
 	}
