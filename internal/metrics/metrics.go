@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -148,46 +147,15 @@ func (m *Metrics) Database(op string, start time.Time, err error) {
 	observe(m.dbLatency, m.dbErrors, op, start, err)
 }
 
-// statusWriter remembers the status a handler wrote.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// Middleware counts and times requests by chi route pattern (never by raw
-// path, which would give every session ID its own series).
-func (m *Metrics) Middleware(next http.Handler) http.Handler {
+// Request records one finished HTTP request under its route pattern (never
+// its raw path, which would give every session ID its own series).
+func (m *Metrics) Request(route, method string, status int, took time.Duration) {
 	if m == nil {
-		return next
+		return
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		route := "unmatched"
-		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-			route = rc.RoutePattern()
-		}
-		if sw.status == 0 {
-			sw.status = http.StatusOK
-		}
-		m.httpRequests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
-		m.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
-	})
+	if route == "" {
+		route = "unmatched"
+	}
+	m.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.httpDuration.WithLabelValues(route).Observe(took.Seconds())
 }

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"path"
 	"time"
+
+	"github.com/go-chi/chi/v5"
 )
 
 // maxFormBytes bounds every request body; larger ones get 413.
@@ -62,9 +64,9 @@ func (sr *statusRecorder) Unwrap() http.ResponseWriter { return sr.ResponseWrite
 
 type requestIDKey struct{}
 
-// logRequests gives each request an ID (also sent as X-Request-ID) and logs
-// one line when it ends. Only the path is logged: query strings and bodies
-// may carry credentials.
+// logRequests gives each request an ID (also sent as X-Request-ID), logs one
+// line when it ends and counts it in the metrics. Only the path is logged:
+// query strings and bodies may carry credentials.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -75,12 +77,19 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
+		took := time.Since(start)
+		route := ""
+		if rc := chi.RouteContext(r.Context()); rc != nil {
+			route = rc.RoutePattern()
+		}
+		s.metrics.Request(route, r.Method, rec.status, took)
 		s.log.LogAttrs(r.Context(), levelFor(rec.status), "request",
 			slog.String("request_id", id),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", rec.status),
-			slog.Duration("duration", time.Since(start)),
+			slog.String("route", route),
+			slog.Duration("duration", took),
 			slog.String("remote", r.RemoteAddr),
 		)
 	})

@@ -16,10 +16,10 @@ func (s *Server) routes() (http.Handler, error) {
 		return nil, fmt.Errorf("open embedded static files: %w", err)
 	}
 	r := chi.NewRouter()
-	// Outer chain, every response: served-by, panic recovery, request log,
-	// metrics, security headers, cross-origin refusal for state-changing
-	// requests.
-	r.Use(s.servedBy, s.recoverPanics, s.logRequests, s.metrics.Middleware, s.securityHeaders, s.refuseCrossOrigin)
+	// Outer chain, every response: served-by, panic recovery, request log
+	// and metrics, security headers, cross-origin refusal for
+	// state-changing requests.
+	r.Use(s.servedBy, s.recoverPanics, s.logRequests, s.securityHeaders, s.refuseCrossOrigin)
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 
