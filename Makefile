@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/hallpass
 PKGS    := ./...
 
-.PHONY: run build test test-deps bench fuzz vet fmt clean
+.PHONY: run build test test-deps bench fuzz vet fmt clean screenshots
 
 ## run: build and serve the embedded default (SQLite + in-process sessions) on http://localhost:8080
 run: build
@@ -33,6 +33,11 @@ bench: test-deps
 ## fuzz: a short bounded run of every fuzz target (CI runs it too)
 fuzz:
 	bash deploy/fuzz.sh
+
+## screenshots: regenerate docs/screenshots/<page>-desktop.png and <page>-phone.png with headless Chromium
+screenshots: test-deps
+	HALLPASS_REQUIRE_BACKENDS=1 HALLPASS_SCREENSHOTS=$(CURDIR)/docs/screenshots \
+		$(GO) test -count=1 -run '^TestScreenshots$$' ./internal/browsertest/
 
 vet:
 	$(GO) vet $(PKGS)

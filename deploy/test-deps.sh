@@ -11,9 +11,10 @@ have_pg() { have initdb || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/n
 
 have redis-server || missing+=(redis-server)
 have_pg || missing+=(postgresql)
+have chromium || have chromium-browser || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test-deps: all present (redis-server, postgresql)"
+  echo "test-deps: all present (redis-server, postgresql, chromium)"
   exit 0
 fi
 

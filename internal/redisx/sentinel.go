@@ -90,18 +90,27 @@ type SentinelOptions struct {
 // background goroutine also borrows the idle connections once, so the
 // sockets to a demoted primary are closed at once rather than on next use.
 // (Closing and replacing the whole pool would be the alternative, but callers
-// hold the *redis.Pool, so it must stay the same pool.)
+// hold the *redis.Pool, so it must stay the same pool.) A connection already
+// borrowed when the primary changes is not taken away: its next write fails
+// with READONLY or NOREPLICAS, and a retry gets a connection to the new
+// primary.
+//
+// Dials ask the Sentinels every time rather than trust a remembered address:
+// one short extra connection per new pooled connection, which is rare, and no
+// way to reach an old primary that was failed over while the subscription
+// was down. A suspicion is cheap too: at worst the idle connections are
+// dialled again.
 type SentinelPool struct {
-	opts  SentinelOptions
-	pool  *redis.Pool
-	next  atomic.Int64  // index into opts.Addrs of the Sentinel to ask first
-	gen   atomic.Uint64 // changed only with mu held
-	mu    sync.Mutex
-	addr  string // the primary, as last verified or announced; "" until known
-	ctx   context.Context
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
-	close sync.Once
+	opts SentinelOptions
+	pool *redis.Pool
+	next atomic.Int64  // index into opts.Addrs of the Sentinel to ask first
+	gen  atomic.Uint64 // changed only with mu held
+	mu   sync.Mutex
+	addr string // the primary, as last verified or announced; "" until known
+	ctx  context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+	once sync.Once // for Close
 }
 
 // NewSentinelPool checks opts and returns a pool of connections to the
@@ -180,7 +189,7 @@ func (s *SentinelPool) MasterAddr() string {
 // pool. Connections still borrowed are closed when they are returned.
 func (s *SentinelPool) Close() error {
 	var err error
-	s.close.Do(func() {
+	s.once.Do(func() {
 		s.stop()
 		s.wg.Wait()
 		err = s.pool.Close()

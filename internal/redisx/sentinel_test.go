@@ -105,9 +105,10 @@ func warm(t *testing.T, pool *redis.Pool, n int) {
 
 // namedClients returns the CLIENT LIST lines of the server or Sentinel at
 // addr for connections named testClientName.
-func namedClients(addr string) ([]string, error) {
+func namedClients(addr string, password string) ([]string, error) {
 	c, err := redis.Dial("tcp", addr, redis.DialConnectTimeout(time.Second),
-		redis.DialReadTimeout(time.Second), redis.DialWriteTimeout(time.Second))
+		redis.DialReadTimeout(time.Second), redis.DialWriteTimeout(time.Second),
+		redis.DialPassword(password))
 	if err != nil {
 		return nil, err
 	}
@@ -127,9 +128,12 @@ func namedClients(addr string) ([]string, error) {
 
 // watching reports whether one of the Sentinels holds the pool's
 // +switch-master subscription.
-func watching(c *testsvc.SentinelCluster) error {
+func watching(c *testsvc.SentinelCluster) error { return watchingWith(c, "") }
+
+// watchingWith is watching for Sentinels that require password.
+func watchingWith(c *testsvc.SentinelCluster, password string) error {
 	for _, addr := range c.SentinelAddrs {
-		lines, err := namedClients(addr)
+		lines, err := namedClients(addr, password)
 		if err != nil {
 			continue
 		}
@@ -316,7 +320,7 @@ func TestSentinelPoolLeavesADemotedPrimary(t *testing.T) {
 	// have left it already, idle connections included.
 	t.Logf("old primary's role at +%s: %q", since(start, time.Now()), roleAt(old))
 	eventually(t, 5*time.Second, "pool connections to the demoted primary closed", func() error {
-		lines, err := namedClients(old)
+		lines, err := namedClients(old, "")
 		if err != nil {
 			return err
 		}
@@ -333,7 +337,7 @@ func TestSentinelPoolClosesIdleConnectionsToADemotedPrimary(t *testing.T) {
 	old := c.PrimaryAddr(t)
 	warm(t, sp.Pool(), 4)
 	eventually(t, 10*time.Second, "pool subscribed", func() error { return watching(c) })
-	if lines, err := namedClients(old); err != nil || len(lines) != 4 {
+	if lines, err := namedClients(old, ""); err != nil || len(lines) != 4 {
 		t.Fatalf("pool connections on the primary = %d, %v; want 4", len(lines), err)
 	}
 
@@ -349,7 +353,7 @@ func TestSentinelPoolClosesIdleConnectionsToADemotedPrimary(t *testing.T) {
 	}
 	promoted := c.WaitForFailover(t, old)
 	eventually(t, 3*time.Second, "idle connections to the demoted primary closed", func() error {
-		lines, err := namedClients(old)
+		lines, err := namedClients(old, "")
 		if err != nil {
 			return err
 		}
@@ -434,6 +438,96 @@ func TestSentinelPoolWithoutSentinels(t *testing.T) {
 		return nil
 	})
 	eventually(t, 15*time.Second, "pool subscribed again", func() error { return watching(c) })
+}
+
+func TestSentinelPoolAuthenticatesToTheServers(t *testing.T) {
+	c := testsvc.StartSentinelCluster(t)
+	const password = "s3cret-for-tests"
+	servers := []*testsvc.RedisServer{c.Primary(t), c.Replica(t)}
+	for _, srv := range servers {
+		if _, err := srv.Conn(t).Do("CONFIG", "SET", "masterauth", password); err != nil {
+			t.Fatalf("CONFIG SET masterauth: %v", err)
+		}
+	}
+	for _, addr := range c.SentinelAddrs {
+		sc, err := redis.Dial("tcp", addr, redis.DialConnectTimeout(time.Second))
+		if err != nil {
+			t.Fatalf("dial sentinel: %v", err)
+		}
+		_, err = sc.Do("SENTINEL", "SET", c.MasterName, "auth-pass", password)
+		sc.Close()
+		if err != nil {
+			t.Fatalf("SENTINEL SET auth-pass: %v", err)
+		}
+	}
+	for _, srv := range servers {
+		if _, err := srv.Conn(t).Do("CONFIG", "SET", "requirepass", password); err != nil {
+			t.Fatalf("CONFIG SET requirepass: %v", err)
+		}
+	}
+
+	sp := newSentinelPool(t, c) // no password
+	if _, err := write(sp.Pool(), "k", "v"); err == nil {
+		t.Fatal("write without the password succeeded")
+	} else if strings.Contains(err.Error(), password) {
+		t.Fatalf("error repeats the password: %v", err)
+	}
+
+	withPassword, err := redisx.NewSentinelPool(redisx.SentinelOptions{
+		Addrs:      c.SentinelAddrs,
+		MasterName: c.MasterName,
+		Password:   password,
+	})
+	if err != nil {
+		t.Fatalf("NewSentinelPool: %v", err)
+	}
+	defer withPassword.Close()
+	if served, err := write(withPassword.Pool(), "k", "v"); err != nil || served != c.PrimaryAddr(t) {
+		t.Fatalf("write with the password went to %q, %v; want %s", served, err, c.PrimaryAddr(t))
+	}
+}
+
+func TestSentinelPoolAuthenticatesToTheSentinels(t *testing.T) {
+	c := testsvc.StartSentinelCluster(t)
+	const password = "sentinel-s3cret"
+	primary := c.PrimaryAddr(t) // the cluster's own helpers have no password
+	for _, addr := range c.SentinelAddrs {
+		sc, err := redis.Dial("tcp", addr, redis.DialConnectTimeout(time.Second))
+		if err != nil {
+			t.Fatalf("dial sentinel: %v", err)
+		}
+		// Sentinels then use the password with each other too.
+		_, err = sc.Do("SENTINEL", "CONFIG", "SET", "sentinel-pass", password)
+		if err == nil {
+			_, err = sc.Do("ACL", "SETUSER", "default", "resetpass", ">"+password)
+		}
+		sc.Close()
+		if err != nil {
+			t.Fatalf("set sentinel password: %v", err)
+		}
+	}
+
+	sp := newSentinelPool(t, c) // no password
+	if _, err := write(sp.Pool(), "k", "v"); err == nil {
+		t.Fatal("write without the sentinel password succeeded")
+	}
+
+	withPassword, err := redisx.NewSentinelPool(redisx.SentinelOptions{
+		Addrs:            c.SentinelAddrs,
+		MasterName:       c.MasterName,
+		SentinelPassword: password,
+		ClientName:       testClientName,
+	})
+	if err != nil {
+		t.Fatalf("NewSentinelPool: %v", err)
+	}
+	defer withPassword.Close()
+	if served, err := write(withPassword.Pool(), "k", "v"); err != nil || served != primary {
+		t.Fatalf("write with the sentinel password went to %q, %v; want %s", served, err, primary)
+	}
+	eventually(t, 10*time.Second, "subscribed with the sentinel password", func() error {
+		return watchingWith(c, password)
+	})
 }
 
 func TestSentinelPoolCloseStopsItsGoroutines(t *testing.T) {

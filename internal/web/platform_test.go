@@ -214,6 +214,13 @@ func TestSecurityHeadersOnEveryPage(t *testing.T) {
 			t.Errorf("%s: headers %v", path, h)
 		}
 	}
+	first, second := b.get("/login").Header.Get("X-Request-ID"), b.get("/login").Header.Get("X-Request-ID")
+	if first == "" || first == second {
+		t.Errorf("X-Request-ID %q then %q, want a fresh ID per request", first, second)
+	}
+	if !strings.Contains(ts.logs.String(), "request_id="+first) {
+		t.Errorf("the request log does not carry request ID %s", first)
+	}
 	if hsts := b.get("/login").Header.Get("Strict-Transport-Security"); !strings.Contains(hsts, "max-age=31536000") {
 		t.Errorf("HSTS %q, want a year", hsts)
 	}
