@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -34,6 +35,7 @@ type backends struct {
 	// throttle counts sign-in and sign-up attempts, shared like sessions.
 	throttle throttle.Store
 	pool     *redis.Pool
+	sentinel *redisx.SentinelPool
 }
 
 // openBackends opens the database (migrating it) and the session store
@@ -54,24 +56,25 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 	b.audit = audit.NewSQLStore(db, time.Now)
 
 	storeOpts := session.StoreOptions(cfg.SessionIdleTimeout, cfg.SessionLifetime, nil)
-	if cfg.RedisURL != "" {
-		pool, err := redisx.NewPool(cfg.RedisURL, redisx.DefaultPoolOptions())
-		if err != nil {
-			b.close()
-			return nil, fmt.Errorf("session store: %w", err)
-		}
+	storeOpts.WaitReplicas, storeOpts.WaitTimeout = cfg.RedisWaitReplicas, cfg.RedisWaitTimeout
+	pool, where, err := openRedis(cfg, b)
+	if err != nil {
+		b.close()
+		return nil, fmt.Errorf("session store: %w", err)
+	}
+	if pool != nil {
 		b.pool = pool
 		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err = redisx.Ping(pingCtx, pool)
 		cancel()
 		if err != nil {
 			b.close()
-			return nil, fmt.Errorf("session store %s is not reachable: %w", redisx.DescribeURL(cfg.RedisURL), err)
+			return nil, fmt.Errorf("session store %s is not reachable: %w", where, err)
 		}
 		b.store = session.NewRedisStore(pool, storeOpts)
 		b.throttle = throttle.NewRedisStore(pool, nil)
 		b.shared = true
-		log.Info("sessions are stored in Redis", slog.String("redis", redisx.DescribeURL(cfg.RedisURL)))
+		log.Info("sessions are stored in Redis", slog.String("redis", where), slog.Int("wait_replicas", cfg.RedisWaitReplicas))
 	} else {
 		b.store = session.NewMemoryStore(storeOpts)
 		b.throttle = throttle.NewMemoryStore(nil)
@@ -92,9 +95,36 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 	return b, nil
 }
 
+// openRedis opens the session store's pool: through the Sentinels when
+// they are configured, else straight to HALLPASS_REDIS_URL; nil when
+// neither is set. where describes it for logs, without passwords.
+func openRedis(cfg config.Config, b *backends) (pool *redis.Pool, where string, err error) {
+	switch {
+	case len(cfg.RedisSentinels) > 0:
+		sp, err := redisx.NewSentinelPool(redisx.SentinelOptions{
+			Addrs:       cfg.RedisSentinels,
+			MasterName:  cfg.RedisMaster,
+			Password:    cfg.RedisPassword,
+			ClientName:  "hallpass-" + cfg.ReplicaID,
+			PoolOptions: redisx.DefaultPoolOptions(),
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		b.sentinel = sp
+		return sp.Pool(), "sentinels " + strings.Join(cfg.RedisSentinels, ",") + " master " + cfg.RedisMaster, nil
+	case cfg.RedisURL != "":
+		pool, err := redisx.NewPool(cfg.RedisURL, redisx.DefaultPoolOptions())
+		return pool, redisx.DescribeURL(cfg.RedisURL), err
+	}
+	return nil, "", nil
+}
+
 // close releases the stores.
 func (b *backends) close() {
-	if b.pool != nil {
+	if b.sentinel != nil {
+		b.sentinel.Close() // closes its pool too
+	} else if b.pool != nil {
 		b.pool.Close()
 	}
 	if b.db != nil {

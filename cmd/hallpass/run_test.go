@@ -451,3 +451,62 @@ func TestOversizedHeadersGet431(t *testing.T) {
 		t.Errorf("64 KiB header: %d, want 431", res.StatusCode)
 	}
 }
+
+func TestServeFollowsASentinelFailoverWithoutSigningAnyoneOut(t *testing.T) {
+	cluster := testsvc.StartSentinelCluster(t)
+	env := map[string]string{
+		"HALLPASS_DATABASE_URL":        "sqlite:" + filepath.Join(t.TempDir(), "h.db"),
+		"HALLPASS_REDIS_SENTINELS":     strings.Join(cluster.SentinelAddrs, ","),
+		"HALLPASS_REDIS_MASTER":        cluster.MasterName,
+		"HALLPASS_REDIS_WAIT_REPLICAS": "1",
+	}
+	if out, err := runCLI(t, env, "correct horse battery\n", "user", "add", "frank"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	r := startServe(t, env)
+	c := newClient(t)
+	c.login(r.url, "frank", "correct horse battery")
+
+	oldPrimary := cluster.Primary(t)
+	old := cluster.KillPrimary(t)
+	statuses := map[int]int{}
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		res, _ := c.do(http.MethodGet, r.url+"/", nil)
+		statuses[res.StatusCode]++
+		if res.StatusCode == http.StatusOK && cluster.PrimaryAddr(t) != old {
+			break
+		}
+		if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("during the failover GET / answered %d (statuses so far %v): want only 200 or 503, never a sign-out or a 500", res.StatusCode, statuses)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery within 45 s of killing the primary: statuses %v", statuses)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+	t.Logf("statuses while the primary was replaced: %v", statuses)
+
+	// The promoted replica has no replica of its own while the old primary
+	// is down, so a new sign-in cannot be confirmed: 503, not a session a
+	// second failover could lose.
+	res, _ := newClient(t).do(http.MethodPost, r.url+"/login", url.Values{"username": {"frank"}, "password": {"correct horse battery"}})
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("sign-in with no replica to confirm it: %d, want 503", res.StatusCode)
+	}
+	// The old primary comes back, Sentinel makes it a replica, and sign-ins
+	// work again without restarting Hallpass.
+	oldPrimary.Start(t)
+	deadline = time.Now().Add(45 * time.Second)
+	for {
+		c2 := newClient(t)
+		res, _ := c2.do(http.MethodPost, r.url+"/login", url.Values{"username": {"frank"}, "password": {"correct horse battery"}})
+		if res.StatusCode == http.StatusSeeOther {
+			break
+		}
+		if res.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("sign-in after the old primary returned: %d", res.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval
+	}
+}

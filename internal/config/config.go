@@ -40,6 +40,19 @@ type Config struct {
 	// RedisURL selects the shared session store; empty means sessions live
 	// in this process only.
 	RedisURL string
+	// RedisSentinels are the Sentinels to ask for the session store's
+	// primary; when set they take precedence over RedisURL.
+	RedisSentinels []string
+	// RedisMaster is the name the Sentinels monitor the primary under.
+	RedisMaster string
+	// RedisPassword authenticates to the Redis servers found through the
+	// Sentinels.
+	RedisPassword string
+	// RedisWaitReplicas is how many replicas must confirm each session
+	// creation and revocation (Redis WAIT); 0 waits for none.
+	RedisWaitReplicas int
+	// RedisWaitTimeout bounds that wait.
+	RedisWaitTimeout time.Duration
 	// ReplicaID names this replica in responses, logs and sessions.
 	ReplicaID string
 	// SessionIdleTimeout ends a session after this long without a request.
@@ -117,6 +130,63 @@ func Settings() []Setting {
 				}
 				c.RedisURL = v
 				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_REDIS_SENTINELS", Flag: "redis-sentinels", Default: "", Accepted: "host:port,host:port,…",
+			Doc: "Redis Sentinels to ask for the session store's primary (failover-aware). Takes precedence over HALLPASS_REDIS_URL.",
+			apply: func(c *Config, v string) error {
+				if v == "" {
+					return nil
+				}
+				for _, a := range strings.Split(v, ",") {
+					a = strings.TrimSpace(a)
+					if _, _, err := net.SplitHostPort(a); err != nil {
+						return errors.New("use a comma-separated list of host:port, such as sentinel1:26379,sentinel2:26379")
+					}
+					c.RedisSentinels = append(c.RedisSentinels, a)
+				}
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_REDIS_MASTER", Flag: "redis-master", Default: "hallpass", Accepted: "name",
+			Doc: "Name the Sentinels monitor the primary under.",
+			apply: func(c *Config, v string) error {
+				if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " \t\r\n") {
+					return errors.New("use the master name from the Sentinel configuration, without spaces")
+				}
+				c.RedisMaster = v
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_REDIS_PASSWORD", Flag: "redis-password", Default: "", Accepted: "text",
+			Doc: "Password for the Redis servers found through the Sentinels (with HALLPASS_REDIS_URL, put it in the URL).",
+			apply: func(c *Config, v string) error {
+				c.RedisPassword = v
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_REDIS_WAIT_REPLICAS", Flag: "redis-wait-replicas", Default: "0", Accepted: "whole number ≥ 0",
+			Doc: "Replicas that must confirm each sign-in and revocation (Redis WAIT) before it is answered; otherwise 503.",
+			apply: func(c *Config, v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 || n > 16 {
+					return errors.New("use a whole number from 0 to 16")
+				}
+				c.RedisWaitReplicas = n
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_REDIS_WAIT_TIMEOUT", Flag: "redis-wait-timeout", Default: "250ms", Accepted: "Go duration",
+			Doc: "How long a sign-in or revocation waits for the replicas to confirm it.",
+			apply: func(c *Config, v string) error {
+				d, err := positiveDuration(v)
+				c.RedisWaitTimeout = d
+				return err
 			},
 		},
 		{

@@ -24,6 +24,7 @@ func TestDefaults(t *testing.T) {
 		SessionIdleTimeout: 30 * time.Minute, SessionLifetime: 12 * time.Hour, CookieSecure: true,
 		Signup: SignupOpen, LogFormat: "text", LogLevel: slog.LevelInfo,
 		MaxSessionsPerUser: 0, SessionLimitPolicy: "evict-oldest", DrainDelay: 5 * time.Second,
+		RedisMaster: "hallpass", RedisWaitTimeout: 250 * time.Millisecond,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults\n got %+v\nwant %+v", c, want)
@@ -55,6 +56,8 @@ func TestInvalidValuesAreAllReported(t *testing.T) {
 		"HALLPASS_TRUSTED_PROXIES":       "10.0.0.0/33",
 		"HALLPASS_MAX_SESSIONS_PER_USER": "-1",
 		"HALLPASS_SESSION_LIMIT_POLICY":  "block",
+		"HALLPASS_REDIS_SENTINELS":       "sentinel-without-port",
+		"HALLPASS_REDIS_WAIT_REPLICAS":   "many",
 	}), "h")
 	if err == nil {
 		t.Fatal("Load accepted invalid values")
@@ -73,6 +76,8 @@ func TestInvalidValuesAreAllReported(t *testing.T) {
 		"HALLPASS_TRUSTED_PROXIES", "CIDRs",
 		"HALLPASS_MAX_SESSIONS_PER_USER", "whole number",
 		"HALLPASS_SESSION_LIMIT_POLICY", "evict-oldest or reject",
+		"HALLPASS_REDIS_SENTINELS", "host:port",
+		"HALLPASS_REDIS_WAIT_REPLICAS", "whole number",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not mention %q:\n%s", want, msg)

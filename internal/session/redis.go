@@ -133,10 +133,12 @@ func (s *RedisStore) CommitCtx(ctx context.Context, key string, b []byte, expiry
 func (s *RedisStore) DeleteCtx(ctx context.Context, key string) error {
 	ttl := s.opts.tombstoneLifetime().Milliseconds()
 	return s.with(ctx, "delete", func(ctx context.Context, c redis.Conn) error {
-		_, err := s.del.DoContext(ctx, c,
+		if _, err := s.del.DoContext(ctx, c,
 			sessionPrefix+key, tombstonePrefix+key, globalIndex,
-			ttl, string(EndedSignedOut), key)
-		return err
+			ttl, string(EndedSignedOut), key); err != nil {
+			return err
+		}
+		return s.waitReplicas(ctx, c)
 	})
 }
 
@@ -183,6 +185,9 @@ func (s *RedisStore) Create(ctx context.Context, key string, userID int64, data 
 			data, ttl, expiry.UnixMilli(), expires.UnixMilli(),
 			limit.Max, string(limit.Policy),
 			s.opts.tombstoneLifetime().Milliseconds(), string(EndedTooMany)))
+		if err == nil && len(reply) > 0 && reply[0] == "ok" {
+			err = s.waitReplicas(ctx, c)
+		}
 		return err
 	})
 	if err != nil {
@@ -230,6 +235,9 @@ func (s *RedisStore) Revoke(ctx context.Context, userID int64, keys []string, re
 	var n int
 	err := s.with(ctx, "revoke", func(ctx context.Context, c redis.Conn) (err error) {
 		n, err = redis.Int(s.revoke.DoContext(ctx, c, args...))
+		if err == nil && n > 0 {
+			err = s.waitReplicas(ctx, c)
+		}
 		return err
 	})
 	return n, err
@@ -244,6 +252,9 @@ func (s *RedisStore) RevokeUser(ctx context.Context, userID int64, exceptKey str
 			userIndex(userID), globalIndex,
 			s.opts.now().UnixMilli(), sessionPrefix, tombstonePrefix,
 			string(reason), s.opts.tombstoneLifetime().Milliseconds(), exceptKey))
+		if err == nil && n > 0 {
+			err = s.waitReplicas(ctx, c)
+		}
 		return err
 	})
 	return n, err
@@ -288,6 +299,27 @@ func (s *RedisStore) Recent(ctx context.Context, offset, limit int) ([]Entry, er
 		return err
 	})
 	return entries, err
+}
+
+// waitReplicas runs WAIT on c, whose last command was a write, when the
+// store is configured to: the write must reach Options.WaitReplicas replicas
+// within Options.WaitTimeout, or ErrNotReplicated.
+func (s *RedisStore) waitReplicas(ctx context.Context, c redis.Conn) error {
+	if s.opts.WaitReplicas <= 0 {
+		return nil
+	}
+	timeout := s.opts.WaitTimeout
+	if timeout <= 0 {
+		timeout = 100 * time.Millisecond
+	}
+	n, err := redis.Int(redis.DoContext(c, ctx, "WAIT", s.opts.WaitReplicas, timeout.Milliseconds()))
+	if err != nil {
+		return err
+	}
+	if n < s.opts.WaitReplicas {
+		return fmt.Errorf("%w: %d of %d replicas within %v", ErrNotReplicated, n, s.opts.WaitReplicas, timeout)
+	}
+	return nil
 }
 
 // with runs f on a pooled connection, under a deadline of defaultOpTimeout

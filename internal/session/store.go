@@ -138,7 +138,21 @@ type Options struct {
 	Lifetime time.Duration
 	// Now is the clock that decides expiry; nil means time.Now.
 	Now func() time.Time
+	// WaitReplicas, when above zero, makes the Redis store wait after each
+	// session creation and deletion until that many replicas have the
+	// write (Redis WAIT), for at most WaitTimeout, and fail with
+	// ErrNotReplicated otherwise: asynchronous replication loses the last
+	// writes on failover, and a sign-in that may vanish, or a revocation
+	// that may come undone, is better refused.
+	WaitReplicas int
+	// WaitTimeout bounds that wait; zero means 100 ms.
+	WaitTimeout time.Duration
 }
+
+// ErrNotReplicated is returned when a session write reached the primary
+// but not Options.WaitReplicas replicas in time. The write may still
+// replicate later, or be lost on a failover.
+var ErrNotReplicated = errors.New("session write not confirmed by a replica")
 
 // now reads the configured clock.
 func (o Options) now() time.Time {

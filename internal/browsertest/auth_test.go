@@ -1,0 +1,171 @@
+package browsertest
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+const (
+	alicePassword = "correct horse battery staple"
+	bobPassword   = "tr0ub4dor and three"
+)
+
+func TestSignUpFromTheLoginPageWithTheKeyboard(t *testing.T) {
+	s := startHallpass(t, nil)
+	b := newBrowser(t, s, laptop)
+
+	b.open("/login")
+	b.click(`a[href="/signup"]`)
+	if got := b.text("h1"); got != "Create an account" {
+		t.Fatalf("sign-up link led to %q", got)
+	}
+
+	// A mismatched confirmation is answered next to its field, and what
+	// was typed into the username survives.
+	b.fill("#username", "carol", "#password", alicePassword, "#confirm_password", alicePassword+"!")
+	if status := b.click(`form[action="/signup"] button[type=submit]`); status != http.StatusUnprocessableEntity {
+		t.Errorf("mismatched passwords: status %d, want 422", status)
+	}
+	if b.text("#confirm_password ~ .field-error") == "" {
+		t.Errorf("no error next to the confirmation field%s", b.whereAmI())
+	}
+	if got := eval[string](b, "read username", `document.querySelector("#username").value`); got != "carol" {
+		t.Errorf("username field after the error = %q, want carol", got)
+	}
+
+	// Enter in the last field submits the form: no mouse needed.
+	b.fill("#password", alicePassword, "#confirm_password", alicePassword)
+	b.load("press Enter", chromedp.SendKeys(chromedp.CSS("#confirm_password"), kb.Enter))
+	if got := b.text("h1"); got != "Hello, carol" {
+		t.Fatalf("after signing up the page says %q%s", got, b.whereAmI())
+	}
+	if got := b.text("header .who"); got != "carol" {
+		t.Errorf("header names %q, want carol", got)
+	}
+}
+
+func TestSignInTakesYouWhereYouWereGoing(t *testing.T) {
+	s := startHallpass(t, nil)
+	s.addUser(t, "alice", alicePassword, false)
+	b := newBrowser(t, s, laptop)
+
+	b.open("/account/password")
+	if loc := b.location(); !strings.HasPrefix(loc, "/login?") || !strings.Contains(loc, "next=%2Faccount%2Fpassword") {
+		t.Fatalf("signed-out visit to /account/password landed on %s, want the login page remembering where to go", loc)
+	}
+
+	b.fill("#username", "alice", "#password", "not the password")
+	if status := b.click(`form[action="/login"] button[type=submit]`); status != http.StatusUnauthorized {
+		t.Errorf("wrong password: status %d, want 401", status)
+	}
+	if got := b.text(".alert"); got != "Incorrect username or password." {
+		t.Errorf("wrong password: alert %q", got)
+	}
+	if got := eval[string](b, "read username", `document.querySelector("#username").value`); got != "alice" {
+		t.Errorf("username field after a wrong password = %q, want alice", got)
+	}
+
+	b.fill("#password", alicePassword)
+	if status := b.click(`form[action="/login"] button[type=submit]`); status != http.StatusOK {
+		t.Fatalf("sign in: status %d%s", status, b.whereAmI())
+	}
+	if loc := b.location(); loc != "/account/password" {
+		t.Errorf("after signing in the browser is at %s, want /account/password", loc)
+	}
+	if got := b.text("header .who"); got != "alice" {
+		t.Errorf("header names %q, want alice", got)
+	}
+	b.click(`header a[href="/"]`)
+	if got := b.text(".served-by"); got != s.ReplicaID {
+		t.Errorf("home says it was served by %q, want %q", got, s.ReplicaID)
+	}
+}
+
+func TestSessionCookieAsTheBrowserKeepsIt(t *testing.T) {
+	s := startHallpass(t, nil)
+	s.addUser(t, "alice", alicePassword, false)
+	b := newBrowser(t, s, laptop)
+
+	b.open("/login")
+	before := b.sessionCookie()
+	b.signIn("alice", alicePassword)
+
+	c := b.sessionCookie()
+	if c == nil {
+		t.Fatalf("no %s cookie after signing in; the browser keeps %+v", sessionCookieName, b.cookies())
+	}
+	if before != nil && before.Value == c.Value {
+		t.Error("the session ID was not renewed at sign-in")
+	}
+	if len(c.Value) != 43 {
+		t.Errorf("session ID is %d characters, want 43 (32 random bytes)", len(c.Value))
+	}
+	if !c.HTTPOnly {
+		t.Error("cookie is not HttpOnly")
+	}
+	if !c.Secure {
+		t.Error("cookie is not Secure")
+	}
+	if c.SameSite != network.CookieSameSiteLax {
+		t.Errorf("cookie SameSite = %q, want Lax", c.SameSite)
+	}
+	// The __Host- prefix only survives with Path=/ and no Domain: the
+	// browser keeps it for this host alone, not its subdomains.
+	if c.Path != "/" || c.Domain != "localhost" {
+		t.Errorf("cookie path %q domain %q, want / and host-only localhost", c.Path, c.Domain)
+	}
+	// A browser-session cookie: the server, not the cookie, decides when
+	// the session ends.
+	if !c.Session || c.Expires > 0 {
+		t.Errorf("cookie expires %v (session %v), want a browser-session cookie", c.Expires, c.Session)
+	}
+
+	if got := eval[string](b, "read document.cookie", `document.cookie`); strings.Contains(got, "hallpass") || strings.Contains(got, c.Value) {
+		t.Errorf("page script can read the session cookie: document.cookie = %q", got)
+	}
+
+	b.click(`header form[action="/logout"] button[type=submit]`)
+	if c := b.sessionCookie(); c != nil {
+		t.Errorf("the browser still keeps %s=%s… after signing out", c.Name, c.Value[:8])
+	}
+}
+
+func TestSignOutThenBackShowsNoSignedInPage(t *testing.T) {
+	s := startHallpass(t, nil)
+	s.addUser(t, "alice", alicePassword, false)
+	b := newBrowser(t, s, laptop)
+
+	b.signIn("alice", alicePassword)
+	b.click(`header a[href="/account/sessions"]`)
+	if got := b.text("h1"); got != "Your devices" {
+		t.Fatalf("devices page says %q", got)
+	}
+
+	b.click(`header form[action="/logout"] button[type=submit]`)
+	if loc := b.location(); loc != "/login?reason=signed-out" {
+		t.Errorf("after signing out the browser is at %s", loc)
+	}
+	if got := b.text(".notice"); got != "You have signed out." {
+		t.Errorf("login page notice %q, want the sign-out confirmed", got)
+	}
+
+	// Back, twice: neither the devices page nor the home page may come
+	// back from a cache; each asks the server again and is sent to sign in.
+	for _, was := range []string{"/account/sessions", "/"} {
+		b.load("go back", chromedp.NavigateBack())
+		if got := b.text("h1"); got != "Sign in" {
+			t.Errorf("Back towards %s shows %q, want the login page%s", was, got, b.whereAmI())
+		}
+		if n := b.count(`header form[action="/logout"]`); n != 0 {
+			t.Errorf("Back towards %s shows a signed-in header", was)
+		}
+		if body := b.text("main"); strings.Contains(body, "alice") {
+			t.Errorf("Back towards %s shows alice's data: %q", was, body)
+		}
+	}
+}
