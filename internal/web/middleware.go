@@ -83,7 +83,11 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			route = rc.RoutePattern()
 		}
 		s.metrics.Request(route, r.Method, rec.status, took)
-		s.log.LogAttrs(r.Context(), levelFor(rec.status), "request",
+		level := levelFor(rec.status)
+		if level == slog.LevelInfo && (route == "/healthz" || route == "/readyz") {
+			level = slog.LevelDebug // load balancers probe these every second
+		}
+		s.log.LogAttrs(r.Context(), level, "request",
 			slog.String("request_id", id),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),

@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# End-to-end check of docker-compose.yml (`make test-compose`): builds the
+# stand-in images, starts the whole cluster as project hallpass-ci, creates an
+# administrator with `run --rm`, and through HAProxy signs in, loads / thirty
+# times (every replica must serve it, signed in), and signs out. The project is
+# always torn down with its volumes, pass or fail.
+#
+#   HALLPASS_CI_PROJECT   compose project name (default hallpass-ci)
+#   HALLPASS_HTTP_PORT    published port (default: a free one)
+#   HALLPASS_SUBNET       the project network (default: a free 172.28.N.0/24)
+#   HALLPASS_SKIP_IMAGES  1: do not run deploy/images/build.sh
+#   REDIS_IMAGE HAPROXY_IMAGE POSTGRES_IMAGE HALLPASS_IMAGE  default: the stand-ins
+#
+# Uses docker-compose (1.29) and falls back to `docker compose` (v2).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+started=$SECONDS
+say() { printf 'test-compose: [%3ds] %s\n' "$((SECONDS - started))" "$*"; }
+results=()
+pass() { results+=("PASS  $*"); say "PASS $*"; }
+fail() {
+  results+=("FAIL  $*")
+  say "FAIL $*"
+  exit 1
+}
+
+if command -v docker-compose >/dev/null 2>&1; then
+  compose_cmd=(docker-compose)
+elif docker compose version >/dev/null 2>&1; then
+  compose_cmd=(docker compose)
+else
+  echo "test-compose: neither docker-compose nor docker compose is installed" >&2
+  exit 1
+fi
+
+export REDIS_IMAGE=${REDIS_IMAGE:-hallpass-redis:local}
+export HAPROXY_IMAGE=${HAPROXY_IMAGE:-hallpass-haproxy:local}
+export POSTGRES_IMAGE=${POSTGRES_IMAGE:-hallpass-postgres:local}
+export HALLPASS_IMAGE=${HALLPASS_IMAGE:-hallpass-app:local}
+project=${HALLPASS_CI_PROJECT:-hallpass-ci}
+
+# free_port prints a TCP port nothing listens on.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# free_subnet prints a 172.28.N.0/24 no docker network uses, so this run
+# cannot clash with a cluster already up on this machine.
+free_subnet() {
+  local used n
+  used=$(docker network inspect $(docker network ls -q) -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' 2>/dev/null || true)
+  for n in $(seq 100 250); do
+    if [[ " $used " != *" 172.28.$n.0/24 "* ]]; then
+      echo "172.28.$n.0/24"
+      return
+    fi
+  done
+  echo "test-compose: no free 172.28.N.0/24 subnet" >&2
+  return 1
+}
+
+export HALLPASS_HTTP_PORT=${HALLPASS_HTTP_PORT:-$(free_port)}
+export HALLPASS_SUBNET=${HALLPASS_SUBNET:-$(free_subnet)}
+compose() { "${compose_cmd[@]}" -p "$project" "$@"; }
+# Containers of the project, found by the labels both compose versions set:
+# plain docker commands start much faster than compose's.
+containers() { docker ps -aq --filter "label=com.docker.compose.project=$project" "$@"; }
+# in_service SERVICE CMD… runs CMD in the service's (first) container.
+in_service() {
+  local service=$1 id
+  shift
+  id=$(containers --filter "label=com.docker.compose.service=$service" | head -n 1)
+  [ -n "$id" ] || fail "no container for service $service"
+  docker exec "$id" "$@"
+}
+base=http://localhost:$HALLPASS_HTTP_PORT
+headers=$(mktemp)
+body=$(mktemp)
+
+summary() {
+  local rc=$?
+  trap - EXIT
+  rm -f "$headers" "$body"
+  if [ "$rc" -ne 0 ]; then
+    say "failed; state of the project and the last log lines:"
+    compose ps 2>&1 || true
+    compose logs --no-color --tail=25 2>&1 | tail -n 150 || true
+  fi
+  say "tearing down: ${compose_cmd[*]} -p $project down -v"
+  compose down -v --remove-orphans >/dev/null 2>&1 || say "warning: down -v failed; run it by hand"
+  echo
+  echo "test-compose summary (${compose_cmd[*]}, project $project, port $HALLPASS_HTTP_PORT, subnet $HALLPASS_SUBNET):"
+  printf '  %s\n' "${results[@]}"
+  if [ "$rc" -eq 0 ]; then
+    echo "test-compose: PASSED in $((SECONDS - started)) s"
+  else
+    echo "test-compose: FAILED after $((SECONDS - started)) s"
+  fi
+  exit "$rc"
+}
+trap summary EXIT
+# Interrupted: exit, so the EXIT trap tears down.
+trap 'exit 130' INT TERM
+
+if [ "${HALLPASS_SKIP_IMAGES:-0}" != 1 ]; then
+  say "building the stand-in images (deploy/images/build.sh)"
+  bash deploy/images/build.sh
+fi
+
+say "using ${compose_cmd[*]}; images $HALLPASS_IMAGE $REDIS_IMAGE $HAPROXY_IMAGE $POSTGRES_IMAGE"
+compose config -q || fail "docker-compose.yml does not validate"
+pass "docker-compose.yml validates"
+
+# A project left over by an interrupted run would otherwise be reused.
+compose down -v --remove-orphans >/dev/null 2>&1 || true
+
+say "starting project $project on $base (subnet $HALLPASS_SUBNET)"
+up_started=$SECONDS
+compose up -d || fail "up -d"
+
+# up -d returns once every dependency was healthy and the last service
+# started; wait for HAProxy's own health check too.
+deadline=$((SECONDS + 180))
+while :; do
+  unhealthy=()
+  for id in $(containers); do
+    status=$(docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$id")
+    case $status in
+      *" running healthy" | *" running none") ;;
+      *) unhealthy+=("${status#/}") ;;
+    esac
+  done
+  [ ${#unhealthy[@]} -eq 0 ] && break
+  [ $SECONDS -lt $deadline ] || fail "not healthy within 180 s: ${unhealthy[*]}"
+  sleep 1
+done
+pass "all $(containers | wc -l) containers running and healthy, $((SECONDS - up_started)) s after up"
+
+sentinel_master=$(in_service redis-sentinel1 redis-cli -p 26379 sentinel get-master-addr-by-name hallpass | tr -d '\r' | xargs)
+[ "$sentinel_master" = "redis-primary 6379" ] || fail "Sentinel names the primary '$sentinel_master', want 'redis-primary 6379'"
+in_service redis-sentinel2 redis-cli -p 26379 sentinel ckquorum hallpass | grep -q '^OK' ||
+  fail "Sentinel quorum not reachable"
+pass "Sentinels agree on the primary redis-primary:6379 and can reach quorum"
+
+aof=$(in_service redis-primary redis-cli config get appendonly | tail -n 1 | tr -d '\r')
+minrep=$(in_service redis-primary redis-cli config get min-replicas-to-write | tail -n 1 | tr -d '\r')
+link=$(in_service redis-replica redis-cli info replication | tr -d '\r' | grep '^master_link_status:' || true)
+[ "$aof" = yes ] && [ "$minrep" = 1 ] && [ "$link" = master_link_status:up ] ||
+  fail "Redis: appendonly=$aof min-replicas-to-write=$minrep replica $link"
+pass "Redis primary has AOF on and min-replicas-to-write 1; the replica follows it"
+
+password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+say "creating the administrator: ${compose_cmd[*]} run --rm -T app1 user add admin --admin"
+printf '%s\n' "$password" | compose run --rm -T app1 user add admin --admin || fail "user add admin"
+pass "run --rm app1 user add admin --admin"
+
+# curl helpers. The session cookie is Secure; like a browser talking to
+# localhost, this client sends it over plain http (set by hand: curl's own jar
+# does not for every version).
+cookie=
+request() { # METHOD PATH [curl args…]; prints the status
+  local method=$1 path=$2
+  shift 2
+  curl -4 -sS -o "$body" -D "$headers" -w '%{http_code}' --max-time 10 -X "$method" \
+    ${cookie:+-H "Cookie: $cookie"} "$@" "$base$path"
+}
+header() { tr -d '\r' <"$headers" | grep -i "^$1:" | head -n 1 | cut -d' ' -f2- || true; }
+
+# HAProxy marks replicas up after two good checks; wait until all three serve.
+deadline=$((SECONDS + 60))
+seen=""
+while :; do
+  if [ "$(request GET /healthz)" = 200 ]; then
+    served=$(header X-Served-By)
+    [[ " $seen " == *" $served "* ]] || seen="$seen $served"
+  fi
+  [ "$(wc -w <<<"$seen")" -ge 3 ] && break
+  [ $SECONDS -lt $deadline ] || fail "HAProxy did not reach all three replicas within 60 s (saw:$seen)"
+  sleep 0.2
+done
+pass "HAProxy on $base reaches every replica:$seen"
+
+status=$(request POST /login --data-urlencode username=admin --data-urlencode "password=$password")
+set_cookie=$(header Set-Cookie)
+[ "$status" = 303 ] && [[ $set_cookie == __Host-hallpass=* ]] ||
+  fail "POST /login answered $status, Set-Cookie '$set_cookie'; want 303 and __Host-hallpass"
+[[ $set_cookie == *Secure* && $set_cookie == *HttpOnly* ]] || fail "session cookie not Secure HttpOnly: $set_cookie"
+cookie=${set_cookie%%;*}
+pass "POST /login -> 303 with a Secure HttpOnly __Host-hallpass cookie (served by $(header X-Served-By))"
+
+declare -A per_replica=()
+for i in $(seq 1 30); do
+  status=$(request GET /)
+  served=$(header X-Served-By)
+  served=${served:-none}
+  [ "$status" = 200 ] || fail "GET / #$i answered $status (served by $served); want 200 signed in"
+  grep -q 'Hello, admin' "$body" || fail "GET / #$i (served by $served) does not show the signed-in user"
+  per_replica[$served]=$((${per_replica[$served]:-0} + 1))
+done
+distribution=$(for r in "${!per_replica[@]}"; do printf '%s=%s ' "$r" "${per_replica[$r]}"; done | tr ' ' '\n' | sort | tr '\n' ' ' | sed 's/ $//')
+[ ${#per_replica[@]} -eq 3 ] || fail "30 GETs of / reached ${#per_replica[@]} replicas ($distribution); want 3"
+pass "30 GETs of / signed in on all 3 replicas: $distribution"
+
+status=$(request POST /logout)
+set_cookie=$(header Set-Cookie)
+[ "$status" = 303 ] || fail "POST /logout answered $status; want 303"
+[[ $set_cookie == *Max-Age=0* || $set_cookie == *"Expires=Thu, 01 Jan 1970"* ]] ||
+  fail "POST /logout did not expire the cookie: '$set_cookie'"
+pass "POST /logout -> 303, cookie expired (served by $(header X-Served-By))"
+
+# The old cookie must be dead on every replica, not only the one that ended it.
+declare -A after=()
+for i in $(seq 1 6); do
+  status=$(request GET /)
+  served=$(header X-Served-By)
+  served=${served:-none}
+  [ "$status" = 303 ] || fail "GET / with the signed-out cookie answered $status on $served; want 303 to /login"
+  after[$served]=1
+done
+pass "the signed-out cookie is refused by ${#after[@]} replicas (${!after[*]})"
