@@ -13,6 +13,7 @@ import (
 
 	"github.com/hallpass/hallpass/internal/audit"
 	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/throttle"
 	"github.com/hallpass/hallpass/internal/user"
 )
 
@@ -401,5 +402,48 @@ func TestConcurrentLoginsRespectTheLimit(t *testing.T) {
 				t.Errorf("20 simultaneous logins left %d sessions, want exactly 3", len(recs))
 			}
 		})
+	}
+}
+
+func TestAdminOverviewAndAuditLog(t *testing.T) {
+	lenient := throttle.Policy{Limit: 1000, Window: time.Minute, BaseDelay: time.Second, MaxDelay: time.Second}
+	ts := newTestServer(t, testOptions{backend: "redis", loginPolicy: &lenient})
+	ts.createUser("root", alicePW, user.RoleAdmin)
+	ts.createUser("alice", alicePW, user.RoleUser)
+	admin := ts.newBrowser()
+	admin.login("root", alicePW)
+	for range 3 {
+		ts.newDevice(chromeMac).login("alice", alicePW)
+	}
+	home := admin.get("/admin")
+	if home.StatusCode != http.StatusOK {
+		t.Fatalf("GET /admin: %d", home.StatusCode)
+	}
+	if got := home.text(t, "#session-count"); got != "4" {
+		t.Errorf("active sessions shown %q, want 4", got)
+	}
+	if got := home.text(t, "#user-count"); got != "2" {
+		t.Errorf("users shown %q, want 2", got)
+	}
+	// 55 failed sign-ins make more than one page of audit events.
+	guesser := ts.newBrowser()
+	for i := range 55 {
+		guesser.postForm("/login", url.Values{"username": {"alice"}, "password": {"wrong " + strconv.Itoa(i)}})
+	}
+	page1 := admin.get("/admin/audit")
+	rows := page1.doc(t).Find("table.audit tbody tr").Length()
+	if rows != adminAuditPerPage {
+		t.Errorf("audit page 1 shows %d rows, want %d", rows, adminAuditPerPage)
+	}
+	next, ok := page1.doc(t).Find(`a[rel=next]`).Attr("href")
+	if !ok {
+		t.Fatal("audit page 1 has no link to older events")
+	}
+	page2 := admin.get(next)
+	if n := page2.doc(t).Find("table.audit tbody tr").Length(); n == 0 {
+		t.Error("audit page 2 is empty")
+	}
+	if !strings.Contains(page1.body, "login.failed") {
+		t.Error("the audit log does not show failed sign-ins")
 	}
 }
