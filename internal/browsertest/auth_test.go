@@ -1,10 +1,13 @@
 package browsertest
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -167,5 +170,50 @@ func TestSignOutThenBackShowsNoSignedInPage(t *testing.T) {
 		if body := b.text("main"); strings.Contains(body, "alice") {
 			t.Errorf("Back towards %s shows alice's data: %q", was, body)
 		}
+	}
+}
+
+func TestSignInWithTheKeyboardAndNoJavaScript(t *testing.T) {
+	s := startHallpass(t, nil)
+	s.addUser(t, "alice", alicePassword, false)
+	b := newBrowser(t, s, laptop)
+	b.step("switch JavaScript off", chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tab, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return err
+	}))
+
+	// The username field has focus on arrival; Tab, type, Enter signs in.
+	b.open("/login")
+	if got := eval[string](b, "read focus", `document.activeElement.id`); got != "username" {
+		t.Fatalf("focus on arrival is on %q, want the username field", got)
+	}
+	b.step("type the username", chromedp.KeyEvent("alice"))
+	b.step("tab to the password", chromedp.KeyEvent(kb.Tab))
+	b.step("type the password", chromedp.KeyEvent(alicePassword))
+	b.load("press Enter", chromedp.KeyEvent(kb.Enter))
+	if got := b.text("h1"); got != "Hello, alice" {
+		t.Fatalf("keyboard sign-in without JavaScript led to %q%s", got, b.whereAmI())
+	}
+
+	// The first Tab reaches the skip link, and the focus shows.
+	b.step("tab", chromedp.KeyEvent(kb.Tab))
+	focused := eval[[2]string](b, "read focus", `[document.activeElement.className, getComputedStyle(document.activeElement).outlineStyle]`)
+	if focused[0] != "skip-link" || focused[1] == "none" {
+		t.Errorf("first Tab focuses %q with outline %q, want a visible skip link", focused[0], focused[1])
+	}
+	b.step("follow the skip link", chromedp.KeyEvent(kb.Enter))
+	if got := eval[string](b, "read focus", `document.activeElement.id`); got != "content" {
+		t.Errorf("the skip link moved focus to %q, want the main content", got)
+	}
+	b.step("tab", chromedp.KeyEvent(kb.Tab))
+	if inMain := eval[bool](b, "read focus", `document.activeElement.closest("main") !== null`); !inMain {
+		t.Error("Tab after the skip link left the main content")
+	}
+
+	// Signing out is a plain form post.
+	b.open("/")
+	b.click(`header form[action="/logout"] button[type=submit]`)
+	if got := b.text(".notice"); got != "You have signed out." {
+		t.Errorf("sign-out without JavaScript: notice %q", got)
 	}
 }

@@ -399,6 +399,10 @@ func (m *Manager) Login(ctx context.Context, id Identity, client Client) (evicte
 	token := m.scs.Token(ctx)
 	keys, err := m.store.Create(ctx, hashToken(token), id.UserID, data, deadline, m.limit)
 	if err != nil {
+		// Nobody is signed in on this request after all.
+		for k := range values {
+			m.scs.Remove(ctx, k)
+		}
 		return 0, fmt.Errorf("create session: %w", err)
 	}
 	st.noSave = false
@@ -414,8 +418,12 @@ func (m *Manager) Logout(ctx context.Context) error {
 	return nil
 }
 
-// Current returns the signed-in session of the request, if any.
+// Current returns the signed-in session of the request, if any. Outside
+// LoadAndSave there is none.
 func (m *Manager) Current(ctx context.Context) (Info, bool) {
+	if _, ok := ctx.Value(stateKey{}).(*requestState); !ok {
+		return Info{}, false
+	}
 	uid := m.scs.GetInt64(ctx, keyUserID)
 	if uid == 0 {
 		return Info{}, false

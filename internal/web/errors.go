@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hallpass/hallpass/internal/password"
+	"github.com/hallpass/hallpass/internal/user"
 )
 
 // retryAfterSeconds is what a 503 asks clients to wait.
@@ -51,10 +52,17 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	s.clientError(w, r, http.StatusMethodNotAllowed, "Method not allowed", "This page does not accept "+r.Method+" requests.")
 }
 
-// errorPage renders the error template; error pages show no session data, so
-// they render even when the session could not be loaded.
+// errorPage renders the error template, with the account header when the
+// request carries a signed-in session (never for a 503: the session may be
+// what failed).
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, heading, message string) {
-	data := pageData{Title: heading, Replica: s.replicaID, Status: status, Heading: heading, Message: message}
+	data := pageData{Title: heading, Replica: s.replicaID, Status: status, Heading: heading, Message: message, Path: r.URL.Path}
+	if status != http.StatusServiceUnavailable {
+		if info, ok := s.sessions.Current(r.Context()); ok {
+			data.User = &info
+			data.IsAdmin = info.Role == string(user.RoleAdmin)
+		}
+	}
 	var buf bytes.Buffer
 	if t, ok := s.pages.byName["error"]; !ok || t.ExecuteTemplate(&buf, "layout", data) != nil {
 		buf.Reset()

@@ -183,8 +183,12 @@ func TestAdminPagesAreForAdminsOnly(t *testing.T) {
 	b.login("alice", alicePW)
 	id := strconv.FormatInt(alice.ID, 10)
 	for _, path := range []string{"/admin", "/admin/users", "/admin/users/" + id, "/admin/audit"} {
-		if res := b.get(path); res.StatusCode != http.StatusForbidden {
+		res := b.get(path)
+		if res.StatusCode != http.StatusForbidden {
 			t.Errorf("GET %s as a user: %d, want 403", path, res.StatusCode)
+		}
+		if res.doc(t).Find(`header form[action="/logout"]`).Length() != 1 {
+			t.Errorf("the 403 page of %s does not show that alice is signed in", path)
 		}
 	}
 	for _, path := range []string{"/admin/users/" + id + "/revoke-all", "/admin/users/" + id + "/disable", "/admin/sessions/" + id + ".AAAAAAAAAAAAAAAA/revoke"} {
@@ -341,6 +345,9 @@ func TestSessionLimitRejectLetsUserEndOneToContinue(t *testing.T) {
 			}
 			if fresh.sessionCookie() != "" {
 				t.Fatal("a rejected login got a session cookie")
+			}
+			if res.doc(t).Find(`header form[action="/logout"]`).Length() != 0 {
+				t.Error("the session-limit page shows a signed-in header to someone who is not signed in")
 			}
 			choice := res.doc(t).Find(`input[name=end_session]`)
 			if choice.Length() != 1 {

@@ -1,0 +1,522 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Time limits for the session store. Sentinel's own timings come from
+// deploy/redis/sentinel.conf (a primary is down after 5 s without an answer),
+// so a failover takes several seconds; the limits leave room for a busy
+// machine, and for a Sentinel that went into TILT mode after being starved of
+// CPU (it then does nothing for 30 s).
+const (
+	redisReadyWithin   = 15 * time.Second
+	redisStopWithin    = 10 * time.Second
+	redisSettledWithin = 60 * time.Second
+	failoverWithin     = 60 * time.Second
+)
+
+// MasterName is the name the Sentinels monitor the primary under
+// (deploy/redis/sentinel.conf).
+const MasterName = "hallpass"
+
+// sentinelCount is how many Sentinels watch the primary (quorum 2).
+const sentinelCount = 3
+
+// redisServer is one of the two Redis servers. Which one is the primary
+// changes with failovers; it is started with deploy/redis/primary.conf when
+// it is to be the primary and replica.conf, following the primary, otherwise.
+type redisServer struct {
+	addr      string
+	port      int
+	replicaOf string // the primary to follow at the next start; empty: be the primary
+	proc      *process
+}
+
+// sentinel is one redis-sentinel started through deploy/redis/sentinel-start.sh,
+// which keeps the configuration the Sentinel rewrites, so a restarted Sentinel
+// remembers the current primary.
+type sentinel struct {
+	addr string
+	proc *process
+}
+
+// redisSet is the session store: two servers and three Sentinels.
+type redisSet struct {
+	host      string
+	deployDir string
+	servers   []*redisServer
+	sentinels []*sentinel
+}
+
+// startRedis starts a primary, its replica and three Sentinels on host, each
+// in its own directory under dir, and waits until the Sentinels know the
+// whole set.
+func startRedis(ctx context.Context, host, dir, deployDir string) (*redisSet, error) {
+	serverBin, err := lookBinary("redis-server", "redis-server")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := lookBinary("redis-sentinel", "redis-sentinel"); err != nil {
+		return nil, err
+	}
+	rs := &redisSet{host: host, deployDir: deployDir}
+	for i := range 2 {
+		s := &redisServer{}
+		sdir := filepath.Join(dir, fmt.Sprintf("redis%d", i+1))
+		if err := os.MkdirAll(sdir, 0o755); err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		s.proc = &process{
+			name: fmt.Sprintf("redis%d", i+1),
+			log:  filepath.Join(sdir, "redis.log"),
+			command: func() *exec.Cmd {
+				conf, role := "primary.conf", []string{}
+				if s.replicaOf != "" {
+					h, p, _ := net.SplitHostPort(s.replicaOf)
+					conf, role = "replica.conf", []string{"--replicaof", h, p}
+				}
+				args := append([]string{filepath.Join(deployDir, "redis", conf),
+					"--port", strconv.Itoa(s.port),
+					"--bind", host,
+					"--replica-announce-ip", host,
+					"--dir", sdir,
+					"--unixsocket", "",
+					"--daemonize", "no",
+					"--logfile", ""}, role...)
+				cmd := exec.Command(serverBin, args...)
+				cmd.Dir = sdir
+				cmd.Env = minimalEnv()
+				return cmd
+			},
+		}
+		if i == 1 {
+			s.replicaOf = rs.servers[0].addr
+		}
+		if err := startOnFreePort(ctx, host, s.proc, func(port int) {
+			s.port, s.addr = port, hostPort(host, port)
+			s.proc.pattern = redisTitle(s.addr)
+		}, func() error { return pingRedis(s.addr, s.proc.pid()) }); err != nil {
+			return nil, err
+		}
+		rs.servers = append(rs.servers, s)
+	}
+
+	primary := rs.servers[0]
+	for i := range sentinelCount {
+		s := &sentinel{}
+		sdir := filepath.Join(dir, fmt.Sprintf("sentinel%d", i+1))
+		if err := os.MkdirAll(sdir, 0o755); err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		var port int
+		s.proc = &process{
+			name: fmt.Sprintf("sentinel%d", i+1),
+			log:  filepath.Join(sdir, "sentinel.log"),
+			command: func() *exec.Cmd {
+				cmd := exec.Command("sh", filepath.Join(deployDir, "redis", "sentinel-start.sh"),
+					"--port", strconv.Itoa(port),
+					"--bind", host,
+					"--dir", sdir,
+					"--sentinel", "announce-ip", host)
+				cmd.Dir = sdir
+				cmd.Env = minimalEnv(
+					"SENTINEL_CONF="+filepath.Join(sdir, "sentinel.conf"),
+					"REDIS_PRIMARY_HOST="+host,
+					"REDIS_PRIMARY_PORT="+strconv.Itoa(primary.port))
+				return cmd
+			},
+		}
+		if err := startOnFreePort(ctx, host, s.proc, func(p int) {
+			port, s.addr = p, hostPort(host, p)
+			s.proc.pattern = redisTitle(s.addr)
+			// A Sentinel keeps its rendered configuration; a retry on another
+			// port must render it afresh.
+			_ = os.Remove(filepath.Join(sdir, "sentinel.conf"))
+		}, func() error { return pingRedis(s.addr, s.proc.pid()) }); err != nil {
+			return nil, err
+		}
+		rs.sentinels = append(rs.sentinels, s)
+	}
+	if err := poll(ctx, redisSettledWithin, rs.settled); err != nil {
+		return nil, fmt.Errorf("redis: sentinels never settled: %w\n%s", err, rs.sentinelLogs())
+	}
+	return rs, nil
+}
+
+// startOnFreePort picks a free port (setPort applies it), starts p and waits
+// for ready, trying again on a fresh port when the port was taken meanwhile.
+func startOnFreePort(ctx context.Context, host string, p *process, setPort func(int), ready func() error) error {
+	var err error
+	for range 3 {
+		var port int
+		if port, err = freePort(host); err != nil {
+			return err
+		}
+		setPort(port)
+		if err = p.start(); err != nil {
+			return err
+		}
+		if err = p.waitReady(ctx, redisReadyWithin, ready); err == nil {
+			return nil
+		}
+		_ = p.kill()
+	}
+	return err
+}
+
+// redisTitle is the pgrep -f pattern of a Redis process on addr: Redis
+// replaces its command line with "redis-server host:port".
+func redisTitle(addr string) string {
+	return regexp.QuoteMeta(addr) + `( |$)`
+}
+
+// sentinelAddrs returns the Sentinels' addresses.
+func (rs *redisSet) sentinelAddrs() []string {
+	addrs := make([]string, len(rs.sentinels))
+	for i, s := range rs.sentinels {
+		addrs[i] = s.addr
+	}
+	return addrs
+}
+
+// primary returns the server every running Sentinel names as the primary.
+func (rs *redisSet) primary() (*redisServer, error) {
+	var addr string
+	asked := 0
+	for _, s := range rs.sentinels {
+		if s.proc.pid() == 0 {
+			continue
+		}
+		a, err := askPrimary(s.addr)
+		if err != nil {
+			return nil, err
+		}
+		if asked > 0 && a != addr {
+			return nil, fmt.Errorf("sentinels disagree on the primary: %s and %s", addr, a)
+		}
+		addr = a
+		asked++
+	}
+	if asked == 0 {
+		return nil, errors.New("no sentinel running")
+	}
+	for _, s := range rs.servers {
+		if s.addr == addr {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("sentinels name %s, not one of the cluster's servers", addr)
+}
+
+// settled reports whether the set can survive the loss of its primary: both
+// servers run, the replica is in sync, and every Sentinel sees the primary up,
+// the replica's link up, and the two other Sentinels.
+func (rs *redisSet) settled() error {
+	primary, err := rs.primary()
+	if err != nil {
+		return err
+	}
+	for _, s := range rs.servers {
+		if s.proc.pid() == 0 {
+			return fmt.Errorf("redis %s is stopped", s.addr)
+		}
+	}
+	info, err := replicationInfo(primary.addr)
+	if err != nil {
+		return err
+	}
+	if info["role"] != "master" || info["connected_slaves"] != "1" || !strings.Contains(info["slave0"], "state=online") {
+		return fmt.Errorf("primary %s: role %q, replicas %q %q", primary.addr, info["role"], info["connected_slaves"], info["slave0"])
+	}
+	for _, s := range rs.sentinels {
+		if err := sentinelSettled(s.addr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sentinelSettled checks one Sentinel's view of the set.
+func sentinelSettled(addr string) error {
+	conn, err := dialQuick(addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	master, err := redis.StringMap(conn.Do("SENTINEL", "MASTER", MasterName))
+	if err != nil {
+		return fmt.Errorf("sentinel %s: SENTINEL MASTER: %w", addr, err)
+	}
+	switch {
+	case master["flags"] != "master":
+		return fmt.Errorf("sentinel %s: primary flags %q", addr, master["flags"])
+	case master["num-slaves"] != "1":
+		return fmt.Errorf("sentinel %s: knows %s replicas", addr, master["num-slaves"])
+	case master["num-other-sentinels"] != strconv.Itoa(sentinelCount-1):
+		return fmt.Errorf("sentinel %s: knows %s other sentinels", addr, master["num-other-sentinels"])
+	}
+	replicas, err := redis.Values(conn.Do("SENTINEL", "REPLICAS", MasterName))
+	if err != nil {
+		return fmt.Errorf("sentinel %s: SENTINEL REPLICAS: %w", addr, err)
+	}
+	for _, r := range replicas {
+		info, err := redis.StringMap(r, nil)
+		if err != nil {
+			return fmt.Errorf("sentinel %s: replica: %w", addr, err)
+		}
+		if info["flags"] != "slave" || info["master-link-status"] != "ok" {
+			return fmt.Errorf("sentinel %s: replica %s:%s flags %q link %q", addr, info["ip"], info["port"], info["flags"], info["master-link-status"])
+		}
+	}
+	return nil
+}
+
+// killPrimary kills the current primary with SIGKILL and returns its address.
+func (rs *redisSet) killPrimary() (string, error) {
+	p, err := rs.primary()
+	if err != nil {
+		return "", err
+	}
+	return p.addr, p.proc.kill()
+}
+
+// waitForFailover waits until every running Sentinel names a primary other
+// than old and that server says it is one, and returns its address.
+func (rs *redisSet) waitForFailover(ctx context.Context, old string) (string, error) {
+	var addr string
+	err := poll(ctx, failoverWithin, func() error {
+		p, err := rs.primary()
+		if err != nil {
+			return err
+		}
+		if p.addr == old {
+			return fmt.Errorf("sentinels still name %s", old)
+		}
+		if role, err := serverRole(p.addr); err != nil || role != "master" {
+			return fmt.Errorf("new primary %s: role %q, %v", p.addr, role, err)
+		}
+		addr = p.addr
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("redis: no failover from %s: %w\n%s", old, err, rs.sentinelLogs())
+	}
+	return addr, nil
+}
+
+// restore starts every stopped server as a replica of the current primary
+// (as Sentinel would reconfigure it anyway) and waits until the set is
+// settled again.
+func (rs *redisSet) restore(ctx context.Context) error {
+	primary, err := rs.primary()
+	if err != nil {
+		return err
+	}
+	for _, s := range rs.servers {
+		if s.proc.pid() != 0 {
+			continue
+		}
+		s.replicaOf = primary.addr
+		if err := s.start(ctx); err != nil {
+			return err
+		}
+	}
+	if err := poll(ctx, redisSettledWithin, rs.settled); err != nil {
+		return fmt.Errorf("redis: not settled after restore: %w\n%s", err, rs.sentinelLogs())
+	}
+	return nil
+}
+
+// stopAll stops the Sentinels first (so none starts a failover while the
+// servers go), then the replica and the primary, each with SIGTERM: Redis
+// flushes its append-only file, so the sessions survive. It remembers the
+// primary so that startAll brings the same one back as primary.
+func (rs *redisSet) stopAll() error {
+	primary, err := rs.primary()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range rs.sentinels {
+		errs = append(errs, s.proc.stop(syscall.SIGTERM, redisStopWithin))
+	}
+	for _, s := range rs.servers {
+		if s != primary {
+			s.replicaOf = primary.addr
+			errs = append(errs, s.proc.stop(syscall.SIGTERM, redisStopWithin))
+		}
+	}
+	primary.replicaOf = ""
+	errs = append(errs, primary.proc.stop(syscall.SIGTERM, redisStopWithin))
+	return errors.Join(errs...)
+}
+
+// startAll starts what stopAll stopped: the primary, its replica, then the
+// Sentinels with the configuration they kept; and waits until they settle.
+func (rs *redisSet) startAll(ctx context.Context) error {
+	for _, s := range rs.servers {
+		if s.replicaOf == "" && s.proc.pid() == 0 {
+			if err := s.start(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	for _, s := range rs.servers {
+		if s.proc.pid() == 0 {
+			if err := s.start(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	for _, s := range rs.sentinels {
+		if s.proc.pid() != 0 {
+			continue
+		}
+		if err := s.proc.start(); err != nil {
+			return err
+		}
+		if err := s.proc.waitReady(ctx, redisReadyWithin, func() error { return pingRedis(s.addr, s.proc.pid()) }); err != nil {
+			return err
+		}
+	}
+	if err := poll(ctx, redisSettledWithin, rs.settled); err != nil {
+		return fmt.Errorf("redis: not settled after start: %w\n%s", err, rs.sentinelLogs())
+	}
+	return nil
+}
+
+// start runs the server on its port and waits until it answers.
+func (s *redisServer) start(ctx context.Context) error {
+	if err := s.proc.start(); err != nil {
+		return err
+	}
+	return s.proc.waitReady(ctx, redisReadyWithin, func() error { return pingRedis(s.addr, s.proc.pid()) })
+}
+
+// stop stops every Redis process, Sentinels first.
+func (rs *redisSet) stop() error {
+	var errs []error
+	for _, s := range rs.sentinels {
+		errs = append(errs, s.proc.stop(syscall.SIGTERM, redisStopWithin))
+	}
+	for _, s := range rs.servers {
+		errs = append(errs, s.proc.stop(syscall.SIGTERM, redisStopWithin))
+	}
+	return errors.Join(errs...)
+}
+
+// processes lists the set's processes.
+func (rs *redisSet) processes() []*process {
+	var ps []*process
+	for _, s := range rs.servers {
+		ps = append(ps, s.proc)
+	}
+	for _, s := range rs.sentinels {
+		ps = append(ps, s.proc)
+	}
+	return ps
+}
+
+// sentinelLogs returns the end of every Sentinel's log, for error messages.
+func (rs *redisSet) sentinelLogs() string {
+	var b strings.Builder
+	for _, s := range rs.sentinels {
+		b.WriteString(logTail(s.proc.log))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// pingRedis checks that the server on addr answers and is process pid: a
+// port lost to someone else's server must not pass for ours.
+func pingRedis(addr string, pid int) error {
+	conn, err := redis.Dial("tcp", addr,
+		redis.DialConnectTimeout(200*time.Millisecond),
+		redis.DialReadTimeout(time.Second),
+		redis.DialWriteTimeout(time.Second))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	info, err := redis.String(conn.Do("INFO", "server"))
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(info, "\r\nprocess_id:"+strconv.Itoa(pid)+"\r\n") {
+		return fmt.Errorf("%s is answered by another process than pid %d", addr, pid)
+	}
+	return nil
+}
+
+// replicationInfo returns INFO replication of the server on addr.
+func replicationInfo(addr string) (map[string]string, error) {
+	conn, err := dialQuick(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	info, err := redis.String(conn.Do("INFO", "replication"))
+	if err != nil {
+		return nil, fmt.Errorf("%s: INFO replication: %w", addr, err)
+	}
+	m := make(map[string]string)
+	for line := range strings.SplitSeq(info, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			m[k] = v
+		}
+	}
+	return m, nil
+}
+
+// serverRole returns the first field of ROLE on addr: master or slave.
+func serverRole(addr string) (string, error) {
+	conn, err := dialQuick(addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	role, err := redis.Values(conn.Do("ROLE"))
+	if err != nil || len(role) == 0 {
+		return "", fmt.Errorf("%s: ROLE: %v", addr, err)
+	}
+	return redis.String(role[0], nil)
+}
+
+// askPrimary asks the Sentinel on addr where the primary is.
+func askPrimary(addr string) (string, error) {
+	conn, err := dialQuick(addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	hp, err := redis.Strings(conn.Do("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MasterName))
+	if err != nil {
+		return "", fmt.Errorf("sentinel %s: %w", addr, err)
+	}
+	if len(hp) != 2 {
+		return "", fmt.Errorf("sentinel %s: does not know %q", addr, MasterName)
+	}
+	return net.JoinHostPort(hp[0], hp[1]), nil
+}
+
+// dialQuick connects for one short check.
+func dialQuick(addr string) (redis.Conn, error) {
+	return redis.Dial("tcp", addr,
+		redis.DialConnectTimeout(time.Second),
+		redis.DialReadTimeout(2*time.Second),
+		redis.DialWriteTimeout(2*time.Second))
+}
