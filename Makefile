@@ -24,11 +24,17 @@ test: test-deps
 	$(GO) vet $(PKGS)
 	HALLPASS_REQUIRE_BACKENDS=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-## bench: the scale benchmarks behind docs/SESSIONS.md (loopback Redis, a few minutes; not part of make test)
+## bench: the scale benchmarks behind docs/SESSIONS.md, then bench/cmd/benchmarks, which loads the signed-in page
+## (replica with Redis, with memory, the cluster, a stateless JWT baseline) and writes docs/BENCHMARKS.md with charts
+## in docs/benchmarks/ (loopback only, about 8 minutes; not part of make test). Each Go benchmark's output is kept in
+## bin/bench/ for the driver, which checks that it passed.
 bench: test-deps
-	$(GO) test -run '^$$' -bench 'BenchmarkRedisMemoryPerSession' -benchtime=1x ./internal/session/
-	$(GO) test -run '^$$' -bench 'BenchmarkForcedLogoutScale' -benchtime=200x -timeout 20m ./internal/session/
-	$(GO) test -run '^$$' -bench 'BenchmarkHashDefault' ./internal/password/
+	mkdir -p bin/bench
+	$(GO) test -run '^$$' -bench 'BenchmarkRedisMemoryPerSession' -benchtime=1x ./internal/session/ 2>&1 | tee bin/bench/memory.txt
+	$(GO) test -run '^$$' -bench 'BenchmarkForcedLogoutScale' -benchtime=200x -timeout 20m ./internal/session/ 2>&1 | tee bin/bench/logout.txt
+	$(GO) test -run '^$$' -bench 'BenchmarkHashDefault' ./internal/password/ 2>&1 | tee bin/bench/hash.txt
+	command -v haproxy >/dev/null && command -v redis-benchmark >/dev/null || { echo "bench: needs haproxy and redis-benchmark (Debian: apt-get install haproxy redis-tools)" >&2; exit 1; }
+	$(GO) run ./bench/cmd/benchmarks -gotest-dir bin/bench -out docs/BENCHMARKS.md -charts docs/benchmarks
 
 ## fuzz: a short bounded run of every fuzz target (CI runs it too)
 fuzz:
@@ -75,3 +81,22 @@ compose-down:
 ## test-compose: build the images, start the cluster as project hallpass-ci, sign in and out through HAProxy, tear down
 test-compose:
 	bash deploy/compose-test.sh
+
+# --- Loopback cluster: the same topology as local processes on 127.0.0.1 (internal/cluster) ---
+
+CLUSTER_ADDR ?= 127.0.0.1:8090
+CLUSTER_DB   ?= postgres
+CLUSTER_DIR  ?= $(or $(XDG_RUNTIME_DIR),/tmp)/hallpass-cluster
+CLUSTER_BIN  := bin/hallpass-cluster
+
+.PHONY: cluster cluster-down
+
+## cluster: start 3 replicas behind HAProxy, Redis with Sentinel and PostgreSQL ($(CLUSTER_DB)) as local processes in the background; prints the URL
+cluster: build
+	$(GO) build -o $(CLUSTER_BIN) ./internal/cluster/cmd/hallpass-cluster
+	./$(CLUSTER_BIN) up -dir $(CLUSTER_DIR) -addr $(CLUSTER_ADDR) -db $(CLUSTER_DB) -hallpass $(BIN)
+
+## cluster-down: stop the loopback cluster and every process it started (its logs stay in $(CLUSTER_DIR))
+cluster-down:
+	$(GO) build -o $(CLUSTER_BIN) ./internal/cluster/cmd/hallpass-cluster
+	./$(CLUSTER_BIN) down -dir $(CLUSTER_DIR)

@@ -12,9 +12,12 @@ have_pg() { have initdb || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/n
 have redis-server || missing+=(redis-server)
 have_pg || missing+=(postgresql)
 have chromium || have chromium-browser || missing+=(chromium)
+# The loopback cluster (internal/cluster, make cluster); haproxy lives in sbin.
+have redis-sentinel || missing+=(redis-sentinel)
+have haproxy || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test-deps: all present (redis-server, postgresql, chromium)"
+  echo "test-deps: all present (redis-server, postgresql, chromium, redis-sentinel, haproxy)"
   exit 0
 fi
 
@@ -29,7 +32,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts the packaged services; the tests start their own on free ports.
-for svc in redis-server postgresql; do
+for svc in redis-server postgresql redis-sentinel haproxy; do
   if have systemctl; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
   if have service; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done

@@ -91,6 +91,7 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 		ReplicaID:    cfg.ReplicaID,
 		Limit:        session.Limit{Max: cfg.MaxSessionsPerUser, Policy: session.LimitPolicy(cfg.SessionLimitPolicy)},
 		CheckUser:    web.UserCheck(b.userStore),
+		Logger:       log,
 	})
 	return b, nil
 }

@@ -126,7 +126,8 @@ type tally struct {
 	servedBy      map[string]int
 	first503      time.Time
 	last503       time.Time
-	samples       []string // the first few failures and sign-outs, for the log
+	okTimes       []time.Time // when each signed-in page came back, in order
+	samples       []string    // the first few failures and sign-outs, for the log
 	signedOut     map[string]bool
 }
 
@@ -146,6 +147,7 @@ func (t *tally) record(c *client, res response, err error, at time.Time) {
 	case res.status == http.StatusOK && strings.Contains(res.body, "Hello, "):
 		t.ok++
 		t.servedBy[res.servedBy]++
+		t.okTimes = append(t.okTimes, at)
 	case res.status == http.StatusServiceUnavailable:
 		t.unavailable++
 		if res.servedBy == "" {
@@ -166,6 +168,18 @@ func (t *tally) record(c *client, res response, err error, at time.Time) {
 	if sample != "" && len(t.samples) < 5 {
 		t.samples = append(t.samples, sample)
 	}
+}
+
+// firstOKAfter returns when the first signed-in page after since came back.
+func (t *tally) firstOKAfter(since time.Time) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, at := range t.okTimes {
+		if at.After(since) {
+			return at, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // window is the time from the first 503 to the last (zero without 503s).
@@ -244,7 +258,7 @@ type loginStream struct {
 	mu       sync.Mutex
 	attempts int
 	acked    []*client
-	lastAck  time.Time
+	ackTimes []time.Time
 	refused  int // 503
 	failed   []string
 }
@@ -264,7 +278,7 @@ func startLoginStream(tr *http.Transport, base, username, password string, every
 			switch {
 			case err == nil && res.status == http.StatusSeeOther:
 				s.acked = append(s.acked, c)
-				s.lastAck = time.Now()
+				s.ackTimes = append(s.ackTimes, time.Now())
 			case err == nil && res.status == http.StatusServiceUnavailable:
 				s.refused++
 			case err != nil:
@@ -283,11 +297,17 @@ func startLoginStream(tr *http.Transport, base, username, password string, every
 	return s
 }
 
-// ackedSince reports whether a sign-in was acknowledged after t.
-func (s *loginStream) ackedSince(t time.Time) bool {
+// firstAckAfter returns when the first sign-in after since was
+// acknowledged.
+func (s *loginStream) firstAckAfter(since time.Time) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lastAck.After(t)
+	for _, at := range s.ackTimes {
+		if at.After(since) {
+			return at, true
+		}
+	}
+	return time.Time{}, false
 }
 
 func (s *loginStream) finish() {

@@ -24,7 +24,8 @@ const pollEvery = 50 * time.Millisecond
 type process struct {
 	name    string
 	log     string
-	pattern string // a regexp `pgrep -f` matches this process by (see Process)
+	pattern string       // a regexp `pgrep -f` matches this process by (see Process)
+	prepare func() error // if set, runs before each start
 	command func() *exec.Cmd
 
 	mu     sync.Mutex
@@ -42,6 +43,11 @@ func (p *process) start() error {
 		case <-p.exited:
 		default:
 			return fmt.Errorf("%s: already running as pid %d", p.name, p.cmd.Process.Pid)
+		}
+	}
+	if p.prepare != nil {
+		if err := p.prepare(); err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
 		}
 	}
 	logFile, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

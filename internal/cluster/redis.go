@@ -37,8 +37,9 @@ const MasterName = "hallpass"
 const sentinelCount = 3
 
 // redisServer is one of the two Redis servers. Which one is the primary
-// changes with failovers; it is started with deploy/redis/primary.conf when
-// it is to be the primary and replica.conf, following the primary, otherwise.
+// changes with failovers; it is started from a copy of deploy/redis/primary.conf
+// when it is to be the primary and of replica.conf, following the primary,
+// otherwise.
 type redisServer struct {
 	addr      string
 	port      int
@@ -80,16 +81,27 @@ func startRedis(ctx context.Context, host, dir, deployDir string) (*redisSet, er
 		if err := os.MkdirAll(sdir, 0o755); err != nil {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
+		// Redis rewrites its configuration file when Sentinel reconfigures
+		// it (CONFIG REWRITE): it runs from a fresh copy of the shared file,
+		// never from the file itself.
+		conf := filepath.Join(sdir, "redis.conf")
 		s.proc = &process{
 			name: fmt.Sprintf("redis%d", i+1),
 			log:  filepath.Join(sdir, "redis.log"),
+			prepare: func() error {
+				name := "primary.conf"
+				if s.replicaOf != "" {
+					name = "replica.conf"
+				}
+				return copyFile(filepath.Join(deployDir, "redis", name), conf)
+			},
 			command: func() *exec.Cmd {
-				conf, role := "primary.conf", []string{}
+				var role []string
 				if s.replicaOf != "" {
 					h, p, _ := net.SplitHostPort(s.replicaOf)
-					conf, role = "replica.conf", []string{"--replicaof", h, p}
+					role = []string{"--replicaof", h, p}
 				}
-				args := append([]string{filepath.Join(deployDir, "redis", conf),
+				args := append([]string{conf,
 					"--port", strconv.Itoa(s.port),
 					"--bind", host,
 					"--replica-announce-ip", host,
@@ -155,6 +167,15 @@ func startRedis(ctx context.Context, host, dir, deployDir string) (*redisSet, er
 		return nil, fmt.Errorf("redis: sentinels never settled: %w\n%s", err, rs.sentinelLogs())
 	}
 	return rs, nil
+}
+
+// copyFile copies the file src to dst, replacing dst.
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o644)
 }
 
 // startOnFreePort picks a free port (setPort applies it), starts p and waits

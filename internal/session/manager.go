@@ -1,11 +1,13 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -102,6 +104,9 @@ type ManagerOptions struct {
 	Now func() time.Time
 	// Limit caps each user's concurrent sessions.
 	Limit Limit
+	// Logger receives what the Manager cannot answer with an error (a
+	// last-seen refresh that was not saved); nil discards it.
+	Logger *slog.Logger
 	// CheckUser, if set, is asked whether a session of userID created at
 	// created may go on; it runs when the last-seen time is refreshed (at
 	// most once per touch interval), so it is off the hot path. It returns
@@ -127,6 +132,7 @@ type Manager struct {
 	store      Store
 	limit      Limit
 	checkUser  func(ctx context.Context, userID int64, created time.Time) (EndReason, error)
+	log        *slog.Logger
 	now        func() time.Time
 	idle       time.Duration
 	lifetime   time.Duration
@@ -165,6 +171,7 @@ func NewManager(opts ManagerOptions) *Manager {
 		store:      opts.Store,
 		limit:      opts.Limit,
 		checkUser:  opts.CheckUser,
+		log:        cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 		now:        now,
 		idle:       opts.IdleTimeout,
 		lifetime:   opts.Lifetime,
@@ -196,6 +203,8 @@ type requestState struct {
 	// noSave is set when nothing this request did to the session may be
 	// saved (a failed Login).
 	noSave bool
+	// touched is set when the only change is the refreshed last-seen time.
+	touched bool
 }
 
 type createdSession struct {
@@ -281,6 +290,7 @@ func (m *Manager) enforce(ctx context.Context, st *requestState) error {
 		}
 	}
 	m.scs.Put(ctx, keySeen, now.UnixMilli())
+	st.touched = true
 	return nil
 }
 
@@ -480,6 +490,10 @@ func (sw *savingWriter) save() {
 			return
 		}
 	}
+	if st, ok := ctx.Value(stateKey{}).(*requestState); ok && st.touched && sw.m.scs.Status(ctx) == scs.Modified {
+		sw.saveTouch(ctx)
+		return
+	}
 	switch sw.m.scs.Status(ctx) {
 	case scs.Modified:
 		token, expiry, err := sw.m.scs.Commit(ctx)
@@ -496,6 +510,18 @@ func (sw *savingWriter) save() {
 		sw.m.scs.WriteSessionCookie(ctx, sw.ResponseWriter, token, expiry)
 	case scs.Destroyed:
 		sw.m.scs.WriteSessionCookie(ctx, sw.ResponseWriter, "", time.Time{})
+	}
+}
+
+// saveTouch stores a refreshed last-seen time. The token is unchanged, so no
+// cookie is written; and a failure does not fail the page: the session was
+// read fine, and a store that refuses writes for a while (a Redis primary
+// just promoted, waiting for a replica) must not lock signed-in users out.
+// The refresh is tried again on the next request.
+func (sw *savingWriter) saveTouch(ctx context.Context) {
+	_, _, err := sw.m.scs.Commit(ctx)
+	if err != nil && !errors.Is(err, ErrRevoked) {
+		sw.m.log.LogAttrs(ctx, slog.LevelWarn, "session refresh not saved", slog.Any("error", err))
 	}
 }
 

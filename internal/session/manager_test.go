@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -198,4 +199,36 @@ func mustOnlyTombstone(t *testing.T, rs *testsvc.RedisServer) string {
 		t.Fatalf("tombstones %q, want exactly one", keys)
 	}
 	return keys[0][len(tombstonePrefix):]
+}
+
+// refusingWritesStore answers reads but refuses updates, like a Redis
+// primary just promoted that waits for a replica (min-replicas-to-write).
+type refusingWritesStore struct {
+	Store
+}
+
+func (refusingWritesStore) CommitCtx(context.Context, string, []byte, time.Time) error {
+	return errors.New("NOREPLICAS Not enough good replicas to write")
+}
+
+func TestRefreshThatCannotBeSavedDoesNotFailThePage(t *testing.T) {
+	clock := &fakeClock{now: time.Now()}
+	mem := NewMemoryStore(StoreOptions(30*time.Minute, 12*time.Hour, clock.Now))
+	rig := newInFlightRig(t, refusingWritesStore{mem}, clock)
+	res := rig.do(t, http.MethodPost, "/login", nil)
+	res.Body.Close()
+	cookie := res.Cookies()[0]
+
+	rig.clock.Advance(2 * time.Minute) // the refresh is due, and will be refused
+	for range 2 {
+		who := rig.do(t, http.MethodGet, "/whoami", cookie)
+		body, _ := io.ReadAll(who.Body)
+		who.Body.Close()
+		if who.StatusCode != http.StatusOK || string(body) != "alice" {
+			t.Fatalf("page with a refused refresh: %d %q, want 200 signed in as alice", who.StatusCode, body)
+		}
+		if who.Header.Get("Set-Cookie") != "" {
+			t.Errorf("a refresh wrote the cookie: %q", who.Header.Get("Set-Cookie"))
+		}
+	}
 }
