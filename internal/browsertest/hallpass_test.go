@@ -39,6 +39,9 @@ type site struct {
 
 	bin string
 	env map[string]string // HALLPASS_* settings, shared by serve and the CLI
+	// add, when set, creates accounts instead of the CLI on env (a
+	// cluster's own way to reach its database).
+	add func(t *testing.T, name, password string, admin bool)
 }
 
 // serveDefaults are the settings of every test server; a scenario's own
@@ -142,6 +145,10 @@ func (s *site) serve(t *testing.T, port int) error {
 // standard input, as the README tells an operator to.
 func (s *site) addUser(t *testing.T, name, password string, admin bool) {
 	t.Helper()
+	if s.add != nil {
+		s.add(t, name, password, admin)
+		return
+	}
 	args := []string{"user", "add", name}
 	if admin {
 		args = append(args, "--admin")
