@@ -62,12 +62,10 @@ signed out and no acknowledged sign-in is lost; new sign-ins are refused (503) u
 The machine is shared and small, so compare the figures between runs rather than read them as capacity.
 
 A page view writes to Redis only when the session's last-seen time is due for its refresh (once a minute). While a
-primary has no replica in sync it refuses writes (` + "`min-replicas-to-write 1`" + `, in ` + "`deploy/redis/replica.conf`" + ` too),
-so such a page view answers 503 ("save session: … NOREPLICAS") on every request until a replica is back in sync —
-signed in, never signed out, but unavailable. In scenario 5 the load's sessions were younger than a minute, so its
-window ends with the promotion; a session due for its refresh stays at 503 until the old primary has rejoined (seen by
-hand: 30 s and more, for as long as that server stays down). In scenario 6 the window lasts until the restarted
-replica has finished its full sync, about 5 s after the servers answer.
+primary has no replica in sync it refuses writes (` + "`min-replicas-to-write 1`" + `, in ` + "`deploy/redis/replica.conf`" + ` too).
+Such a refresh is then skipped and logged, and the page is served: a session that can be read keeps working, and the
+refresh is tried again on the next request (` + "`TestRefreshThatCannotBeSavedDoesNotFailThePage`" + `). Sign-ins and
+revocations, which must not be lost, still get 503 until a replica confirms them.
 `)
 	return os.WriteFile(path, b.Bytes(), 0o644)
 }
