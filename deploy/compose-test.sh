@@ -2,8 +2,9 @@
 # End-to-end check of docker-compose.yml (`make test-compose`): builds the
 # stand-in images, starts the whole cluster as project hallpass-ci, creates an
 # administrator with `run --rm`, and through HAProxy signs in, loads / thirty
-# times (every replica must serve it, signed in), and signs out. The project is
-# always torn down with its volumes, pass or fail.
+# times (every replica must serve it, signed in), kills a replica and then the
+# Redis primary under the signed-in client (no failure, no sign-out), and signs
+# out. The project is always torn down with its volumes, pass or fail.
 #
 #   HALLPASS_CI_PROJECT   compose project name (default hallpass-ci)
 #   HALLPASS_HTTP_PORT    published port (default: a free one)
@@ -203,6 +204,61 @@ done
 distribution=$(for r in "${!per_replica[@]}"; do printf '%s=%s ' "$r" "${per_replica[$r]}"; done | tr ' ' '\n' | sort | tr '\n' ' ' | sed 's/ $//')
 [ ${#per_replica[@]} -eq 3 ] || fail "30 GETs of / reached ${#per_replica[@]} replicas ($distribution); want 3"
 pass "30 GETs of / signed in on all 3 replicas: $distribution"
+
+# Failures, as the loopback cluster suite does them (bounded, on this
+# project's own containers): a replica killed outright costs no request,
+# because HAProxy retries a refused connection on another replica.
+docker kill -s KILL "$(containers --filter label=com.docker.compose.service=app2 | head -n 1)" >/dev/null ||
+  fail "kill app2"
+for i in $(seq 1 30); do
+  status=$(request GET /)
+  [ "$status" = 200 ] && grep -q 'Hello, admin' "$body" ||
+    fail "GET / #$i after app2 was killed answered $status (served by $(header X-Served-By)); want 200 signed in"
+done
+pass "app2 killed (SIGKILL): 30 GETs of / all signed in, no failure"
+compose start app2 >/dev/null 2>&1 || fail "start app2 again"
+
+# The Redis primary killed: Sentinel promotes the replica; meanwhile pages
+# are 200 or 503, never a sign-out or a 500, and the session survives.
+docker kill -s KILL "$(containers --filter label=com.docker.compose.service=redis-primary | head -n 1)" >/dev/null ||
+  fail "kill redis-primary"
+killed_at=$SECONDS
+deadline=$((SECONDS + 90))
+declare -A during=()
+while :; do
+  status=$(request GET /)
+  during[$status]=$((${during[$status]:-0} + 1))
+  case $status in
+  200 | 503) ;;
+  *) fail "GET / while the Redis primary was down answered $status (served by $(header X-Served-By)); want only 200 or 503" ;;
+  esac
+  promoted=$(in_service redis-sentinel1 redis-cli -p 26379 sentinel get-master-addr-by-name hallpass | tr -d '\r' | xargs)
+  if [ "$status" = 200 ] && [ "$promoted" != "redis-primary 6379" ]; then
+    break
+  fi
+  [ $SECONDS -lt $deadline ] || fail "no recovery within 90 s of killing the Redis primary (statuses: ${!during[*]})"
+  sleep 0.2
+done
+grep -q 'Hello, admin' "$body" || fail "after the failover / does not show the signed-in user"
+pass "Redis primary killed: Sentinel promoted '$promoted' in $((SECONDS - killed_at)) s; statuses meanwhile $(for k in "${!during[@]}"; do printf '%s×%s ' "$k" "${during[$k]}"; done)— no sign-out, no 500"
+compose start redis-primary >/dev/null 2>&1 || fail "start redis-primary again"
+# Sign-ins and sign-outs wait for a replica to confirm them (WAIT 1): until
+# the old primary has rejoined as the new one's replica they get 503. Probe
+# with fresh sign-ins until one is confirmed.
+session_cookie=$cookie
+cookie=
+deadline=$((SECONDS + 90))
+refused=0
+while :; do
+  status=$(request POST /login --data-urlencode username=admin --data-urlencode "password=$password")
+  [ "$status" = 303 ] && break
+  [ "$status" = 503 ] || fail "sign-in while the old primary rejoins answered $status; want 303 or 503"
+  refused=$((refused + 1))
+  [ $SECONDS -lt $deadline ] || fail "no sign-in confirmed within 90 s of restarting the old primary"
+  sleep 0.5
+done
+cookie=$session_cookie
+pass "old primary rejoined as a replica: sign-ins confirmed again after $refused refused with 503"
 
 status=$(request POST /logout)
 set_cookie=$(header Set-Cookie)
