@@ -23,6 +23,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hallpass/hallpass/internal/localsvc"
 )
 
 // ErrNotInstalled is wrapped by Start's error when a program the cluster
@@ -192,7 +194,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 
 	var apps []string
 	for i := range Replicas {
-		port, err := freePort(opts.Host)
+		port, err := localsvc.FreePort(opts.Host)
 		if err != nil {
 			return nil, err
 		}
@@ -209,13 +211,13 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 
 	addr := opts.Addr
 	if addr == "" {
-		port, err := freePort(opts.Host)
+		port, err := localsvc.FreePort(opts.Host)
 		if err != nil {
 			return nil, err
 		}
 		addr = hostPort(opts.Host, port)
 	}
-	statsPort, err := freePort(opts.Host)
+	statsPort, err := localsvc.FreePort(opts.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +287,7 @@ func (c *Cluster) AddUser(ctx context.Context, name, password string, admin bool
 // (both servers up, replica in sync, Sentinels agreed) and HAProxy reports
 // every replica up.
 func (c *Cluster) WaitHealthy(ctx context.Context) error {
-	if err := poll(ctx, redisSettledWithin, c.redis.settled); err != nil {
+	if err := localsvc.Poll(ctx, redisSettledWithin, pollEvery, c.redis.settled); err != nil {
 		return fmt.Errorf("cluster: session store: %w", err)
 	}
 	for _, r := range c.replicas {
@@ -293,7 +295,7 @@ func (c *Cluster) WaitHealthy(ctx context.Context) error {
 			return fmt.Errorf("cluster: %s is down", r.id)
 		}
 		if err := c.lb.waitStatus(ctx, r.id, "UP", haproxyRoundWithin); err != nil {
-			return fmt.Errorf("cluster: %w\n%s", err, logTail(r.proc.log))
+			return fmt.Errorf("cluster: %w\n%s", err, localsvc.LogTail(r.proc.log))
 		}
 	}
 	return nil
@@ -459,17 +461,18 @@ func (c *Cluster) logf(format string, args ...any) {
 
 // lookBinary finds a program on PATH or in Debian's sbin directories (not
 // on a non-root PATH); pkg names the Debian package for the error.
-func lookBinary(name, pkg string, extraDirs ...string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
+func lookBinary(name, pkg string) (string, error) {
+	p, err := localsvc.LookBinary(name)
+	if err != nil {
+		return "", notInstalled(err, pkg)
 	}
-	for _, dir := range append(extraDirs, "/usr/sbin", "/sbin", "/usr/local/sbin") {
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("cluster: %s %w (Debian package %s; `make test-deps` installs it)", name, ErrNotInstalled, pkg)
+	return p, nil
+}
+
+// notInstalled turns a missing program's error into one wrapping
+// ErrNotInstalled that names the Debian package to install.
+func notInstalled(err error, pkg string) error {
+	return fmt.Errorf("cluster: %w (%w: Debian package %s; `make test-deps` installs it)", err, ErrNotInstalled, pkg)
 }
 
 // findDeployDir walks up from the working directory to the module root and

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hallpass/hallpass/internal/localsvc"
 )
 
 // Files the command keeps in the cluster's directory.
@@ -134,13 +136,13 @@ Stop it with: make cluster-down
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("the cluster did not start (%v):\n%s", err, logTail(log.Name()))
+			return fmt.Errorf("the cluster did not start (%v):\n%s", err, localsvc.LogTail(log.Name()))
 		case <-ctx.Done():
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			return ctx.Err()
 		case <-deadline.C:
 			_ = cmd.Process.Signal(syscall.SIGTERM)
-			return fmt.Errorf("the cluster did not start within %s:\n%s", upWithin, logTail(log.Name()))
+			return fmt.Errorf("the cluster did not start within %s:\n%s", upWithin, localsvc.LogTail(log.Name()))
 		case <-tick.C:
 		}
 	}

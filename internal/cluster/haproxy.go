@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hallpass/hallpass/internal/localsvc"
 )
 
 // backendName is the HAProxy backend of the replicas (deploy/haproxy/haproxy.cfg).
@@ -114,7 +116,7 @@ func (h *haproxy) serverStatus() (map[string]string, error) {
 
 // waitStatus waits until HAProxy reports want for the named replica.
 func (h *haproxy) waitStatus(ctx context.Context, name, want string, within time.Duration) error {
-	return poll(ctx, within, func() error {
+	return localsvc.Poll(ctx, within, pollEvery, func() error {
 		st, err := h.serverStatus()
 		if err != nil {
 			return err

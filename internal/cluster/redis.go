@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
+	"github.com/hallpass/hallpass/internal/localsvc"
 )
 
 // Time limits for the session store. Sentinel's own timings come from
@@ -121,7 +121,7 @@ func startRedis(ctx context.Context, host, dir, deployDir string) (*redisSet, er
 		if err := startOnFreePort(ctx, host, s.proc, func(port int) {
 			s.port, s.addr = port, hostPort(host, port)
 			s.proc.pattern = redisTitle(s.addr)
-		}, func() error { return pingRedis(s.addr, s.proc.pid()) }); err != nil {
+		}, func() error { return localsvc.PingRedis(s.addr, s.proc.pid()) }); err != nil {
 			return nil, err
 		}
 		rs.servers = append(rs.servers, s)
@@ -158,12 +158,12 @@ func startRedis(ctx context.Context, host, dir, deployDir string) (*redisSet, er
 			// A Sentinel keeps its rendered configuration; a retry on another
 			// port must render it afresh.
 			_ = os.Remove(filepath.Join(sdir, "sentinel.conf"))
-		}, func() error { return pingRedis(s.addr, s.proc.pid()) }); err != nil {
+		}, func() error { return localsvc.PingRedis(s.addr, s.proc.pid()) }); err != nil {
 			return nil, err
 		}
 		rs.sentinels = append(rs.sentinels, s)
 	}
-	if err := poll(ctx, redisSettledWithin, rs.settled); err != nil {
+	if err := localsvc.Poll(ctx, redisSettledWithin, pollEvery, rs.settled); err != nil {
 		return nil, fmt.Errorf("redis: sentinels never settled: %w\n%s", err, rs.sentinelLogs())
 	}
 	return rs, nil
@@ -181,22 +181,10 @@ func copyFile(src, dst string) error {
 // startOnFreePort picks a free port (setPort applies it), starts p and waits
 // for ready, trying again on a fresh port when the port was taken meanwhile.
 func startOnFreePort(ctx context.Context, host string, p *process, setPort func(int), ready func() error) error {
-	var err error
-	for range 3 {
-		var port int
-		if port, err = freePort(host); err != nil {
-			return err
-		}
+	return localsvc.OnFreePort(host, func(port int) error {
 		setPort(port)
-		if err = p.start(); err != nil {
-			return err
-		}
-		if err = p.waitReady(ctx, redisReadyWithin, ready); err == nil {
-			return nil
-		}
-		_ = p.kill()
-	}
-	return err
+		return p.startReady(ctx, redisReadyWithin, ready)
+	})
 }
 
 // redisTitle is the pgrep -f pattern of a Redis process on addr: Redis
@@ -216,24 +204,15 @@ func (rs *redisSet) sentinelAddrs() []string {
 
 // primary returns the server every running Sentinel names as the primary.
 func (rs *redisSet) primary() (*redisServer, error) {
-	var addr string
-	asked := 0
+	var running []string
 	for _, s := range rs.sentinels {
-		if s.proc.pid() == 0 {
-			continue
+		if s.proc.pid() != 0 {
+			running = append(running, s.addr)
 		}
-		a, err := askPrimary(s.addr)
-		if err != nil {
-			return nil, err
-		}
-		if asked > 0 && a != addr {
-			return nil, fmt.Errorf("sentinels disagree on the primary: %s and %s", addr, a)
-		}
-		addr = a
-		asked++
 	}
-	if asked == 0 {
-		return nil, errors.New("no sentinel running")
+	addr, err := localsvc.AgreedPrimary(running, MasterName)
+	if err != nil {
+		return nil, err
 	}
 	for _, s := range rs.servers {
 		if s.addr == addr {
@@ -256,7 +235,7 @@ func (rs *redisSet) settled() error {
 			return fmt.Errorf("redis %s is stopped", s.addr)
 		}
 	}
-	info, err := replicationInfo(primary.addr)
+	info, err := localsvc.ReplicationInfo(primary.addr)
 	if err != nil {
 		return err
 	}
@@ -264,43 +243,8 @@ func (rs *redisSet) settled() error {
 		return fmt.Errorf("primary %s: role %q, replicas %q %q", primary.addr, info["role"], info["connected_slaves"], info["slave0"])
 	}
 	for _, s := range rs.sentinels {
-		if err := sentinelSettled(s.addr); err != nil {
+		if err := localsvc.CheckSentinel(s.addr, MasterName, 1, sentinelCount-1); err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-// sentinelSettled checks one Sentinel's view of the set.
-func sentinelSettled(addr string) error {
-	conn, err := dialQuick(addr)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	master, err := redis.StringMap(conn.Do("SENTINEL", "MASTER", MasterName))
-	if err != nil {
-		return fmt.Errorf("sentinel %s: SENTINEL MASTER: %w", addr, err)
-	}
-	switch {
-	case master["flags"] != "master":
-		return fmt.Errorf("sentinel %s: primary flags %q", addr, master["flags"])
-	case master["num-slaves"] != "1":
-		return fmt.Errorf("sentinel %s: knows %s replicas", addr, master["num-slaves"])
-	case master["num-other-sentinels"] != strconv.Itoa(sentinelCount-1):
-		return fmt.Errorf("sentinel %s: knows %s other sentinels", addr, master["num-other-sentinels"])
-	}
-	replicas, err := redis.Values(conn.Do("SENTINEL", "REPLICAS", MasterName))
-	if err != nil {
-		return fmt.Errorf("sentinel %s: SENTINEL REPLICAS: %w", addr, err)
-	}
-	for _, r := range replicas {
-		info, err := redis.StringMap(r, nil)
-		if err != nil {
-			return fmt.Errorf("sentinel %s: replica: %w", addr, err)
-		}
-		if info["flags"] != "slave" || info["master-link-status"] != "ok" {
-			return fmt.Errorf("sentinel %s: replica %s:%s flags %q link %q", addr, info["ip"], info["port"], info["flags"], info["master-link-status"])
 		}
 	}
 	return nil
@@ -319,7 +263,7 @@ func (rs *redisSet) killPrimary() (string, error) {
 // than old and that server says it is one, and returns its address.
 func (rs *redisSet) waitForFailover(ctx context.Context, old string) (string, error) {
 	var addr string
-	err := poll(ctx, failoverWithin, func() error {
+	err := localsvc.Poll(ctx, failoverWithin, pollEvery, func() error {
 		p, err := rs.primary()
 		if err != nil {
 			return err
@@ -327,7 +271,7 @@ func (rs *redisSet) waitForFailover(ctx context.Context, old string) (string, er
 		if p.addr == old {
 			return fmt.Errorf("sentinels still name %s", old)
 		}
-		if role, err := serverRole(p.addr); err != nil || role != "master" {
+		if role, err := localsvc.Role(p.addr); err != nil || role != "master" {
 			return fmt.Errorf("new primary %s: role %q, %v", p.addr, role, err)
 		}
 		addr = p.addr
@@ -356,7 +300,7 @@ func (rs *redisSet) restore(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := poll(ctx, redisSettledWithin, rs.settled); err != nil {
+	if err := localsvc.Poll(ctx, redisSettledWithin, pollEvery, rs.settled); err != nil {
 		return fmt.Errorf("redis: not settled after restore: %w\n%s", err, rs.sentinelLogs())
 	}
 	return nil
@@ -410,11 +354,11 @@ func (rs *redisSet) startAll(ctx context.Context) error {
 		if err := s.proc.start(); err != nil {
 			return err
 		}
-		if err := s.proc.waitReady(ctx, redisReadyWithin, func() error { return pingRedis(s.addr, s.proc.pid()) }); err != nil {
+		if err := s.proc.waitReady(ctx, redisReadyWithin, func() error { return localsvc.PingRedis(s.addr, s.proc.pid()) }); err != nil {
 			return err
 		}
 	}
-	if err := poll(ctx, redisSettledWithin, rs.settled); err != nil {
+	if err := localsvc.Poll(ctx, redisSettledWithin, pollEvery, rs.settled); err != nil {
 		return fmt.Errorf("redis: not settled after start: %w\n%s", err, rs.sentinelLogs())
 	}
 	return nil
@@ -425,7 +369,7 @@ func (s *redisServer) start(ctx context.Context) error {
 	if err := s.proc.start(); err != nil {
 		return err
 	}
-	return s.proc.waitReady(ctx, redisReadyWithin, func() error { return pingRedis(s.addr, s.proc.pid()) })
+	return s.proc.waitReady(ctx, redisReadyWithin, func() error { return localsvc.PingRedis(s.addr, s.proc.pid()) })
 }
 
 // stop stops every Redis process, Sentinels first.
@@ -456,88 +400,8 @@ func (rs *redisSet) processes() []*process {
 func (rs *redisSet) sentinelLogs() string {
 	var b strings.Builder
 	for _, s := range rs.sentinels {
-		b.WriteString(logTail(s.proc.log))
+		b.WriteString(localsvc.LogTail(s.proc.log))
 		b.WriteByte('\n')
 	}
 	return b.String()
-}
-
-// pingRedis checks that the server on addr answers and is process pid: a
-// port lost to someone else's server must not pass for ours.
-func pingRedis(addr string, pid int) error {
-	conn, err := redis.Dial("tcp", addr,
-		redis.DialConnectTimeout(200*time.Millisecond),
-		redis.DialReadTimeout(time.Second),
-		redis.DialWriteTimeout(time.Second))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	info, err := redis.String(conn.Do("INFO", "server"))
-	if err != nil {
-		return err
-	}
-	if !strings.Contains(info, "\r\nprocess_id:"+strconv.Itoa(pid)+"\r\n") {
-		return fmt.Errorf("%s is answered by another process than pid %d", addr, pid)
-	}
-	return nil
-}
-
-// replicationInfo returns INFO replication of the server on addr.
-func replicationInfo(addr string) (map[string]string, error) {
-	conn, err := dialQuick(addr)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	info, err := redis.String(conn.Do("INFO", "replication"))
-	if err != nil {
-		return nil, fmt.Errorf("%s: INFO replication: %w", addr, err)
-	}
-	m := make(map[string]string)
-	for line := range strings.SplitSeq(info, "\r\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok {
-			m[k] = v
-		}
-	}
-	return m, nil
-}
-
-// serverRole returns the first field of ROLE on addr: master or slave.
-func serverRole(addr string) (string, error) {
-	conn, err := dialQuick(addr)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	role, err := redis.Values(conn.Do("ROLE"))
-	if err != nil || len(role) == 0 {
-		return "", fmt.Errorf("%s: ROLE: %v", addr, err)
-	}
-	return redis.String(role[0], nil)
-}
-
-// askPrimary asks the Sentinel on addr where the primary is.
-func askPrimary(addr string) (string, error) {
-	conn, err := dialQuick(addr)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	hp, err := redis.Strings(conn.Do("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MasterName))
-	if err != nil {
-		return "", fmt.Errorf("sentinel %s: %w", addr, err)
-	}
-	if len(hp) != 2 {
-		return "", fmt.Errorf("sentinel %s: does not know %q", addr, MasterName)
-	}
-	return net.JoinHostPort(hp[0], hp[1]), nil
-}
-
-// dialQuick connects for one short check.
-func dialQuick(addr string) (redis.Conn, error) {
-	return redis.Dial("tcp", addr,
-		redis.DialConnectTimeout(time.Second),
-		redis.DialReadTimeout(2*time.Second),
-		redis.DialWriteTimeout(2*time.Second))
 }

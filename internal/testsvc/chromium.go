@@ -1,6 +1,10 @@
 package testsvc
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/hallpass/hallpass/internal/localsvc"
+)
 
 // chromiumNames are the names a Chromium-family browser goes by, Debian's
 // package first; /usr/lib/chromium holds the real binary behind Debian's
@@ -14,7 +18,7 @@ var chromiumNames = []string{"chromium", "chromium-browser", "google-chrome", "g
 func Chromium(t testing.TB) string {
 	t.Helper()
 	for _, name := range chromiumNames {
-		if p, ok := lookBinary(name, "/usr/bin", "/usr/lib/chromium", "/opt/google/chrome"); ok {
+		if p, err := localsvc.LookBinary(name, "/usr/bin", "/usr/lib/chromium", "/opt/google/chrome"); err == nil {
 			return p
 		}
 	}

@@ -1,19 +1,19 @@
 package testsvc
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+
+	"github.com/hallpass/hallpass/internal/localsvc"
 )
 
 // Time limits for a test Redis: generous, because tests share two cores with
@@ -39,26 +39,34 @@ type RedisServer struct {
 	port int
 	args []string // extra options after the defaults, which they override (sentinel.go)
 
-	mu   sync.Mutex
-	proc *redisProc // nil while stopped
-}
-
-// redisProc is one run of the server process.
-type redisProc struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once cmd.Wait returns
-	paused bool
+	mu     sync.Mutex
+	proc   *localsvc.Process // nil while stopped
+	paused bool              // frozen by Pause
 }
 
 // StartRedis starts a redis-server for t and stops it when t ends. Without
 // redis-server it skips t, or fails it when backends are required.
 func StartRedis(t testing.TB) *RedisServer {
 	t.Helper()
-	bin, ok := lookBinary("redis-server", "/usr/bin", "/usr/local/bin", "/usr/sbin")
-	if !ok {
-		unavailable(t, "redis-server not found")
+	return startRedisServer(t, redisBinary(t, "redis-server"))
+}
+
+// redisBinary finds redis-server or redis-sentinel; without it, it skips t,
+// or fails it when backends are required.
+func redisBinary(t testing.TB, name string) string {
+	t.Helper()
+	bin, err := localsvc.LookBinary(name, "/usr/bin", "/usr/local/bin")
+	if err != nil {
+		unavailable(t, "%v", err)
 	}
-	s := &RedisServer{bin: bin, dir: t.TempDir()}
+	return bin
+}
+
+// startRedisServer starts bin with extra options args for t, retrying on a
+// fresh port if the first is taken, and stops it when t ends.
+func startRedisServer(t testing.TB, bin string, args ...string) *RedisServer {
+	t.Helper()
+	s := &RedisServer{bin: bin, dir: t.TempDir(), args: args}
 	t.Cleanup(func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -66,22 +74,18 @@ func StartRedis(t testing.TB) *RedisServer {
 			t.Errorf("stop test redis: %v", err)
 		}
 	})
-	// A free port can be taken by someone else before the server binds it;
-	// try a fresh one a few times rather than fail the test for it.
-	var err error
-	for range 3 {
-		s.port = FreePort(t)
-		s.Addr = "127.0.0.1:" + strconv.Itoa(s.port)
+	err := localsvc.OnFreePort("127.0.0.1", func(port int) error {
+		s.port = port
+		s.Addr = "127.0.0.1:" + strconv.Itoa(port)
 		s.URL = "redis://" + s.Addr
 		s.mu.Lock()
-		err = s.startLocked()
-		s.mu.Unlock()
-		if err == nil {
-			return s
-		}
+		defer s.mu.Unlock()
+		return s.startLocked(t.Context())
+	})
+	if err != nil {
+		t.Fatalf("start test redis: %v", err)
 	}
-	t.Fatalf("start test redis: %v", err)
-	return nil
+	return s
 }
 
 // Stop shuts the server down and waits until it has exited. Its data is lost.
@@ -103,7 +107,7 @@ func (s *RedisServer) Start(t testing.TB) {
 	if s.proc != nil {
 		t.Fatalf("start test redis %s: already running", s.Addr)
 	}
-	if err := s.startLocked(); err != nil {
+	if err := s.startLocked(t.Context()); err != nil {
 		t.Fatalf("start test redis: %v", err)
 	}
 }
@@ -129,10 +133,10 @@ func (s *RedisServer) signal(t testing.TB, sig syscall.Signal, paused bool) {
 	if s.proc == nil {
 		t.Fatalf("signal test redis %s: not running", s.Addr)
 	}
-	if err := s.proc.cmd.Process.Signal(sig); err != nil {
+	if err := s.proc.Signal(sig); err != nil {
 		t.Fatalf("signal test redis %s: %v", s.Addr, err)
 	}
-	s.proc.paused = paused
+	s.paused = paused
 }
 
 // Conn returns a connection to the server, closed when t ends, for a test's
@@ -151,13 +155,7 @@ func (s *RedisServer) Conn(t testing.TB) redis.Conn {
 }
 
 // startLocked runs the server and waits for its first PONG.
-func (s *RedisServer) startLocked() error {
-	logPath := filepath.Join(s.dir, "redis.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("open redis log: %w", err)
-	}
-	defer logFile.Close() // the child has its own descriptor
+func (s *RedisServer) startLocked(ctx context.Context) error {
 	cmd := exec.Command(s.bin,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
@@ -169,36 +167,12 @@ func (s *RedisServer) startLocked() error {
 		"--logfile", "",
 	)
 	cmd.Args = append(cmd.Args, s.args...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("run %s: %w", s.bin, err)
+	p, err := runRedis(ctx, cmd, filepath.Join(s.dir, "redis.log"), s.Addr)
+	if err != nil {
+		return fmt.Errorf("redis-server on %s: %w", s.Addr, err)
 	}
-	p := &redisProc{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(p.exited)
-	}()
-	s.proc = p
-
-	deadline := time.NewTimer(redisReadyWithin)
-	defer deadline.Stop()
-	tick := time.NewTicker(redisPollEvery)
-	defer tick.Stop()
-	for {
-		if pingRedis(s.Addr, cmd.Process.Pid) == nil {
-			return nil
-		}
-		select {
-		case <-p.exited:
-			s.proc = nil
-			return fmt.Errorf("redis-server on %s exited at start-up: %s", s.Addr, readLog(logPath))
-		case <-deadline.C:
-			_ = s.stopLocked()
-			return fmt.Errorf("redis-server on %s did not answer PING within %s: %s", s.Addr, redisReadyWithin, readLog(logPath))
-		case <-tick.C:
-		}
-	}
+	s.proc, s.paused = p, false
+	return nil
 }
 
 // stopLocked sends SIGTERM, kills the process if it has not exited by the
@@ -208,54 +182,27 @@ func (s *RedisServer) stopLocked() error {
 	if p == nil {
 		return nil
 	}
-	s.proc = nil
-	if p.paused {
-		_ = p.cmd.Process.Signal(syscall.SIGCONT)
+	if s.paused {
+		_ = p.Signal(syscall.SIGCONT)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("terminate redis-server on %s: %w", s.Addr, err)
-	}
-	select {
-	case <-p.exited:
-		return nil
-	case <-time.After(redisStopWithin):
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-	return fmt.Errorf("redis-server on %s ignored SIGTERM for %s and was killed", s.Addr, redisStopWithin)
-}
-
-// pingRedis makes one short connection and checks that the server answering
-// is process pid: after losing a race for the port, the answer could come
-// from someone else's server.
-func pingRedis(addr string, pid int) error {
-	c, err := redis.Dial("tcp", addr,
-		redis.DialConnectTimeout(200*time.Millisecond),
-		redis.DialReadTimeout(200*time.Millisecond),
-		redis.DialWriteTimeout(200*time.Millisecond))
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	info, err := redis.String(c.Do("INFO", "server"))
-	if err != nil {
-		return err
-	}
-	if !strings.Contains(info, "\r\nprocess_id:"+strconv.Itoa(pid)+"\r\n") {
-		return fmt.Errorf("%s is answered by another process", addr)
+	s.proc, s.paused = nil, false
+	if err := p.Stop(syscall.SIGTERM, redisStopWithin); err != nil {
+		return fmt.Errorf("redis-server on %s: %w", s.Addr, err)
 	}
 	return nil
 }
 
-// readLog returns the tail of the server's log for a failure message.
-func readLog(path string) string {
-	b, err := os.ReadFile(path)
+// runRedis starts cmd, a redis-server or redis-sentinel that is to listen
+// on addr, and waits until it answers there.
+func runRedis(ctx context.Context, cmd *exec.Cmd, logPath, addr string) (*localsvc.Process, error) {
+	p, err := localsvc.Start(cmd, logPath)
 	if err != nil {
-		return "(no log: " + err.Error() + ")"
+		return nil, err
 	}
-	const keep = 2000
-	if len(b) > keep {
-		b = b[len(b)-keep:]
+	err = p.WaitReady(ctx, redisReadyWithin, redisPollEvery, func() error { return localsvc.PingRedis(addr, p.Pid()) })
+	if err != nil {
+		_ = p.Stop(syscall.SIGTERM, redisStopWithin)
+		return nil, err
 	}
-	return string(b)
+	return p, nil
 }

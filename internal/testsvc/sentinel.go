@@ -1,9 +1,8 @@
 package testsvc
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
+	"github.com/hallpass/hallpass/internal/localsvc"
 )
 
 // Time limits for a Sentinel cluster. Sentinels find each other through hello
@@ -56,14 +55,8 @@ type SentinelCluster struct {
 // are required.
 func StartSentinelCluster(t testing.TB) *SentinelCluster {
 	t.Helper()
-	bin, ok := lookBinary("redis-server", "/usr/bin", "/usr/local/bin", "/usr/sbin")
-	if !ok {
-		unavailable(t, "redis-server not found")
-	}
-	sentinelBin, ok := lookBinary("redis-sentinel", "/usr/bin", "/usr/local/bin", "/usr/sbin")
-	if !ok {
-		unavailable(t, "redis-sentinel not found")
-	}
+	bin := redisBinary(t, "redis-server")
+	sentinelBin := redisBinary(t, "redis-sentinel")
 
 	c := &SentinelCluster{MasterName: "hallpass"}
 	// Both servers write an AOF, and either may become the primary. Only the
@@ -71,17 +64,17 @@ func StartSentinelCluster(t testing.TB) *SentinelCluster {
 	// same rule on the promoted server would stop every write after a crash.
 	// A full sync starts at once rather than after the default five seconds
 	// spent waiting for more replicas.
-	primary := startClusterServer(t, bin,
+	primary := startRedisServer(t, bin,
 		"--appendonly", "yes",
 		"--repl-diskless-sync-delay", "0",
 		"--min-replicas-to-write", "1",
 		"--min-replicas-max-lag", "10")
-	replica := startClusterServer(t, bin,
+	replica := startRedisServer(t, bin,
 		"--appendonly", "yes",
 		"--repl-diskless-sync-delay", "0",
 		"--replicaof", "127.0.0.1", strconv.Itoa(primary.port))
 	c.servers = []*RedisServer{primary, replica}
-	if err := poll(clusterReadyWithin, func() error { return replicaInSync(primary, replica) }); err != nil {
+	if err := localsvc.Poll(t.Context(), clusterReadyWithin, clusterPollEvery, func() error { return replicaInSync(primary, replica) }); err != nil {
 		t.Fatalf("sentinel cluster: %v", err)
 	}
 
@@ -90,7 +83,7 @@ func StartSentinelCluster(t testing.TB) *SentinelCluster {
 		c.sentinels = append(c.sentinels, s)
 		c.SentinelAddrs = append(c.SentinelAddrs, s.addr)
 	}
-	if err := poll(clusterReadyWithin, c.sentinelsSettled); err != nil {
+	if err := localsvc.Poll(t.Context(), clusterReadyWithin, clusterPollEvery, c.sentinelsSettled); err != nil {
 		t.Fatalf("sentinel cluster: %v\n%s", err, c.logs())
 	}
 	return c
@@ -101,7 +94,7 @@ func StartSentinelCluster(t testing.TB) *SentinelCluster {
 func (c *SentinelCluster) PrimaryAddr(t testing.TB) string {
 	t.Helper()
 	var addr string
-	err := poll(failoverWithin, func() error {
+	err := localsvc.Poll(t.Context(), failoverWithin, clusterPollEvery, func() error {
 		a, err := c.agreedPrimary()
 		addr = a
 		return err
@@ -148,7 +141,7 @@ func (c *SentinelCluster) KillPrimary(t testing.TB) string {
 func (c *SentinelCluster) WaitForFailover(t testing.TB, oldAddr string) string {
 	t.Helper()
 	var addr string
-	err := poll(failoverWithin, func() error {
+	err := localsvc.Poll(t.Context(), failoverWithin, clusterPollEvery, func() error {
 		a, err := c.agreedPrimary()
 		if err != nil {
 			return err
@@ -156,7 +149,7 @@ func (c *SentinelCluster) WaitForFailover(t testing.TB, oldAddr string) string {
 		if a == oldAddr {
 			return fmt.Errorf("sentinels still name %s", oldAddr)
 		}
-		if role, err := serverRole(a); err != nil || role != "master" {
+		if role, err := localsvc.Role(a); err != nil || role != "master" {
 			return fmt.Errorf("new primary %s: role %q, %v", a, role, err)
 		}
 		addr = a
@@ -181,7 +174,7 @@ func (c *SentinelCluster) StopSentinel(t testing.TB, i int) {
 // answers PING.
 func (c *SentinelCluster) StartSentinel(t testing.TB, i int) {
 	t.Helper()
-	if err := c.sentinels[i].start(); err != nil {
+	if err := c.sentinels[i].start(t.Context()); err != nil {
 		t.Fatalf("sentinel cluster: %v", err)
 	}
 }
@@ -190,7 +183,8 @@ func (c *SentinelCluster) StartSentinel(t testing.TB, i int) {
 func (c *SentinelCluster) logs() string {
 	var b strings.Builder
 	for _, s := range c.sentinels {
-		fmt.Fprintf(&b, "--- sentinel %s log:\n%s\n", s.addr, readLog(s.log))
+		b.WriteString(localsvc.LogTail(s.log))
+		b.WriteByte('\n')
 	}
 	return b.String()
 }
@@ -210,26 +204,13 @@ func (c *SentinelCluster) server(t testing.TB, addr string) *RedisServer {
 // agreedPrimary asks every running Sentinel for the primary and returns the
 // address if they all give the same one.
 func (c *SentinelCluster) agreedPrimary() (string, error) {
-	var addr string
-	asked := 0
+	var running []string
 	for _, s := range c.sentinels {
-		if !s.running() {
-			continue
+		if s.running() {
+			running = append(running, s.addr)
 		}
-		a, err := askPrimary(s.addr, c.MasterName)
-		if err != nil {
-			return "", err
-		}
-		if asked > 0 && a != addr {
-			return "", fmt.Errorf("sentinels disagree: %s and %s", addr, a)
-		}
-		addr = a
-		asked++
 	}
-	if asked == 0 {
-		return "", errors.New("no sentinel running")
-	}
-	return addr, nil
+	return localsvc.AgreedPrimary(running, c.MasterName)
 }
 
 // sentinelsSettled reports whether every Sentinel sees the primary as up,
@@ -237,67 +218,10 @@ func (c *SentinelCluster) agreedPrimary() (string, error) {
 // failover needs.
 func (c *SentinelCluster) sentinelsSettled() error {
 	for _, s := range c.sentinels {
-		conn, err := dialQuick(s.addr)
-		if err != nil {
+		if err := localsvc.CheckSentinel(s.addr, c.MasterName, 1, sentinelCount-1); err != nil {
 			return err
 		}
-		master, err := redis.StringMap(conn.Do("SENTINEL", "MASTER", c.MasterName))
-		if err != nil {
-			conn.Close()
-			return fmt.Errorf("sentinel %s: SENTINEL MASTER: %w", s.addr, err)
-		}
-		replicas, err := redis.Values(conn.Do("SENTINEL", "REPLICAS", c.MasterName))
-		conn.Close()
-		if err != nil {
-			return fmt.Errorf("sentinel %s: SENTINEL REPLICAS: %w", s.addr, err)
-		}
-		switch {
-		case master["flags"] != "master":
-			return fmt.Errorf("sentinel %s: master flags %q", s.addr, master["flags"])
-		case master["num-slaves"] != "1":
-			return fmt.Errorf("sentinel %s: knows %s replicas", s.addr, master["num-slaves"])
-		case master["num-other-sentinels"] != strconv.Itoa(sentinelCount-1):
-			return fmt.Errorf("sentinel %s: knows %s other sentinels", s.addr, master["num-other-sentinels"])
-		}
-		for _, r := range replicas {
-			info, err := redis.StringMap(r, nil)
-			if err != nil {
-				return fmt.Errorf("sentinel %s: replica: %w", s.addr, err)
-			}
-			if info["flags"] != "slave" || info["master-link-status"] != "ok" {
-				return fmt.Errorf("sentinel %s: replica %s:%s flags %q link %q", s.addr,
-					info["ip"], info["port"], info["flags"], info["master-link-status"])
-			}
-		}
 	}
-	return nil
-}
-
-// startClusterServer starts a redis-server with extra options, retrying on a
-// fresh port if the first is taken.
-func startClusterServer(t testing.TB, bin string, args ...string) *RedisServer {
-	t.Helper()
-	s := &RedisServer{bin: bin, dir: t.TempDir(), args: args}
-	t.Cleanup(func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if err := s.stopLocked(); err != nil {
-			t.Errorf("stop cluster redis: %v", err)
-		}
-	})
-	var err error
-	for range 3 {
-		s.port = FreePort(t)
-		s.Addr = "127.0.0.1:" + strconv.Itoa(s.port)
-		s.URL = "redis://" + s.Addr
-		s.mu.Lock()
-		err = s.startLocked()
-		s.mu.Unlock()
-		if err == nil {
-			return s
-		}
-	}
-	t.Fatalf("start cluster redis: %v", err)
 	return nil
 }
 
@@ -309,22 +233,21 @@ func (s *RedisServer) kill() error {
 	if p == nil {
 		return fmt.Errorf("kill redis %s: not running", s.Addr)
 	}
-	s.proc = nil
-	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("kill redis %s: %w", s.Addr, err)
+	s.proc, s.paused = nil, false
+	if err := p.Kill(); err != nil {
+		return fmt.Errorf("redis %s: %w", s.Addr, err)
 	}
-	<-p.exited
 	return nil
 }
 
 // replicaInSync reports whether replica is connected to primary and has
 // caught up with it.
 func replicaInSync(primary, replica *RedisServer) error {
-	p, err := replicationInfo(primary.Addr)
+	p, err := localsvc.ReplicationInfo(primary.Addr)
 	if err != nil {
 		return err
 	}
-	r, err := replicationInfo(replica.Addr)
+	r, err := localsvc.ReplicationInfo(replica.Addr)
 	if err != nil {
 		return err
 	}
@@ -337,86 +260,6 @@ func replicaInSync(primary, replica *RedisServer) error {
 	return nil
 }
 
-// replicationInfo returns INFO replication from addr as a map.
-func replicationInfo(addr string) (map[string]string, error) {
-	conn, err := dialQuick(addr)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	info, err := redis.String(conn.Do("INFO", "replication"))
-	if err != nil {
-		return nil, fmt.Errorf("%s: INFO replication: %w", addr, err)
-	}
-	m := make(map[string]string)
-	for line := range strings.SplitSeq(info, "\r\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok {
-			m[k] = v
-		}
-	}
-	return m, nil
-}
-
-// serverRole returns the first field of ROLE at addr: master, slave or
-// sentinel.
-func serverRole(addr string) (string, error) {
-	conn, err := dialQuick(addr)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	role, err := redis.Values(conn.Do("ROLE"))
-	if err != nil || len(role) == 0 {
-		return "", fmt.Errorf("%s: ROLE: %v", addr, err)
-	}
-	return redis.String(role[0], nil)
-}
-
-// askPrimary asks the Sentinel at addr where the primary named name is.
-func askPrimary(addr, name string) (string, error) {
-	conn, err := dialQuick(addr)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	hostPort, err := redis.Strings(conn.Do("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name))
-	if err != nil {
-		return "", fmt.Errorf("sentinel %s: %w", addr, err)
-	}
-	if len(hostPort) != 2 {
-		return "", fmt.Errorf("sentinel %s: does not know %q", addr, name)
-	}
-	return net.JoinHostPort(hostPort[0], hostPort[1]), nil
-}
-
-// dialQuick connects for one short check.
-func dialQuick(addr string) (redis.Conn, error) {
-	return redis.Dial("tcp", addr,
-		redis.DialConnectTimeout(time.Second),
-		redis.DialReadTimeout(2*time.Second),
-		redis.DialWriteTimeout(2*time.Second))
-}
-
-// poll calls check until it succeeds or within has passed, and then returns
-// its last error.
-func poll(within time.Duration, check func() error) error {
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	tick := time.NewTicker(clusterPollEvery)
-	defer tick.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-deadline.C:
-			return fmt.Errorf("not ready after %s: %w", within, err)
-		case <-tick.C:
-		}
-	}
-}
-
 // sentinelProcess is one redis-sentinel with its own configuration file,
 // which it rewrites as it learns about the cluster, so that a restarted
 // Sentinel remembers what it knew.
@@ -427,7 +270,7 @@ type sentinelProcess struct {
 	log  string
 
 	mu   sync.Mutex
-	proc *redisProc // nil while stopped
+	proc *localsvc.Process // nil while stopped
 }
 
 // startSentinel writes a configuration monitoring the primary on
@@ -436,10 +279,9 @@ type sentinelProcess struct {
 func startSentinel(t testing.TB, bin, masterName string, primaryPort int) *sentinelProcess {
 	t.Helper()
 	dir := t.TempDir()
-	var err error
-	for range 3 {
-		port := FreePort(t)
-		s := &sentinelProcess{
+	var s *sentinelProcess
+	err := localsvc.OnFreePort("127.0.0.1", func(port int) error {
+		s = &sentinelProcess{
 			addr: "127.0.0.1:" + strconv.Itoa(port),
 			bin:  bin,
 			conf: filepath.Join(dir, "sentinel.conf"),
@@ -456,64 +298,34 @@ sentinel failover-timeout %[3]s %[7]d
 sentinel parallel-syncs %[3]s 1
 `, port, dir, masterName, primaryPort, sentinelQuorum, sentinelDownAfter, sentinelFailoverLimit)
 		if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
-			t.Fatalf("write sentinel config: %v", err)
+			return fmt.Errorf("write sentinel config: %w", err)
 		}
-		if err = s.start(); err == nil {
-			t.Cleanup(func() {
-				if err := s.stop(); err != nil {
-					t.Errorf("stop sentinel: %v", err)
-				}
-			})
-			return s
-		}
+		return s.start(t.Context())
+	})
+	if err != nil {
+		t.Fatalf("start sentinel: %v", err)
 	}
-	t.Fatalf("start sentinel: %v", err)
-	return nil
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("stop sentinel: %v", err)
+		}
+	})
+	return s
 }
 
 // start runs the Sentinel and waits for it to answer.
-func (s *sentinelProcess) start() error {
+func (s *sentinelProcess) start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc != nil {
 		return fmt.Errorf("sentinel %s: already running", s.addr)
 	}
-	logFile, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	p, err := runRedis(ctx, exec.Command(s.bin, s.conf), s.log, s.addr)
 	if err != nil {
-		return fmt.Errorf("open sentinel log: %w", err)
+		return fmt.Errorf("redis-sentinel on %s: %w", s.addr, err)
 	}
-	defer logFile.Close() // the child has its own descriptor
-	cmd := exec.Command(s.bin, s.conf)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("run %s: %w", s.bin, err)
-	}
-	p := &redisProc{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(p.exited)
-	}()
 	s.proc = p
-
-	deadline := time.NewTimer(redisReadyWithin)
-	defer deadline.Stop()
-	tick := time.NewTicker(redisPollEvery)
-	defer tick.Stop()
-	for {
-		if pingRedis(s.addr, cmd.Process.Pid) == nil {
-			return nil
-		}
-		select {
-		case <-p.exited:
-			s.proc = nil
-			return fmt.Errorf("redis-sentinel on %s exited at start-up: %s", s.addr, readLog(s.log))
-		case <-deadline.C:
-			_ = s.stopLocked()
-			return fmt.Errorf("redis-sentinel on %s did not answer PING within %s: %s", s.addr, redisReadyWithin, readLog(s.log))
-		case <-tick.C:
-		}
-	}
+	return nil
 }
 
 // stop ends the Sentinel with SIGTERM, which lets it save its configuration,
@@ -521,26 +333,15 @@ func (s *sentinelProcess) start() error {
 func (s *sentinelProcess) stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.stopLocked()
-}
-
-func (s *sentinelProcess) stopLocked() error {
 	p := s.proc
 	if p == nil {
 		return nil
 	}
 	s.proc = nil
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("terminate redis-sentinel on %s: %w", s.addr, err)
+	if err := p.Stop(syscall.SIGTERM, redisStopWithin); err != nil {
+		return fmt.Errorf("redis-sentinel on %s: %w", s.addr, err)
 	}
-	select {
-	case <-p.exited:
-		return nil
-	case <-time.After(redisStopWithin):
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-	return fmt.Errorf("redis-sentinel on %s ignored SIGTERM for %s and was killed", s.addr, redisStopWithin)
+	return nil
 }
 
 func (s *sentinelProcess) running() bool {

@@ -9,10 +9,10 @@ package testsvc
 
 import (
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"testing"
+
+	"github.com/hallpass/hallpass/internal/localsvc"
 )
 
 // RequireBackendsEnv names the variable that turns a missing backend from a
@@ -30,27 +30,12 @@ func unavailable(t testing.TB, format string, args ...any) {
 	t.Skipf("%s (run `make test-deps`, or set %s to make this a failure)", msg, RequireBackendsEnv)
 }
 
-// lookBinary finds a service binary on PATH or in the given extra directories.
-func lookBinary(name string, extraDirs ...string) (string, bool) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, true
-	}
-	for _, dir := range extraDirs {
-		p := dir + "/" + name
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p, true
-		}
-	}
-	return "", false
-}
-
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := localsvc.FreePort("127.0.0.1")
 	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
