@@ -137,7 +137,7 @@ func TestDefaultPoolOptions(t *testing.T) {
 	got := redisx.DefaultPoolOptions()
 	want := redisx.PoolOptions{
 		MaxActive:      64,
-		MaxIdle:        16,
+		MaxIdle:        64,
 		IdleTimeout:    4 * time.Minute,
 		ConnectTimeout: 500 * time.Millisecond,
 		ReadTimeout:    time.Second,
