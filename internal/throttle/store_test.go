@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,7 +201,7 @@ func TestRedisStoreClockAheadCannotBlockLongerThanMaxDelay(t *testing.T) {
 
 func TestRedisStoreCheckFailAndResetAreOneRoundTripEach(t *testing.T) {
 	srv := testsvc.StartRedis(t)
-	pool, sent := newCountingPool(t, srv.URL)
+	pool, sent := testsvc.CountingPool(t, srv.URL)
 	store := throttle.NewRedisStore(pool, nil)
 	ctx := context.Background()
 	const key = "login:user:alice"
@@ -225,56 +224,6 @@ func TestRedisStoreCheckFailAndResetAreOneRoundTripEach(t *testing.T) {
 			}
 		}
 	}
-}
-
-// newCountingPool returns a pool like the store's, counting the commands
-// sent on its connections.
-func newCountingPool(t *testing.T, url string) (*redis.Pool, *atomic.Int64) {
-	t.Helper()
-	base := newRedisPool(t, url)
-	sent := new(atomic.Int64)
-	pool := &redis.Pool{
-		DialContext: func(ctx context.Context) (redis.Conn, error) {
-			c, err := base.DialContext(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return countingConn{c.(redis.ConnWithContext), sent}, nil
-		},
-		MaxActive: 4,
-		Wait:      true,
-	}
-	t.Cleanup(func() { pool.Close() })
-	return pool, sent
-}
-
-// countingConn counts the commands sent through it. Do with an empty
-// command only flushes (the pool does it when a connection is returned), so
-// it does not count.
-type countingConn struct {
-	redis.ConnWithContext
-	sent *atomic.Int64
-}
-
-func (c countingConn) count(cmd string) {
-	if cmd != "" {
-		c.sent.Add(1)
-	}
-}
-
-func (c countingConn) Do(cmd string, args ...any) (any, error) {
-	c.count(cmd)
-	return c.ConnWithContext.Do(cmd, args...)
-}
-
-func (c countingConn) DoContext(ctx context.Context, cmd string, args ...any) (any, error) {
-	c.count(cmd)
-	return c.ConnWithContext.DoContext(ctx, cmd, args...)
-}
-
-func (c countingConn) Send(cmd string, args ...any) error {
-	c.count(cmd)
-	return c.ConnWithContext.Send(cmd, args...)
 }
 
 func TestRedisStoreFailsFastWhileRedisIsDownAndRecovers(t *testing.T) {
