@@ -408,6 +408,12 @@ func TestMetricsAreServedOnTheirOwnListenerOnly(t *testing.T) {
 	if res, _ := c.do(http.MethodGet, r.url+"/metrics", nil); res.StatusCode != http.StatusNotFound {
 		t.Errorf("public listener /metrics: %d, want 404", res.StatusCode)
 	}
+	if res, _ := c.do(http.MethodGet, r.url+"/debug/pprof/", nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("public listener /debug/pprof/: %d, want 404", res.StatusCode)
+	}
+	if res, _ := c.do(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/", metricsPort), nil); res.StatusCode != http.StatusOK {
+		t.Errorf("metrics listener /debug/pprof/: %d, want 200", res.StatusCode)
+	}
 	res, body := c.do(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), nil)
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("metrics listener: %d", res.StatusCode)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -107,6 +108,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if m != nil {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", m.Handler())
+		// Profiles on the same private listener, never the public one, so a
+		// running replica can be profiled under real load.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		metricsSrv = &http.Server{Addr: cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
