@@ -28,7 +28,16 @@ func templateFuncs(now func() time.Time) template.FuncMap {
 		"fullTime":  func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04:05 UTC") },
 		"ago":       func(t time.Time) string { return relativeTime(now(), t) },
 		"hasPrefix": strings.HasPrefix,
+		"ownRow":    func(r session.Record) sessionRowView { return sessionRowView{Record: r} },
+		"adminRow":  func(r session.Record) sessionRowView { return sessionRowView{Record: r, Admin: true} },
 	}
+}
+
+// sessionRowView is what the session-row partial shows: a session, on the
+// user's own devices page or to an administrator.
+type sessionRowView struct {
+	Record session.Record
+	Admin  bool
 }
 
 // relativeTime says how far t is from now in words: "5 minutes ago",
