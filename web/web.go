@@ -1,4 +1,4 @@
-// Package web holds Hallpass's HTML templates and static files, embedded in
+// Package web holds Hallpass's HTML templates, the functions they call and its static files, embedded in
 // the binary so a single file serves the whole site.
 package web
 

@@ -7,11 +7,11 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
-	"strings"
 	"time"
 
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/user"
+	"github.com/hallpass/hallpass/web"
 )
 
 // pages is the template cache: each page parsed once, with the layout, at
@@ -20,17 +20,13 @@ type pages struct {
 	byName map[string]*template.Template
 }
 
-// templateFuncs are the helpers templates may call; now is the server's
-// clock, so relative times agree with the times sessions are judged by.
+// templateFuncs are the web package's template functions plus the
+// session-row views of this package.
 func templateFuncs(now func() time.Time) template.FuncMap {
-	return template.FuncMap{
-		"isoTime":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-		"fullTime":  func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04:05 UTC") },
-		"ago":       func(t time.Time) string { return relativeTime(now(), t) },
-		"hasPrefix": strings.HasPrefix,
-		"ownRow":    func(r session.Record) sessionRowView { return sessionRowView{Record: r} },
-		"adminRow":  func(r session.Record) sessionRowView { return sessionRowView{Record: r, Admin: true} },
-	}
+	funcs := web.Funcs(now)
+	funcs["ownRow"] = func(r session.Record) sessionRowView { return sessionRowView{Record: r} }
+	funcs["adminRow"] = func(r session.Record) sessionRowView { return sessionRowView{Record: r, Admin: true} }
+	return funcs
 }
 
 // sessionRowView is what the session-row partial shows: a session, on the
@@ -38,38 +34,6 @@ func templateFuncs(now func() time.Time) template.FuncMap {
 type sessionRowView struct {
 	Record session.Record
 	Admin  bool
-}
-
-// relativeTime says how far t is from now in words: "5 minutes ago",
-// "in 2 hours", "just now".
-func relativeTime(now, t time.Time) string {
-	d := now.Sub(t)
-	future := d < 0
-	if future {
-		d = -d
-	}
-	var amount string
-	switch {
-	case d < time.Minute:
-		return "just now"
-	case d < time.Hour:
-		amount = plural(int(d/time.Minute), "minute")
-	case d < 48*time.Hour:
-		amount = plural(int(d/time.Hour), "hour")
-	default:
-		amount = plural(int(d/(24*time.Hour)), "day")
-	}
-	if future {
-		return "in " + amount
-	}
-	return amount + " ago"
-}
-
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return fmt.Sprintf("%d %ss", n, unit)
 }
 
 func parsePages(files fs.FS, now func() time.Time) (*pages, error) {

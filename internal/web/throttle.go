@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/throttle"
+	"github.com/hallpass/hallpass/web"
 )
 
 // Throttle is what the web layer needs of the shared attempt counters.
@@ -67,6 +68,6 @@ func humanWait(secs int) string {
 	case secs < 90:
 		return strconv.Itoa(secs) + " seconds"
 	default:
-		return plural((secs+59)/60, "minute")
+		return web.Plural((secs+59)/60, "minute")
 	}
 }

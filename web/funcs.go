@@ -1,0 +1,54 @@
+package web
+
+import (
+	"fmt"
+	"html/template"
+	"strings"
+	"time"
+)
+
+// Funcs returns the functions the templates call, for parsing them: exact
+// and relative times (now is the server's clock, so "5 minutes ago" agrees
+// with the times sessions are judged by) and hasPrefix. Whoever parses the
+// templates adds its own page-specific functions on top.
+func Funcs(now func() time.Time) template.FuncMap {
+	return template.FuncMap{
+		"isoTime":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"fullTime":  func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04:05 UTC") },
+		"ago":       func(t time.Time) string { return RelativeTime(now(), t) },
+		"hasPrefix": strings.HasPrefix,
+	}
+}
+
+// RelativeTime says how far t is from now in words: "5 minutes ago",
+// "in 2 hours", "just now".
+func RelativeTime(now, t time.Time) string {
+	d := now.Sub(t)
+	future := d < 0
+	if future {
+		d = -d
+	}
+	var amount string
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		amount = Plural(int(d/time.Minute), "minute")
+	case d < 48*time.Hour:
+		amount = Plural(int(d/time.Hour), "hour")
+	default:
+		amount = Plural(int(d/(24*time.Hour)), "day")
+	}
+	if future {
+		return "in " + amount
+	}
+	return amount + " ago"
+}
+
+// Plural writes a count with its unit: "1 minute", "3 minutes".
+func Plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
