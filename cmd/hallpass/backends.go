@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -10,15 +9,16 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/hallpass/hallpass/internal/account"
 	"github.com/hallpass/hallpass/internal/audit"
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/database"
 	"github.com/hallpass/hallpass/internal/metrics"
+	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/redisx"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/throttle"
 	"github.com/hallpass/hallpass/internal/user"
-	"github.com/hallpass/hallpass/internal/web"
 )
 
 // backends are the stores a Hallpass process works with, opened and
@@ -34,13 +34,20 @@ type backends struct {
 	sessions  *session.Manager
 	// throttle counts sign-in and sign-up attempts, shared like sessions.
 	throttle throttle.Store
+	// account runs the use cases over all of the above: the pages and the
+	// command line reach the rules only through it.
+	account  *account.Service
 	pool     *redis.Pool
 	sentinel *redisx.SentinelPool
 }
 
 // openBackends opens the database (migrating it) and the session store
-// named by cfg, and checks both answer. With m, every store call is timed.
-func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*backends, error) {
+// named by cfg, checks both answer, and builds the account service over
+// them with a hasher that runs at most hashers hashes at once. With m,
+// every store call is timed and sign-ins are counted. forServer says the
+// process is the server itself; a command-line process cannot reach the
+// sessions of a server that keeps them in its own memory.
+func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *metrics.Metrics, hashers int, forServer bool) (*backends, error) {
 	b := &backends{}
 	db, err := database.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -90,8 +97,29 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 		CookieSecure: cfg.CookieSecure,
 		ReplicaID:    cfg.ReplicaID,
 		Limit:        session.Limit{Max: cfg.MaxSessionsPerUser, Policy: session.LimitPolicy(cfg.SessionLimitPolicy)},
-		CheckUser:    web.UserCheck(b.userStore),
-		Logger:       log,
+		// The manager asks the service, built just below, whether a
+		// session it refreshes may go on.
+		CheckUser: func(ctx context.Context, userID int64, created time.Time) (session.EndReason, error) {
+			return b.account.CheckSession(ctx, userID, created)
+		},
+		Logger: log,
+	})
+	var counts account.Metrics
+	if m != nil {
+		counts = m
+	}
+	b.account = account.New(account.Options{
+		Users:              b.userStore,
+		Sessions:           b.sessions,
+		Hasher:             password.NewHasher(password.DefaultParams, hashers),
+		Throttle:           b.throttle,
+		Audit:              b.audit,
+		Metrics:            counts,
+		Logger:             log,
+		Replica:            cfg.ReplicaID,
+		LoginPolicy:        throttle.DefaultLoginPolicy(),
+		SignupPolicy:       throttle.DefaultSignupPolicy(),
+		SessionsOutOfReach: !b.shared && !forServer,
 	})
 	return b, nil
 }
@@ -132,7 +160,3 @@ func (b *backends) close() {
 		b.db.Close()
 	}
 }
-
-// errLocalSessions explains why the CLI cannot reach sessions kept inside a
-// running server process.
-var errLocalSessions = errors.New("sessions are kept inside the running server (HALLPASS_REDIS_URL is empty), so this command cannot see them; use the admin pages, or run Hallpass with Redis")

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/hallpass/hallpass/internal/config"
+	"github.com/hallpass/hallpass/internal/requestid"
 )
 
 const usage = `Hallpass signs people in with server-side sessions.
@@ -66,10 +67,12 @@ func databaseURL(getenv func(string) string) string {
 // newLogger builds the process logger on w.
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// Every line logged while serving a request carries its request ID.
+	return slog.New(requestid.Handler(h))
 }
 
 // hostname is the default replica ID.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hallpass/hallpass/internal/account"
 	"github.com/hallpass/hallpass/internal/testsvc"
 )
 
@@ -346,8 +347,8 @@ func TestSessionsCommandsActOnRunningReplicasAtOnce(t *testing.T) {
 
 func TestSessionsListNeedsASharedStore(t *testing.T) {
 	env := map[string]string{"HALLPASS_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "h.db")}
-	if _, err := runCLI(t, env, "", "sessions", "list"); !errors.Is(err, errLocalSessions) {
-		t.Errorf("sessions list without Redis: %v, want errLocalSessions", err)
+	if _, err := runCLI(t, env, "", "sessions", "list"); !errors.Is(err, account.ErrSessionsOutOfReach) {
+		t.Errorf("sessions list without Redis: %v, want ErrSessionsOutOfReach", err)
 	}
 }
 

@@ -18,8 +18,6 @@ import (
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/database"
 	"github.com/hallpass/hallpass/internal/metrics"
-	"github.com/hallpass/hallpass/internal/password"
-	"github.com/hallpass/hallpass/internal/throttle"
 	"github.com/hallpass/hallpass/internal/web"
 )
 
@@ -44,7 +42,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if cfg.MetricsAddr != "" {
 		m = metrics.New(func(ctx context.Context) (int, error) { return activeSessions(ctx) })
 	}
-	b, err := openBackends(ctx, cfg, log, m)
+	// Each argon2id hash holds about 19 MiB; two per core keeps the cores
+	// busy without letting a login flood exhaust memory.
+	b, err := openBackends(ctx, cfg, log, m, 2*runtime.NumCPU(), true)
 	if err != nil {
 		return err
 	}
@@ -69,18 +69,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		CookieSecure: cfg.CookieSecure,
 		IdleTimeout:  cfg.SessionIdleTimeout,
 		Sessions:     b.sessions,
-		SessionStore: b.store,
-		Users:        b.userStore,
-		Audit:        b.audit,
+		Account:      b.account,
+		Ready:        []web.Check{{Name: "session store", Ping: b.store.Ping}, {Name: "database", Ping: b.users.Ping}},
 		Metrics:      m,
 		Draining:     draining.Load,
-		Throttle:     b.throttle,
-		LoginPolicy:  throttle.DefaultLoginPolicy(),
-		SignupPolicy: throttle.DefaultSignupPolicy(),
 		ClientIP:     clientip.NewResolver(cfg.TrustedProxies),
-		// Each argon2id hash holds about 19 MiB; two per core keeps the
-		// cores busy without letting a login flood exhaust memory.
-		Hasher: password.NewHasher(password.DefaultParams, 2*runtime.NumCPU()),
 	})
 	if err != nil {
 		return err

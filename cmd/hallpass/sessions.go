@@ -2,14 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/hallpass/hallpass/internal/audit"
+	"github.com/hallpass/hallpass/internal/account"
 	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/user"
 )
 
 // sessionsListMax bounds `sessions list` without --user.
@@ -56,59 +58,45 @@ func sessionsCommand(ctx context.Context, args []string, getenv func(string) str
 		return err
 	}
 	defer b.close()
+	svc, cli := b.account, account.CommandLine()
 
-	if sub == "revoke" && flags["--user"] != "" {
-		u, err := b.users.ByUsername(ctx, flags["--user"])
+	var u user.User
+	if name := flags["--user"]; name != "" {
+		if u, err = svc.UserByName(ctx, cli, name); err != nil {
+			return fmt.Errorf("user %q: %w", name, err)
+		}
+	}
+	switch {
+	case sub == "revoke" && u.ID != 0:
+		ended, err := svc.EndAllSessions(ctx, cli, u.ID)
 		if err != nil {
-			return fmt.Errorf("find user %q: %w", flags["--user"], err)
+			return fmt.Errorf("sign out %q everywhere: %w", u.Username, err)
 		}
-		if err := b.audit.Record(ctx, audit.Event{ActorName: cliActor, Action: audit.SessionsRevokedAll, TargetUserID: u.ID, TargetName: u.Username, Detail: "signed out everywhere by the command line"}); err != nil {
-			return fmt.Errorf("audit: %w", err)
-		}
-		return endSessions(ctx, b, u, session.EndedByAdmin, stdout)
-	}
-	if !b.shared {
-		return errLocalSessions
-	}
-	if sub == "revoke" {
+		printEnded(stdout, u.Username, ended)
+		return nil
+	case sub == "revoke":
 		id := flags["--id"]
-		uid, ok := session.UserOfPublicID(id)
-		if !ok {
+		if _, ok := session.UserOfPublicID(id); !ok {
 			return fmt.Errorf("%q is not a session ID (they look like 12.AbCdEfGhIjKlMnOp)", id)
 		}
-		revoked, err := b.sessions.Revoke(ctx, uid, id, session.EndedByAdmin)
-		if err != nil {
-			return err
-		}
-		if !revoked {
-			return fmt.Errorf("no live session %s", id)
-		}
-		u, err := b.users.ByID(ctx, uid)
-		if err != nil {
-			return fmt.Errorf("find user %d: %w", uid, err)
-		}
-		if err := b.audit.Record(ctx, audit.Event{ActorName: cliActor, Action: audit.SessionRevoked, TargetUserID: uid, TargetName: u.Username, Detail: "session " + id + " by the command line"}); err != nil {
-			return fmt.Errorf("audit: %w", err)
+		if _, err := svc.EndUserSession(ctx, cli, id); err != nil {
+			if errors.Is(err, account.ErrNotFound) {
+				return fmt.Errorf("no live session %s", id)
+			}
+			return fmt.Errorf("sign out session %s: %w", id, err)
 		}
 		fmt.Fprintf(stdout, "session %s signed out\n", id)
 		return nil
 	}
 
 	var recs []session.Record
-	if name := flags["--user"]; name != "" {
-		u, err := b.users.ByUsername(ctx, name)
-		if err != nil {
-			return fmt.Errorf("find user %q: %w", name, err)
-		}
-		recs, err = b.sessions.ListUser(ctx, u.ID)
-		if err != nil {
-			return err
-		}
+	if u.ID != 0 {
+		recs, err = svc.UserSessions(ctx, cli, u.ID)
 	} else {
-		recs, err = b.sessions.Recent(ctx, 0, sessionsListMax)
-		if err != nil {
-			return err
-		}
+		recs, err = svc.RecentSessions(ctx, cli, 0, sessionsListMax)
+	}
+	if err != nil {
+		return fmt.Errorf("list sessions: %w", err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tUSER\tDEVICE\tIP\tCREATED\tLAST SEEN\tREPLICA")

@@ -71,6 +71,20 @@ func (s *instrumentedStore) ListUser(ctx context.Context, userID int64) ([]sessi
 	return e, err
 }
 
+func (s *instrumentedStore) ListUserKeys(ctx context.Context, userID int64) ([]string, error) {
+	start := time.Now()
+	k, err := s.Store.ListUserKeys(ctx, userID)
+	s.m.Store("list_user_keys", start, err)
+	return k, err
+}
+
+func (s *instrumentedStore) CountUsers(ctx context.Context, userIDs []int64) (map[int64]int, error) {
+	start := time.Now()
+	n, err := s.Store.CountUsers(ctx, userIDs)
+	s.m.Store("count_users", start, err)
+	return n, err
+}
+
 func (s *instrumentedStore) Revoke(ctx context.Context, userID int64, keys []string, reason session.EndReason) (int, error) {
 	start := time.Now()
 	n, err := s.Store.Revoke(ctx, userID, keys, reason)

@@ -2,37 +2,22 @@ package session
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/hallpass/hallpass/internal/redisx"
+	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/testsvc"
 )
-
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // naiveRedisStore saves sessions the way scs's redisstore does, with a
 // plain SET, to show that the resurrection test catches that design.
@@ -54,13 +39,13 @@ type inFlightRig struct {
 	srv      *httptest.Server
 	m        *Manager
 	store    Store
-	clock    *fakeClock
+	clock    *testkit.Clock
 	loaded   chan struct{}
 	release  chan struct{}
 	signedIn func() bool
 }
 
-func newInFlightRig(t *testing.T, store Store, clock *fakeClock) *inFlightRig {
+func newInFlightRig(t *testing.T, store Store, clock *testkit.Clock) *inFlightRig {
 	rig := &inFlightRig{store: store, clock: clock, loaded: make(chan struct{}), release: make(chan struct{})}
 	rig.m = NewManager(ManagerOptions{Store: store, IdleTimeout: 30 * time.Minute, Lifetime: 12 * time.Hour, CookieSecure: false, ReplicaID: "r1", Now: clock.Now})
 	mux := http.NewServeMux()
@@ -78,6 +63,26 @@ func newInFlightRig(t *testing.T, store Store, clock *fakeClock) *inFlightRig {
 		if info, ok := rig.m.Current(r.Context()); ok {
 			io.WriteString(w, info.Username)
 		}
+	})
+	mux.HandleFunc("GET /ids", func(w http.ResponseWriter, r *http.Request) {
+		// The request's own public ID, then the one ListUser marks Current.
+		id, ok := rig.m.CurrentPublicID(r.Context())
+		if !ok {
+			io.WriteString(w, "not signed in")
+			return
+		}
+		recs, err := rig.m.ListUser(r.Context(), 7)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		listed := "none"
+		for _, rec := range recs {
+			if rec.Current {
+				listed = rec.PublicID
+			}
+		}
+		io.WriteString(w, id+" "+listed)
 	})
 	onErr := func(w http.ResponseWriter, _ *http.Request, err error) {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -103,23 +108,42 @@ func (rig *inFlightRig) do(t *testing.T, method, path string, cookie *http.Cooki
 	return res
 }
 
+// login signs user 7 in on a fresh browser and returns the session cookie.
+func (rig *inFlightRig) login(t *testing.T) *http.Cookie {
+	t.Helper()
+	res := rig.do(t, http.MethodPost, "/login", nil)
+	res.Body.Close()
+	for _, c := range res.Cookies() {
+		if c.Name == InsecureCookieName {
+			return c
+		}
+	}
+	t.Fatalf("login set no cookie (status %d)", res.StatusCode)
+	return nil
+}
+
+// get requests path with cookie (nil for none) and returns the body.
+func (rig *inFlightRig) get(t *testing.T, path string, cookie *http.Cookie) string {
+	t.Helper()
+	res := rig.do(t, http.MethodGet, path, cookie)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, res.StatusCode, body)
+	}
+	return string(body)
+}
+
 // resurrects runs the scenario and reports whether the revoked session came
 // back: sign in; start a request that loads the session and will refresh
 // its last-seen time; revoke every session of the user while that request
 // is in flight; let it finish; look again.
 func (rig *inFlightRig) resurrects(t *testing.T) bool {
 	t.Helper()
-	res := rig.do(t, http.MethodPost, "/login", nil)
-	res.Body.Close()
-	var cookie *http.Cookie
-	for _, c := range res.Cookies() {
-		if c.Name == InsecureCookieName {
-			cookie = c
-		}
-	}
-	if cookie == nil {
-		t.Fatalf("login set no cookie (status %d)", res.StatusCode)
-	}
+	cookie := rig.login(t)
 	rig.clock.Advance(2 * time.Minute) // the next request refreshes last-seen: a write
 
 	done := make(chan *http.Response)
@@ -148,7 +172,7 @@ func (rig *inFlightRig) resurrects(t *testing.T) bool {
 func TestRevokedSessionCannotBeResurrectedByInFlightRequest(t *testing.T) {
 	start := time.Now()
 	t.Run("memory", func(t *testing.T) {
-		clock := &fakeClock{now: start}
+		clock := testkit.NewClock(start)
 		store := NewMemoryStore(StoreOptions(30*time.Minute, 12*time.Hour, clock.Now))
 		if newInFlightRig(t, store, clock).resurrects(t) {
 			t.Fatal("the in-flight request brought the revoked session back")
@@ -161,7 +185,7 @@ func TestRevokedSessionCannotBeResurrectedByInFlightRequest(t *testing.T) {
 	}
 	t.Cleanup(func() { pool.Close() })
 	t.Run("redis", func(t *testing.T) {
-		clock := &fakeClock{now: start}
+		clock := testkit.NewClock(start)
 		store := NewRedisStore(pool, StoreOptions(30*time.Minute, 12*time.Hour, nil))
 		rig := newInFlightRig(t, store, clock)
 		if rig.resurrects(t) {
@@ -178,7 +202,7 @@ func TestRevokedSessionCannotBeResurrectedByInFlightRequest(t *testing.T) {
 		if _, err := pool.Get().Do("FLUSHDB"); err != nil {
 			t.Fatal(err)
 		}
-		clock := &fakeClock{now: start}
+		clock := testkit.NewClock(start)
 		store := naiveRedisStore{RedisStore: NewRedisStore(pool, StoreOptions(30*time.Minute, 12*time.Hour, nil)), pool: pool}
 		if !newInFlightRig(t, store, clock).resurrects(t) {
 			t.Fatal("the naive store did not resurrect the session: the scenario is not exercising the race")
@@ -212,7 +236,7 @@ func (refusingWritesStore) CommitCtx(context.Context, string, []byte, time.Time)
 }
 
 func TestRefreshThatCannotBeSavedDoesNotFailThePage(t *testing.T) {
-	clock := &fakeClock{now: time.Now()}
+	clock := testkit.NewClock(time.Now())
 	mem := NewMemoryStore(StoreOptions(30*time.Minute, 12*time.Hour, clock.Now))
 	rig := newInFlightRig(t, refusingWritesStore{mem}, clock)
 	res := rig.do(t, http.MethodPost, "/login", nil)
@@ -231,4 +255,104 @@ func TestRefreshThatCannotBeSavedDoesNotFailThePage(t *testing.T) {
 			t.Errorf("a refresh wrote the cookie: %q", who.Header.Get("Set-Cookie"))
 		}
 	}
+}
+
+func TestCurrentPublicIDIsTheSessionListUserMarksCurrent(t *testing.T) {
+	clock := testkit.NewClock(time.Now())
+	store := NewMemoryStore(StoreOptions(30*time.Minute, 12*time.Hour, clock.Now))
+	rig := newInFlightRig(t, store, clock)
+	first, second := rig.login(t), rig.login(t)
+
+	for _, cookie := range []*http.Cookie{first, second} {
+		own, listed, ok := strings.Cut(rig.get(t, "/ids", cookie), " ")
+		if !ok {
+			t.Fatalf("GET /ids with a session cookie: not signed in")
+		}
+		if own != listed {
+			t.Errorf("CurrentPublicID = %q, but ListUser marks %q Current", own, listed)
+		}
+		if want := publicIDFor(7, StoreKey(cookie.Value)); own != want {
+			t.Errorf("CurrentPublicID = %q, want %q, the public ID of the cookie's token", own, want)
+		}
+	}
+	if rig.get(t, "/ids", first) == rig.get(t, "/ids", second) {
+		t.Error("two sessions of one user have the same public ID")
+	}
+	if got := rig.get(t, "/ids", nil); got != "not signed in" {
+		t.Errorf("GET /ids without a session = %q, want not signed in", got)
+	}
+	if id, ok := rig.m.CurrentPublicID(context.Background()); ok {
+		t.Errorf("CurrentPublicID outside a request = %q, true; want false", id)
+	}
+}
+
+// TestRevokeByPublicIDCostsTwoRoundTrips holds Manager.Revoke to its doc
+// comment: one round trip to find the key, one to revoke it.
+func TestRevokeByPublicIDCostsTwoRoundTrips(t *testing.T) {
+	rs := testsvc.StartRedis(t)
+	pool, sent := testsvc.CountingPool(t, rs.URL)
+	clock := testkit.NewClock(time.Now())
+	store := NewRedisStore(pool, StoreOptions(30*time.Minute, 12*time.Hour, clock.Now))
+	m := NewManager(ManagerOptions{Store: store, IdleTimeout: 30 * time.Minute, Lifetime: 12 * time.Hour, Now: clock.Now})
+	ctx := context.Background()
+	const user, other = 7, 8
+	// Five sessions of user, one of other, stored under keys as Login
+	// makes them; the public IDs come from those keys.
+	var ids []string
+	for range 5 {
+		key := StoreKey(testToken(t))
+		if _, err := store.Create(ctx, key, user, []byte("v"), clock.Now().Add(time.Hour), Limit{}); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		ids = append(ids, publicIDFor(user, key))
+	}
+	othersKey := StoreKey(testToken(t))
+	if _, err := store.Create(ctx, othersKey, other, []byte("v"), clock.Now().Add(time.Hour), Limit{}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	// Load the scripts (a first call may send EVALSHA, then EVAL).
+	if _, err := m.Revoke(ctx, user, ids[0], EndedFromOtherDevice); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+
+	cases := []struct {
+		name       string
+		publicID   string
+		wantEnded  bool
+		roundTrips int64
+	}{
+		{"a live session", ids[1], true, 2},
+		{"the same session again", ids[1], false, 1},
+		{"another user's session", publicIDFor(other, othersKey), false, 0},
+		{"a malformed ID", "junk", false, 0},
+	}
+	for _, tc := range cases {
+		before := sent.Load()
+		ended, err := m.Revoke(ctx, user, tc.publicID, EndedFromOtherDevice)
+		if err != nil {
+			t.Fatalf("Revoke %s: %v", tc.name, err)
+		}
+		if ended != tc.wantEnded {
+			t.Errorf("Revoke %s = %v, want %v", tc.name, ended, tc.wantEnded)
+		}
+		if got := sent.Load() - before; got != tc.roundTrips {
+			t.Errorf("Revoke %s sent %d commands, want %d", tc.name, got, tc.roundTrips)
+		}
+	}
+	if keys, err := store.ListUserKeys(ctx, user); err != nil || len(keys) != 3 {
+		t.Errorf("user's live sessions after two revocations = %d, %v; want 3", len(keys), err)
+	}
+	if keys, err := store.ListUserKeys(ctx, other); err != nil || len(keys) != 1 {
+		t.Errorf("other user's live sessions = %d, %v; want 1 untouched", len(keys), err)
+	}
+}
+
+// testToken returns a fresh token shaped like scs's.
+func testToken(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -183,6 +183,28 @@ func (m *MemoryStore) ListUser(_ context.Context, userID int64) ([]Entry, error)
 	return entries, nil
 }
 
+// ListUserKeys returns the keys of userID's live sessions, pruning the
+// user's index.
+func (m *MemoryStore) ListUserKeys(_ context.Context, userID int64) ([]string, error) {
+	now := m.opts.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pruneUserLocked(userID, now), nil
+}
+
+// CountUsers returns how many live sessions each of userIDs has, pruning
+// each user's index.
+func (m *MemoryStore) CountUsers(_ context.Context, userIDs []int64) (map[int64]int, error) {
+	now := m.opts.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	counts := make(map[int64]int, len(userIDs))
+	for _, id := range userIDs {
+		counts[id] = len(m.pruneUserLocked(id, now))
+	}
+	return counts, nil
+}
+
 // Revoke ends those of keys that are userID's live sessions, recording
 // reason.
 func (m *MemoryStore) Revoke(_ context.Context, userID int64, keys []string, reason EndReason) (int, error) {

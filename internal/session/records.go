@@ -120,22 +120,47 @@ func (m *Manager) ListUser(ctx context.Context, userID int64) ([]Record, error) 
 
 // Revoke ends userID's session with the given public ID. It reports false
 // if userID has no such live session (someone else's ID included).
+//
+// It costs two store round trips: one to list the keys of userID's live
+// sessions (keys only, no session data), then one to revoke the key whose
+// public ID matches; only the first when none does, and none for an ID that
+// names another user. The key cannot be derived from the public ID, which is
+// a one-way hash of it, hence the listing.
 func (m *Manager) Revoke(ctx context.Context, userID int64, publicID string, reason EndReason) (bool, error) {
-	entries, err := m.store.ListUser(ctx, userID)
+	if owner, ok := UserOfPublicID(publicID); !ok || owner != userID {
+		return false, nil
+	}
+	keys, err := m.store.ListUserKeys(ctx, userID)
 	if err != nil {
 		return false, fmt.Errorf("list sessions of user %d: %w", userID, err)
 	}
-	for _, e := range entries {
-		if publicIDFor(userID, e.Key) != publicID {
+	for _, k := range keys {
+		if publicIDFor(userID, k) != publicID {
 			continue
 		}
-		n, err := m.store.Revoke(ctx, userID, []string{e.Key}, reason)
+		n, err := m.store.Revoke(ctx, userID, []string{k}, reason)
 		if err != nil {
 			return false, fmt.Errorf("revoke session: %w", err)
 		}
 		return n > 0, nil
 	}
 	return false, nil
+}
+
+// CurrentPublicID returns the public ID of the request's own session, the
+// one ListUser marks Current. It is worked out from the request's token,
+// with no store round trip. It reports false outside LoadAndSave and when
+// nobody is signed in.
+func (m *Manager) CurrentPublicID(ctx context.Context) (string, bool) {
+	if _, inRequest := ctx.Value(stateKey{}).(*requestState); !inRequest {
+		return "", false
+	}
+	uid := m.scs.GetInt64(ctx, keyUserID)
+	token := m.scs.Token(ctx)
+	if uid == 0 || token == "" {
+		return "", false
+	}
+	return publicIDFor(uid, hashToken(token)), true
 }
 
 // RevokeOthers ends every session of the request's user except the
@@ -168,6 +193,18 @@ func (m *Manager) Count(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("count sessions: %w", err)
 	}
 	return n, nil
+}
+
+// CountUsers returns how many live sessions each of userIDs has (0 for a
+// user with none), in one store round trip however many users are listed.
+// Unlike ListUser it counts by the store's expiry, so a session past the
+// Manager's idle timeout but inside the store's grace window still counts.
+func (m *Manager) CountUsers(ctx context.Context, userIDs []int64) (map[int64]int, error) {
+	counts, err := m.store.CountUsers(ctx, userIDs)
+	if err != nil {
+		return nil, fmt.Errorf("count sessions of %d users: %w", len(userIDs), err)
+	}
+	return counts, nil
 }
 
 // Recent returns live sessions, most recently active first.

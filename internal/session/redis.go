@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -35,6 +36,10 @@ var (
 	createLua string
 	//go:embed scripts/list_user.lua
 	listUserLua string
+	//go:embed scripts/list_user_keys.lua
+	listUserKeysLua string
+	//go:embed scripts/count_users.lua
+	countUsersLua string
 	//go:embed scripts/revoke.lua
 	revokeLua string
 	//go:embed scripts/revoke_user.lua
@@ -65,7 +70,8 @@ type RedisStore struct {
 	pool *redis.Pool
 	opts Options
 
-	commit, del, create, listUser, revoke, revokeUser, count, recent *redis.Script
+	commit, del, create, listUser, listUserKeys, countUsers *redis.Script
+	revoke, revokeUser, count, recent                       *redis.Script
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -74,16 +80,18 @@ var _ Store = (*RedisStore)(nil)
 // close.
 func NewRedisStore(pool *redis.Pool, opts Options) *RedisStore {
 	return &RedisStore{
-		pool:       pool,
-		opts:       opts,
-		commit:     redis.NewScript(3, commitLua),
-		del:        redis.NewScript(3, deleteLua),
-		create:     redis.NewScript(4, libLua+createLua),
-		listUser:   redis.NewScript(2, listUserLua),
-		revoke:     redis.NewScript(2, libLua+revokeLua),
-		revokeUser: redis.NewScript(2, libLua+revokeUserLua),
-		count:      redis.NewScript(1, countLua),
-		recent:     redis.NewScript(1, recentLua),
+		pool:         pool,
+		opts:         opts,
+		commit:       redis.NewScript(3, commitLua),
+		del:          redis.NewScript(3, deleteLua),
+		create:       redis.NewScript(4, libLua+createLua),
+		listUser:     redis.NewScript(2, listUserLua),
+		listUserKeys: redis.NewScript(2, libLua+listUserKeysLua),
+		countUsers:   redis.NewScript(-1, libLua+countUsersLua), // key count passed first: it varies
+		revoke:       redis.NewScript(2, libLua+revokeLua),
+		revokeUser:   redis.NewScript(2, libLua+revokeUserLua),
+		count:        redis.NewScript(1, countLua),
+		recent:       redis.NewScript(1, recentLua),
 	}
 }
 
@@ -220,6 +228,49 @@ func (s *RedisStore) ListUser(ctx context.Context, userID int64) ([]Entry, error
 		return err
 	})
 	return entries, err
+}
+
+// ListUserKeys returns the keys of userID's live sessions, pruning the
+// user's index: one script, O(that user's sessions), no session data sent.
+func (s *RedisStore) ListUserKeys(ctx context.Context, userID int64) ([]string, error) {
+	var keys []string
+	err := s.with(ctx, "list user keys", func(ctx context.Context, c redis.Conn) (err error) {
+		keys, err = redis.Strings(s.listUserKeys.DoContext(ctx, c,
+			userIndex(userID), globalIndex, s.opts.now().UnixMilli(), sessionPrefix))
+		return err
+	})
+	return keys, err
+}
+
+// CountUsers returns how many live sessions each of userIDs has, pruning
+// each user's index: one script for all of them, O(their sessions).
+func (s *RedisStore) CountUsers(ctx context.Context, userIDs []int64) (map[int64]int, error) {
+	ids := slices.Compact(slices.Sorted(slices.Values(userIDs)))
+	counts := make(map[int64]int, len(ids))
+	if len(ids) == 0 {
+		return counts, nil
+	}
+	args := make([]any, 0, 4+len(ids))
+	args = append(args, 1+len(ids), globalIndex)
+	for _, id := range ids {
+		args = append(args, userIndex(id))
+	}
+	args = append(args, s.opts.now().UnixMilli(), sessionPrefix)
+	var n []int
+	err := s.with(ctx, "count users", func(ctx context.Context, c redis.Conn) (err error) {
+		n, err = redis.Ints(s.countUsers.DoContext(ctx, c, args...))
+		if err == nil && len(n) != len(ids) {
+			err = fmt.Errorf("script returned %d counts for %d users", len(n), len(ids))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, id := range ids {
+		counts[id] = n[i]
+	}
+	return counts, nil
 }
 
 // Revoke ends those of keys that are userID's live sessions, recording

@@ -23,8 +23,11 @@ var ErrRevoked = errors.New("session revoked")
 // scs's own default session lifetime.
 const defaultLifetime = 24 * time.Hour
 
-// Store is where sessions live, keyed by scs's hash of the session token
-// (scs runs with HashTokenInStore, so no store ever sees a raw token).
+// Store is where sessions live, keyed by StoreKey of the session token: the
+// first 128 bits of its SHA-256, unpadded base64url (22 characters). The
+// Manager hands scs a wrapper (hashingStore) that turns each token into its
+// key before any Store sees it, so no store ever holds a raw token. scs's
+// own HashTokenInStore is off.
 //
 // Beyond scs.CtxStore's contract, a Store enforces the idle timeout, only
 // Create makes sessions — Commit updates a session that exists and otherwise
@@ -77,8 +80,9 @@ func (l Limit) check() error {
 // Errors Create returns for a caller's mistake rather than a store state the
 // caller must handle, so they stay unexported.
 var (
-	// errKeyInUse: keys are hashes of fresh 256-bit tokens, so this means a
-	// bug, and overwriting would hand one user's index entry to another.
+	// errKeyInUse: keys are 128-bit hashes of fresh 256-bit tokens, so this
+	// means a bug, and overwriting would hand one user's index entry to
+	// another.
 	errKeyInUse = errors.New("key already holds a session")
 	// errExpired: the session would end before it was stored.
 	errExpired = errors.New("session expiry is not in the future")
@@ -86,7 +90,7 @@ var (
 
 // Entry is one stored session as the registry lists it.
 type Entry struct {
-	// Key is the store key (scs's hash of the token). It is never shown to
+	// Key is the store key (StoreKey of the token). It is never shown to
 	// anyone: pages use the public ID derived from it.
 	Key string
 	// Data is the session as scs encoded it.
@@ -109,6 +113,15 @@ type Registry interface {
 	Create(ctx context.Context, key string, userID int64, data []byte, expiry time.Time, limit Limit) (evicted []string, err error)
 	// ListUser returns every live session of userID, in no particular order.
 	ListUser(ctx context.Context, userID int64) ([]Entry, error)
+	// ListUserKeys returns the keys of userID's live sessions, in no
+	// particular order: ListUser without the session data, for callers that
+	// only need to find a key.
+	ListUserKeys(ctx context.Context, userID int64) ([]string, error)
+	// CountUsers returns how many live sessions each of userIDs has, every
+	// listed user present (0 for none), pruning each user's index as
+	// ListUser does. It costs one step however many users are listed, so a
+	// page of users is not one store call per row.
+	CountUsers(ctx context.Context, userIDs []int64) (map[int64]int, error)
 	// Revoke deletes the given sessions of userID, leaving tombstones that
 	// record reason, and returns how many existed. Keys that are not userID's
 	// live sessions are ignored.

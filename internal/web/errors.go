@@ -4,21 +4,51 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
 
-	"github.com/hallpass/hallpass/internal/password"
+	"github.com/hallpass/hallpass/internal/account"
+	"github.com/hallpass/hallpass/internal/requestid"
 	"github.com/hallpass/hallpass/internal/user"
+	"github.com/hallpass/hallpass/web"
 )
 
 // retryAfterSeconds is what a 503 asks clients to wait.
 const retryAfterSeconds = 5
 
-// serverError logs err and answers a plain 500 page. The error text never
-// reaches the visitor.
+// fail answers a request whose use case failed: the one place that maps the
+// account service's errors to a status and a page. A handler deals itself
+// only with the errors its own form shows (a wrong password, a field
+// message); everything else comes here. A dependency failure is a 503 that
+// keeps the session cookie; anything unexpected is a bug, a 500 whose page
+// shows the request ID its log line carries.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var throttled *account.ThrottledError
+	switch {
+	case errors.Is(err, account.ErrUnavailable):
+		s.unavailable(w, r, err)
+	case errors.As(err, &throttled):
+		s.tooManyAttempts(w, r, throttled)
+	case errors.Is(err, account.ErrNotFound):
+		s.notFound(w, r)
+	case errors.Is(err, account.ErrForbidden):
+		s.clientError(w, r, http.StatusForbidden, "Not allowed", "Your account cannot do this.")
+	case errors.Is(err, account.ErrOwnAccount):
+		s.clientError(w, r, http.StatusConflict, "Not allowed", "You cannot disable your own account: ask another administrator.")
+	case errors.Is(err, account.ErrNotSignedIn):
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	default:
+		s.serverError(w, r, err)
+	}
+}
+
+// serverError logs err with its chain and answers a 500 page that shows
+// the request ID, so a report can be matched to the log. The error text
+// never reaches the visitor.
 func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.LogAttrs(r.Context(), slog.LevelError, "server error",
+	s.Logger.LogAttrs(r.Context(), slog.LevelError, "server error",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 	s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong",
 		"Hallpass hit an unexpected error. It has been logged; please try again.")
@@ -26,17 +56,39 @@ func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) 
 
 // unavailable answers 503 when a dependency (session store, database,
 // password hashing capacity) cannot serve the request right now. The session
-// cookie is left alone: a store outage is not a sign-out.
+// cookie is left alone: a store outage is not a sign-out. It is also the
+// session middleware's answer to a store that fails on load or save.
 func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) {
 	level := slog.LevelWarn
-	if errors.Is(err, password.ErrBusy) {
-		level = slog.LevelInfo
+	if ue := (*account.UnavailableError)(nil); errors.As(err, &ue) && ue.Dependency == account.DepHashing {
+		level = slog.LevelInfo // a sign-in flood, not an outage
 	}
-	s.log.LogAttrs(r.Context(), level, "dependency unavailable",
+	s.Logger.LogAttrs(r.Context(), level, "dependency unavailable",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	s.errorPage(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
 		"Hallpass cannot reach one of its services right now. You have not been signed out; please try again in a few seconds.")
+}
+
+// tooManyAttempts answers 429 with Retry-After and a page that says how
+// long to wait.
+func (s *Server) tooManyAttempts(w http.ResponseWriter, r *http.Request, e *account.ThrottledError) {
+	secs := int(math.Ceil(e.Wait.Seconds()))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	s.clientError(w, r, http.StatusTooManyRequests, "Too many attempts",
+		"There were too many attempts from here or for this account. Wait "+humanWait(secs)+" and try again.")
+}
+
+// humanWait says a number of seconds in words.
+func humanWait(secs int) string {
+	switch {
+	case secs <= 1:
+		return "a second"
+	case secs < 90:
+		return strconv.Itoa(secs) + " seconds"
+	default:
+		return web.Plural((secs+59)/60, "minute")
+	}
 }
 
 // clientError answers a 4xx page with a message meant for the visitor.
@@ -54,11 +106,14 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 
 // errorPage renders the error template, with the account header when the
 // request carries a signed-in session (never for a 503: the session may be
-// what failed).
+// what failed), and the request ID on a 5xx.
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, heading, message string) {
-	data := pageData{Title: heading, Replica: s.replicaID, Status: status, Heading: heading, Message: message, Path: r.URL.Path}
+	data := pageData{Title: heading, Replica: s.ReplicaID, Status: status, Heading: heading, Message: message, Path: r.URL.Path}
+	if status >= 500 {
+		data.RequestID = requestid.From(r.Context())
+	}
 	if status != http.StatusServiceUnavailable {
-		if info, ok := s.sessions.Current(r.Context()); ok {
+		if info, ok := s.Sessions.Current(r.Context()); ok {
 			data.User = &info
 			data.IsAdmin = info.Role == string(user.RoleAdmin)
 		}

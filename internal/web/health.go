@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -19,19 +20,18 @@ func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // handleReadyz handles "GET /readyz": the session store and the database
-// answer. A 503 names what is unreachable.
+// answer. A 503 names what is down ("session store unreachable"); why is
+// logged, never sent, since error text can carry addresses and internals.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	var problems []string
-	if s.draining() {
+	if s.Draining() {
 		problems = append(problems, "shutting down")
 	}
-	for _, dep := range []struct {
-		name string
-		p    Pinger
-	}{{"session store", s.sessionStore}, {"database", s.users}} {
+	for _, c := range s.Ready {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-		if err := dep.p.Ping(ctx); err != nil {
-			problems = append(problems, dep.name+": "+err.Error())
+		if err := c.Ping(ctx); err != nil {
+			problems = append(problems, c.Name+" unreachable")
+			s.Logger.LogAttrs(r.Context(), slog.LevelWarn, "readiness check failed", slog.String("dependency", c.Name), slog.Any("error", err))
 		}
 		cancel()
 	}

@@ -19,12 +19,15 @@ import (
 	"github.com/PuerkitoBio/goquery"
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/hallpass/hallpass/internal/account"
 	"github.com/hallpass/hallpass/internal/audit"
 	"github.com/hallpass/hallpass/internal/clientip"
 	"github.com/hallpass/hallpass/internal/database"
 	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/redisx"
+	"github.com/hallpass/hallpass/internal/requestid"
 	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/testsvc"
 	"github.com/hallpass/hallpass/internal/throttle"
 	"github.com/hallpass/hallpass/internal/user"
@@ -37,24 +40,6 @@ var testHashParams = password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 1
 
 // backends are the session stores every scenario runs against.
 var backends = []string{"memory", "redis"}
-
-// testClock is a clock tests move by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // syncBuffer collects log output from concurrent handlers.
 type syncBuffer struct {
@@ -95,12 +80,14 @@ type testOptions struct {
 type testServer struct {
 	*httptest.Server
 	t      testing.TB
-	clock  *testClock
+	clock  *testkit.Clock
 	users  user.Store
 	audit  *audit.SQLStore
 	hasher *password.Hasher
 	// sessions is the server's session manager.
 	sessions *session.Manager
+	// account is the server's account service.
+	account  *account.Service
 	throttle throttle.Store
 	redis    *testsvc.RedisServer
 	logs     *syncBuffer
@@ -126,7 +113,7 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 	if err := database.Migrate(ctx, db); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	clock := &testClock{now: time.Now().UTC().Truncate(time.Second)}
+	clock := testkit.NewClock(time.Now().UTC().Truncate(time.Second))
 	users := user.NewSQLStore(db, clock.Now)
 
 	ts := &testServer{t: t, clock: clock, users: users, audit: audit.NewSQLStore(db, clock.Now), logs: &syncBuffer{}}
@@ -158,29 +145,44 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 	if opts.loginPolicy != nil {
 		loginPolicy = *opts.loginPolicy
 	}
+	logger := slog.New(requestid.Handler(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	// The manager and the service need each other: the manager asks the
+	// service's CheckSession when it refreshes a session.
+	var svc *account.Service
 	sessions := session.NewManager(session.ManagerOptions{
 		Store: store, IdleTimeout: opts.idle, Lifetime: opts.lifetime,
 		CookieSecure: !opts.cookieInsec, ReplicaID: "test-replica", Now: clock.Now,
-		Limit: opts.limit, CheckUser: UserCheck(users),
+		Limit: opts.limit, Logger: logger,
+		CheckUser: func(ctx context.Context, userID int64, created time.Time) (session.EndReason, error) {
+			return svc.CheckSession(ctx, userID, created)
+		},
 	})
 	ts.sessions = sessions
+	svc = account.New(account.Options{
+		Users:        users,
+		Sessions:     sessions,
+		Hasher:       ts.hasher,
+		Throttle:     ts.throttle,
+		Audit:        ts.audit,
+		Logger:       logger,
+		Now:          clock.Now,
+		Replica:      "test-replica",
+		HashWait:     opts.hashWait,
+		LoginPolicy:  loginPolicy,
+		SignupPolicy: throttle.DefaultSignupPolicy(),
+	})
+	ts.account = svc
 	handler, err := NewServer(Deps{
-		Logger:       slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:       logger,
 		ReplicaID:    "test-replica",
 		SignupOpen:   opts.signup,
 		CookieSecure: !opts.cookieInsec,
 		IdleTimeout:  opts.idle,
 		Sessions:     sessions,
-		SessionStore: store,
-		Users:        users,
-		Hasher:       ts.hasher,
-		Audit:        ts.audit,
+		Account:      svc,
+		Ready:        []Check{{Name: "session store", Ping: store.Ping}, {Name: "database", Ping: users.Ping}},
 		ClientIP:     clientip.NewResolver(nil),
 		Now:          clock.Now,
-		Throttle:     ts.throttle,
-		LoginPolicy:  loginPolicy,
-		SignupPolicy: throttle.DefaultSignupPolicy(),
-		HashWait:     opts.hashWait,
 	})
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)

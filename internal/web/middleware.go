@@ -1,8 +1,6 @@
 package web
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/hallpass/hallpass/internal/requestid"
 )
 
 // maxFormBytes bounds every request body; larger ones get 413.
@@ -20,12 +20,14 @@ const maxFormBytes = 64 << 10
 // servedBy names the replica on every response, error pages included.
 func (s *Server) servedBy(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Served-By", s.replicaID)
+		w.Header().Set("X-Served-By", s.ReplicaID)
 		next.ServeHTTP(w, r)
 	})
 }
 
-// recoverPanics turns a panic into a logged 500 page.
+// recoverPanics turns a panic into a logged 500 page. It sits inside
+// logRequests, so the panic shows in the access log as the 500 it became,
+// with its request ID.
 func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -70,8 +72,9 @@ type requestIDKey struct{}
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := newRequestID()
+		id := requestid.New()
 		w.Header().Set("X-Request-ID", id)
+		r = r.WithContext(requestid.With(r.Context(), id))
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		if rec.status == 0 {
@@ -82,13 +85,14 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if rc := chi.RouteContext(r.Context()); rc != nil {
 			route = rc.RoutePattern()
 		}
-		s.metrics.Request(route, r.Method, rec.status, took)
+		s.Metrics.Request(route, r.Method, rec.status, took)
 		level := levelFor(rec.status)
 		if level == slog.LevelInfo && (route == "/healthz" || route == "/readyz") {
 			level = slog.LevelDebug // load balancers probe these every second
 		}
-		s.log.LogAttrs(r.Context(), level, "request",
-			slog.String("request_id", id),
+		// The request ID comes from the context (package requestid), like
+		// on every other line logged while serving the request.
+		s.Logger.LogAttrs(r.Context(), level, "request",
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", rec.status),
@@ -97,12 +101,6 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			slog.String("remote", r.RemoteAddr),
 		)
 	})
-}
-
-func newRequestID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms.
-	return hex.EncodeToString(b[:])
 }
 
 // securityHeaders sets the headers every page needs: a strict CSP with no
@@ -115,7 +113,7 @@ func (s *Server) securityHeaders(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		if s.cookieSecure {
+		if s.CookieSecure {
 			h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 		}
 		next.ServeHTTP(w, r)
@@ -156,13 +154,13 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 // remembering where they were going and why their session ended.
 func (s *Server) requireUser(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := s.sessions.Current(r.Context()); ok {
+		if _, ok := s.Sessions.Current(r.Context()); ok {
 			next.ServeHTTP(w, r)
 			return
 		}
 		q := url.Values{}
 		q.Set("next", r.URL.RequestURI())
-		if reason := s.sessions.Ended(r.Context()); reason != "" {
+		if reason := s.Sessions.Ended(r.Context()); reason != "" {
 			q.Set("reason", string(reason))
 		}
 		http.Redirect(w, r, "/login?"+q.Encode(), http.StatusSeeOther)

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -88,4 +90,59 @@ func TestLoginIsOneSessionStoreRoundTrip(t *testing.T) {
 	if len(cmds) != 1 || cmds[0].name != "get" {
 		t.Errorf("a signed-in page view sent Redis %+v, want one GET", cmds)
 	}
+}
+
+func TestAdminUsersPageCostsTheSameFewRoundTripsForFiftyUsers(t *testing.T) {
+	ts := newTestServer(t, testOptions{backend: "redis"})
+	ts.createUser("root", alicePW, user.RoleAdmin)
+	for i := range 49 {
+		ts.createUser(fmt.Sprintf("user%02d", i), alicePW, user.RoleUser)
+	}
+	// user00 on two devices, user01 on one: the page must still count them.
+	for _, name := range []string{"user00", "user00", "user01"} {
+		ts.newBrowser().login(name, alicePW)
+	}
+	admin := ts.newBrowser()
+	admin.login("root", alicePW)
+	admin.get("/admin/users") // loads the scripts into Redis
+
+	var page response
+	cmds := clientCommands(t, ts, func() { page = admin.get("/admin/users") })
+	if page.StatusCode != http.StatusOK {
+		t.Fatalf("GET /admin/users: %d", page.StatusCode)
+	}
+	if rows := page.doc(t).Find("tr[data-user]").Length(); rows != 50 {
+		t.Fatalf("the page lists %d users, want 50", rows)
+	}
+	if len(cmds) > 3 {
+		t.Errorf("one page of 50 users cost %d Redis round trips, want at most 3: %+v", len(cmds), cmds)
+	}
+	for name, want := range map[string]string{"user00": "2", "user01": "1", "user02": "0", "root": "1"} {
+		if got := strings.TrimSpace(page.doc(t).Find(`tr[data-user="` + name + `"] .session-count`).Text()); got != want {
+			t.Errorf("%s shows %q active sessions, want %s", name, got, want)
+		}
+	}
+}
+
+func TestSigningOutAnotherDeviceListsTheSessionsOnce(t *testing.T) {
+	ts := newTestServer(t, testOptions{backend: "redis"})
+	ts.createUser("alice", alicePW, user.RoleUser)
+	laptop, phone, desktop := ts.newDevice(firefoxLinux), ts.newDevice(safariPhone), ts.newDevice(chromeMac)
+	laptop.login("alice", alicePW)
+	phone.login("alice", alicePW)
+	desktop.login("alice", alicePW)
+	// Sign out one device first, so the scripts are loaded into Redis.
+	assertRedirect(t, laptop.postForm(rowFor(t, sessionRows(t, laptop.get("/account/sessions")), "Chrome on macOS").action, nil), "/account/sessions?done=revoked")
+	target := rowFor(t, sessionRows(t, laptop.get("/account/sessions")), "Safari on iPhone")
+
+	var res response
+	cmds := clientCommands(t, ts, func() { res = laptop.postForm(target.action, nil) })
+	assertRedirect(t, res, "/account/sessions?done=revoked")
+	// Load the session (GET), find the key (keys only), end it: the own
+	// session's public ID is worked out locally, not by listing again.
+	if len(cmds) > 3 {
+		t.Errorf("signing out one device cost %d round trips, want at most 3: %+v", len(cmds), cmds)
+	}
+	assertSignedOut(t, phone)
+	assertSignedIn(t, laptop, "alice")
 }

@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/hallpass/hallpass/internal/requestid"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/user"
 )
@@ -261,15 +263,18 @@ func TestErrorPages(t *testing.T) {
 	}
 }
 
-func TestPanicBecomes500Page(t *testing.T) {
+func TestPanicBecomes500PageInTheAccessLogWithItsRequestID(t *testing.T) {
 	logs := &syncBuffer{}
-	s := &Server{log: slog.New(slog.NewTextHandler(logs, nil)), replicaID: "r1"}
 	p, err := testPages()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.pages = p
-	h := s.recoverPanics(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
+	s := &Server{pages: p, Deps: Deps{
+		Logger:    slog.New(requestid.Handler(slog.NewTextHandler(logs, nil))),
+		ReplicaID: "r1",
+		Sessions:  session.NewManager(session.ManagerOptions{Store: session.NewMemoryStore(session.Options{})}),
+	}}
+	h := s.logRequests(s.recoverPanics(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	if rec.Code != http.StatusInternalServerError {
@@ -278,8 +283,28 @@ func TestPanicBecomes500Page(t *testing.T) {
 	if strings.Contains(rec.Body.String(), "boom") {
 		t.Error("the panic value reached the page")
 	}
-	if !strings.Contains(logs.String(), "boom") {
-		t.Error("the panic was not logged")
+	id := rec.Header().Get("X-Request-ID")
+	doc, err := goquery.NewDocumentFromReader(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(doc.Find("#request-id").Text()); id == "" || got != id {
+		t.Errorf("the 500 page shows reference %q, want the request ID %q", got, id)
+	}
+	var panicLine, accessLine string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		switch {
+		case strings.Contains(line, "boom"):
+			panicLine = line
+		case strings.Contains(line, "msg=request "):
+			accessLine = line
+		}
+	}
+	if !strings.Contains(panicLine, "request_id="+id) {
+		t.Errorf("the panic was not logged with request_id=%s:\n%s", id, logs.String())
+	}
+	if !strings.Contains(accessLine, "status=500") || !strings.Contains(accessLine, "request_id="+id) {
+		t.Errorf("the access log does not show the panic as a 500 with its request ID:\n%s", logs.String())
 	}
 }
 

@@ -70,12 +70,14 @@ type pageData struct {
 	Status  int
 	Heading string
 	Message string
+	// RequestID is shown on a 5xx page, to match a report to the log.
+	RequestID string
 }
 
 // newPageData fills in what every page shows about the request.
 func (s *Server) newPageData(r *http.Request, title string) pageData {
-	d := pageData{Title: title, Replica: s.replicaID, SignupOpen: s.signupOpen, IdleTimeout: s.idleTimeout, Path: r.URL.Path}
-	if info, ok := s.sessions.Current(r.Context()); ok {
+	d := pageData{Title: title, Replica: s.ReplicaID, SignupOpen: s.SignupOpen, IdleTimeout: s.IdleTimeout, Path: r.URL.Path}
+	if info, ok := s.Sessions.Current(r.Context()); ok {
 		d.User = &info
 		d.IsAdmin = info.Role == string(user.RoleAdmin)
 	}

@@ -16,10 +16,10 @@ func (s *Server) routes() (http.Handler, error) {
 		return nil, fmt.Errorf("open embedded static files: %w", err)
 	}
 	r := chi.NewRouter()
-	// Outer chain, every response: served-by, panic recovery, request log
-	// and metrics, security headers, cross-origin refusal for
-	// state-changing requests.
-	r.Use(s.servedBy, s.recoverPanics, s.logRequests, s.securityHeaders, s.refuseCrossOrigin)
+	// Outer chain, every response: served-by, request ID + log + metrics,
+	// panic recovery (inside the log, so a panic is logged as its 500),
+	// security headers, cross-origin refusal for state-changing requests.
+	r.Use(s.servedBy, s.logRequests, s.recoverPanics, s.securityHeaders, s.refuseCrossOrigin)
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 
@@ -30,7 +30,7 @@ func (s *Server) routes() (http.Handler, error) {
 
 	// Dynamic: the session is loaded and saved, pages are never cached.
 	r.Group(func(r chi.Router) {
-		r.Use(noStore, s.limitBody, s.sessions.LoadAndSave(s.unavailable))
+		r.Use(noStore, s.limitBody, s.Sessions.LoadAndSave(s.unavailable))
 		r.Get("/login", s.handleLoginGet)
 		r.Post("/login", s.handleLoginPost)
 		r.Get("/logout", s.handleLogoutGet)

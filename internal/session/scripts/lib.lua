@@ -1,5 +1,6 @@
 -- Helpers shared by the registry scripts: redis.go puts this file in front of
--- create.lua, revoke.lua and revoke_user.lua.
+-- create.lua, revoke.lua, revoke_user.lua, list_user_keys.lua and
+-- count_users.lua.
 --
 -- The indexes hold bare session keys; a session lives under the session
 -- prefix plus its key, its tombstone under the tombstone prefix plus its key

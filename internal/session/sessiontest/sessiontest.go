@@ -6,11 +6,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/testkit"
 )
 
 // Timing of the expiry cases. Stores that expire entries on their own clock
@@ -28,7 +29,6 @@ const (
 	shortWindow = 250 * time.Millisecond
 	longWindow  = time.Hour
 	pollFor     = 5 * time.Second
-	pollEvery   = 10 * time.Millisecond
 )
 
 // RunStoreContract checks the store newStore returns against the contract of
@@ -56,9 +56,9 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 
 	// build returns a store on a fresh fake clock, with an hour's idle
 	// timeout and lifetime unless set.
-	build := func(t *testing.T, opts session.Options) (session.Store, *Clock) {
+	build := func(t *testing.T, opts session.Options) (session.Store, *testkit.Clock) {
 		t.Helper()
-		clk := NewClock(time.Now())
+		clk := testkit.NewClock(time.Now())
 		if opts.IdleTimeout == 0 {
 			opts.IdleTimeout = longWindow
 		}
@@ -443,12 +443,12 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 			t.Fatalf("Create right after Delete = %v, want ErrRevoked", err)
 		}
 		clk.Advance(shortWindow + time.Millisecond)
-		poll(t, "tombstone to expire", func() bool {
+		testkit.Eventually(t, pollFor, "tombstone to expire", func() error {
 			_, err := s.Create(ctx, key, user, []byte("v"), clk.Now().Add(longWindow), noLimit)
 			if err != nil && !errors.Is(err, session.ErrRevoked) {
 				t.Fatalf("Create: %v", err)
 			}
-			return err == nil
+			return err
 		})
 		if got := mustFind(t, s, key); string(got) != "v" {
 			t.Fatalf("Find = %q, want v", got)
@@ -522,14 +522,86 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		}
 	})
 
+	t.Run("ListUserKeysReturnsExactlyTheUsersLiveKeys", func(t *testing.T) {
+		t.Parallel()
+		s, clk := build(t, session.Options{})
+		alice, bob := NewUserID(t), NewUserID(t)
+		long := clk.Now().Add(longWindow)
+		live := []string{NewKey(t), NewKey(t)}
+		for _, k := range live {
+			mustCreate(t, s, k, alice, []byte("v"), long, noLimit)
+		}
+		expired, signedOut, revoked := NewKey(t), NewKey(t), NewKey(t)
+		mustCreate(t, s, expired, alice, []byte("v"), clk.Now().Add(shortWindow), noLimit)
+		mustCreate(t, s, signedOut, alice, []byte("v"), long, noLimit)
+		mustCreate(t, s, revoked, alice, []byte("v"), long, noLimit)
+		mustCreate(t, s, NewKey(t), bob, []byte("v"), long, noLimit)
+		mustDelete(t, s, signedOut)
+		mustRevoke(t, s, alice, []string{revoked}, session.EndedByAdmin)
+		clk.Advance(shortWindow + time.Millisecond)
+
+		all := []string{live[0], live[1], expired, signedOut, revoked}
+		if got := sorted(mustListUserKeys(t, s, alice)...); !slices.Equal(got, sorted(live...)) {
+			t.Errorf("ListUserKeys = %s, want a b", names(got, all))
+		}
+		if got := sortedKeys(mustListUser(t, s, alice)); !slices.Equal(got, sorted(live...)) {
+			t.Errorf("ListUser after ListUserKeys = %s, want a b", names(got, all))
+		}
+		if got := mustListUserKeys(t, s, NewUserID(t)); len(got) != 0 {
+			t.Errorf("ListUserKeys of a user without sessions = %d keys, want none", len(got))
+		}
+	})
+
+	t.Run("CountUsersCountsEachUsersLiveSessions", func(t *testing.T) {
+		t.Parallel()
+		s, clk := build(t, session.Options{})
+		alice, bob, carol, nobody := NewUserID(t), NewUserID(t), NewUserID(t), NewUserID(t)
+		long := clk.Now().Add(longWindow)
+		for range 3 {
+			mustCreate(t, s, NewKey(t), alice, []byte("v"), long, noLimit)
+		}
+		// Bob: one live, one expired, one revoked, one signed out.
+		mustCreate(t, s, NewKey(t), bob, []byte("v"), long, noLimit)
+		expired, revoked, signedOut := NewKey(t), NewKey(t), NewKey(t)
+		mustCreate(t, s, expired, bob, []byte("v"), clk.Now().Add(shortWindow), noLimit)
+		mustCreate(t, s, revoked, bob, []byte("v"), long, noLimit)
+		mustCreate(t, s, signedOut, bob, []byte("v"), long, noLimit)
+		mustRevoke(t, s, bob, []string{revoked}, session.EndedByAdmin)
+		mustDelete(t, s, signedOut)
+		// Carol: only an expired session.
+		mustCreate(t, s, NewKey(t), carol, []byte("v"), clk.Now().Add(shortWindow), noLimit)
+		clk.Advance(shortWindow + time.Millisecond)
+
+		want := map[int64]int{alice: 3, bob: 1, carol: 0, nobody: 0}
+		got := mustCountUsers(t, s, []int64{alice, bob, carol, nobody, alice})
+		if !maps.Equal(got, want) {
+			t.Errorf("CountUsers = %v, want %v (alice, bob, carol, nobody)", got, want)
+		}
+		// The counts agree with the listings they pruned.
+		for user, n := range want {
+			if l := len(mustListUser(t, s, user)); l != n {
+				t.Errorf("ListUser after CountUsers = %d entries, want %d", l, n)
+			}
+		}
+		if got := mustCountUsers(t, s, []int64{bob}); !maps.Equal(got, map[int64]int{bob: 1}) {
+			t.Errorf("CountUsers of bob alone = %v, want just bob: 1", got)
+		}
+		if got := mustCountUsers(t, s, nil); len(got) != 0 {
+			t.Errorf("CountUsers of nobody = %v, want an empty map", got)
+		}
+	})
+
 	t.Run("ListUserDropsSessionsPastTheirIdleTimeout", func(t *testing.T) {
 		t.Parallel()
 		s, clk := build(t, session.Options{IdleTimeout: shortWindow})
 		user := NewUserID(t)
 		mustCreate(t, s, NewKey(t), user, []byte("v"), clk.Now().Add(longWindow), noLimit)
 		clk.Advance(shortWindow + time.Millisecond)
-		poll(t, "idle session to leave the list", func() bool {
-			return len(mustListUser(t, s, user)) == 0
+		testkit.Eventually(t, pollFor, "idle session to leave the list", func() error {
+			if n := len(mustListUser(t, s, user)); n != 0 {
+				return fmt.Errorf("ListUser = %d entries", n)
+			}
+			return nil
 		})
 	})
 
@@ -901,32 +973,11 @@ func checkCommit(ctx context.Context, s session.Store, key string, b []byte, exp
 	return nil
 }
 
-// Clock is a fake clock, safe for concurrent use, that moves only when told.
-type Clock struct {
-	base   time.Time
-	offset atomic.Int64
-}
-
-// NewClock returns a Clock stopped at start.
-func NewClock(start time.Time) *Clock {
-	return &Clock{base: start}
-}
-
-// Now returns the clock's time; use it as Options.Now.
-func (c *Clock) Now() time.Time {
-	return c.base.Add(time.Duration(c.offset.Load()))
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.offset.Add(int64(d))
-}
-
-// NewKey returns a store key made as scs makes one with HashTokenInStore:
-// base64url of the SHA-256 of a fresh random token.
+// NewKey returns the store key of a fresh random token, derived as the
+// Manager derives it (session.StoreKey).
 func NewKey(t testing.TB) string {
 	t.Helper()
-	return HashToken(NewToken(t))
+	return session.StoreKey(NewToken(t))
 }
 
 // NewToken returns a fresh random token shaped like scs's: 32 random bytes,
@@ -938,13 +989,6 @@ func NewToken(t testing.TB) string {
 		t.Fatalf("random token: %v", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// HashToken returns the store key scs derives from token when
-// HashTokenInStore is set.
-func HashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // NewUserID returns a random positive user ID, so cases sharing a backend
@@ -974,6 +1018,24 @@ func mustListUser(t *testing.T, s session.Store, userID int64) []session.Entry {
 		t.Fatalf("ListUser: %v", err)
 	}
 	return entries
+}
+
+func mustListUserKeys(t *testing.T, s session.Store, userID int64) []string {
+	t.Helper()
+	keys, err := s.ListUserKeys(context.Background(), userID)
+	if err != nil {
+		t.Fatalf("ListUserKeys: %v", err)
+	}
+	return keys
+}
+
+func mustCountUsers(t *testing.T, s session.Store, userIDs []int64) map[int64]int {
+	t.Helper()
+	counts, err := s.CountUsers(context.Background(), userIDs)
+	if err != nil {
+		t.Fatalf("CountUsers: %v", err)
+	}
+	return counts
 }
 
 func mustRevoke(t *testing.T, s session.Store, userID int64, keys []string, reason session.EndReason) int {
@@ -1094,25 +1156,14 @@ func mustDelete(t *testing.T, s session.Store, key string) {
 // waitNotFound polls until key is not found, failing after pollFor.
 func waitNotFound(t *testing.T, s session.Store, key string) {
 	t.Helper()
-	poll(t, "session to expire", func() bool {
+	testkit.Eventually(t, pollFor, "session to expire", func() error {
 		_, found, err := s.FindCtx(context.Background(), key)
 		if err != nil {
 			t.Fatalf("Find: %v", err)
 		}
-		return !found
-	})
-}
-
-// poll calls done until it reports true, failing t after pollFor.
-func poll(t *testing.T, what string, done func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(pollFor)
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for !done() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting %s for %s", pollFor, what)
+		if found {
+			return errors.New("still found")
 		}
-		<-tick.C
-	}
+		return nil
+	})
 }

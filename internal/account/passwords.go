@@ -1,0 +1,145 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"unicode/utf8"
+
+	"github.com/hallpass/hallpass/internal/audit"
+	"github.com/hallpass/hallpass/internal/password"
+	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/user"
+)
+
+// usernameRule says what a username may be, in words fit for a form.
+const usernameRule = "Use 3 to 64 letters, digits, dots, dashes or underscores, starting with a letter or digit."
+
+// checkNewPassword adds to fields what is wrong with a new password and its
+// confirmation, under the name field.
+func checkNewPassword(fields map[Field]string, field Field, plain, confirm string) {
+	switch err := password.Validate(plain); {
+	case errors.Is(err, password.ErrTooShort):
+		fields[field] = "Use at least 8 characters."
+	case errors.Is(err, password.ErrTooLong):
+		fields[field] = "Use at most 256 bytes."
+	case !utf8.ValidString(plain):
+		fields[field] = "The password contains characters that are not valid text."
+	}
+	if plain != confirm && fields[field] == "" {
+		fields[FieldConfirmPassword] = "The two passwords do not match."
+	}
+}
+
+// hashNew hashes a new password.
+func (s *Service) hashNew(ctx context.Context, plain string) (string, error) {
+	hctx, cancel := s.hashContext(ctx)
+	defer cancel()
+	hash, err := s.hasher.Hash(hctx, plain)
+	if err != nil {
+		return "", unavailable(DepHashing, err)
+	}
+	return hash, nil
+}
+
+// ChangePassword replaces the signed-in user's password, once they have
+// given the current one: it stores the new hash, ends every other session
+// of the user (durably, see EndAllSessions) and gives this one a fresh
+// token. Wrong or unfit input is a ValidationError.
+func (s *Service) ChangePassword(ctx context.Context, a Actor, current, plain, confirm string) error {
+	info, ok := s.sessions.Current(ctx)
+	if !ok {
+		return ErrNotSignedIn
+	}
+	u, err := s.users.ByID(ctx, info.UserID)
+	if err != nil {
+		return unavailable(DepDatabase, err)
+	}
+	hctx, cancel := s.hashContext(ctx)
+	defer cancel()
+	ok, _, err = s.hasher.Verify(hctx, current, u.PasswordHash)
+	if err != nil && !errors.Is(err, password.ErrTooLong) {
+		return unavailable(DepHashing, err)
+	}
+	fields := map[Field]string{}
+	if !ok {
+		fields[FieldCurrentPassword] = "That is not your current password."
+	}
+	checkNewPassword(fields, FieldPassword, plain, confirm)
+	if len(fields) > 0 {
+		return &ValidationError{Fields: fields}
+	}
+	hash, err := s.hashNew(ctx, plain)
+	if err != nil {
+		return err
+	}
+	if err := s.users.SetPasswordHash(ctx, u.ID, hash); err != nil {
+		return unavailable(DepDatabase, err)
+	}
+	if _, err := s.endAll(ctx, u, session.EndedPasswordChanged, true); err != nil {
+		return err
+	}
+	s.record(ctx, a, audit.Event{Action: audit.PasswordChanged, TargetUserID: u.ID, TargetName: u.Username, Detail: "by the user; other sessions signed out"})
+	// A privilege-relevant change: this device goes on with a fresh token.
+	return s.startSession(ctx, a, u)
+}
+
+// SetPassword sets another user's password, as an administrator or from
+// the command line, and ends every session of that user.
+func (s *Service) SetPassword(ctx context.Context, a Actor, userID int64, plain string) (Ended, error) {
+	if !a.IsAdmin() {
+		return Ended{}, ErrForbidden
+	}
+	u, err := s.user(ctx, userID)
+	if err != nil {
+		return Ended{}, err
+	}
+	fields := map[Field]string{}
+	checkNewPassword(fields, FieldPassword, plain, plain)
+	if len(fields) > 0 {
+		return Ended{}, &ValidationError{Fields: fields}
+	}
+	hash, err := s.hashNew(ctx, plain)
+	if err != nil {
+		return Ended{}, err
+	}
+	if err := s.users.SetPasswordHash(ctx, u.ID, hash); err != nil {
+		return Ended{}, unavailable(DepDatabase, err)
+	}
+	ended, err := s.endAll(ctx, u, session.EndedPasswordChanged, false)
+	if err != nil {
+		return Ended{}, err
+	}
+	s.record(ctx, a, audit.Event{Action: audit.PasswordChanged, TargetUserID: u.ID, TargetName: u.Username, Detail: "set by an administrator; every session signed out"})
+	return ended, nil
+}
+
+// CreateUser creates an account with the given role, as an administrator or
+// from the command line.
+func (s *Service) CreateUser(ctx context.Context, a Actor, username, plain string, role user.Role) (user.User, error) {
+	if !a.IsAdmin() {
+		return user.User{}, ErrForbidden
+	}
+	fields := map[Field]string{}
+	if err := user.ValidateUsername(username); err != nil {
+		fields[FieldUsername] = usernameRule
+	}
+	checkNewPassword(fields, FieldPassword, plain, plain)
+	if len(fields) > 0 {
+		return user.User{}, &ValidationError{Fields: fields}
+	}
+	hash, err := s.hashNew(ctx, plain)
+	if err != nil {
+		return user.User{}, err
+	}
+	u, err := s.users.Create(ctx, user.NewUser{Username: username, PasswordHash: hash, Role: role})
+	switch {
+	case errors.Is(err, user.ErrDuplicateUsername):
+		return user.User{}, &ValidationError{Fields: map[Field]string{FieldUsername: "That username is taken."}}
+	case errors.Is(err, user.ErrInvalidRole):
+		return user.User{}, err
+	case err != nil:
+		return user.User{}, unavailable(DepDatabase, err)
+	}
+	s.record(ctx, a, audit.Event{Action: audit.UserCreated, TargetUserID: u.ID, TargetName: u.Username, Detail: "role " + string(u.Role)})
+	return u, nil
+}

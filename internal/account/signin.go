@@ -1,0 +1,191 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/hallpass/hallpass/internal/audit"
+	"github.com/hallpass/hallpass/internal/password"
+	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/user"
+)
+
+// SignIn checks a username and password and starts a session for the
+// request of ctx, on a fresh token. In order: the attempt counters of the
+// account and of the client address (ErrThrottled); the password, with the
+// same work for an unknown user as for a known one, so neither the answer
+// nor its timing tells which usernames exist (ErrBadCredentials, counted as
+// a failure); the account's state (ErrDisabled); then the session, under
+// the concurrent-session limit (SessionLimitError under the reject policy).
+//
+// endSession, when not "", is the public ID of one of the user's sessions
+// to end first, so a user at the limit can sign in in its place; it is
+// honoured only once the password is right.
+func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSession string) (user.User, error) {
+	username = strings.TrimSpace(username)
+	if !utf8.ValidString(username) || len(username) > user.MaxUsernameLength {
+		username = "" // no such user; the work below is the same
+	}
+	accountKey, clientKey := loginKeys(username, a.IP)
+	if wait := s.waitFor(ctx, s.loginPolicy, accountKey, clientKey); wait > 0 {
+		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetName: username, Detail: "throttled"})
+		s.metrics.Throttled("login")
+		s.metrics.Login("throttled")
+		return user.User{}, &ThrottledError{Wait: wait}
+	}
+
+	u, err := s.users.ByUsername(ctx, username)
+	switch {
+	case errors.Is(err, user.ErrNotFound) || username == "":
+		hctx, cancel := s.hashContext(ctx)
+		defer cancel()
+		if err := s.hasher.VerifyDummy(hctx, plain); errors.Is(err, password.ErrBusy) {
+			return user.User{}, unavailable(DepHashing, err)
+		}
+		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetName: username, Detail: "unknown user"})
+		s.metrics.Login("failed")
+		s.countFailure(ctx, s.loginPolicy, accountKey, clientKey)
+		return user.User{}, ErrBadCredentials
+	case err != nil:
+		return user.User{}, unavailable(DepDatabase, err)
+	}
+	hctx, cancel := s.hashContext(ctx)
+	defer cancel()
+	ok, rehash, err := s.hasher.Verify(hctx, plain, u.PasswordHash)
+	switch {
+	case errors.Is(err, password.ErrTooLong):
+		ok = false
+	case err != nil:
+		return user.User{}, unavailable(DepHashing, err)
+	}
+	if !ok {
+		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "wrong password"})
+		s.metrics.Login("failed")
+		s.countFailure(ctx, s.loginPolicy, accountKey, clientKey)
+		return user.User{}, ErrBadCredentials
+	}
+	if u.Disabled {
+		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "account disabled"})
+		s.metrics.Login("disabled")
+		return user.User{}, ErrDisabled
+	}
+	if err := s.throttle.Reset(ctx, accountKey); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "throttle reset failed", slog.Any("error", err))
+	}
+	if rehash {
+		s.upgradeHash(ctx, u, plain)
+	}
+	self := Actor{UserID: u.ID, Username: u.Username, Role: u.Role, IP: a.IP, Device: a.Device}
+	if endSession != "" {
+		ended, err := s.sessions.Revoke(ctx, u.ID, endSession, session.EndedFromOtherDevice)
+		if err != nil {
+			return user.User{}, unavailable(DepSessions, err)
+		}
+		if ended {
+			s.record(ctx, self, audit.Event{Action: audit.SessionRevoked, TargetUserID: u.ID, TargetName: u.Username,
+				Detail: "session " + endSession + " to sign in under the session limit"})
+		}
+	}
+	if err := s.startSession(ctx, self, u); err != nil {
+		return user.User{}, err
+	}
+	return u, nil
+}
+
+// startSession signs u in on the request of ctx with a fresh token. Under
+// the reject policy a user at the limit gets a SessionLimitError with their
+// sessions.
+func (s *Service) startSession(ctx context.Context, a Actor, u user.User) error {
+	evicted, err := s.sessions.Login(ctx, session.Identity{UserID: u.ID, Username: u.Username, Role: string(u.Role)}, a.client())
+	switch {
+	case errors.Is(err, session.ErrTooManySessions):
+		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "session limit reached"})
+		s.metrics.Login("limited")
+		recs, err := s.sessions.ListUser(ctx, u.ID)
+		if err != nil {
+			return unavailable(DepSessions, err)
+		}
+		return &SessionLimitError{User: u, Sessions: recs}
+	case err != nil:
+		return unavailable(DepSessions, err)
+	}
+	s.record(ctx, a, audit.Event{Action: audit.LoginSucceeded, TargetUserID: u.ID, TargetName: u.Username, Detail: a.Device})
+	s.metrics.Login("succeeded")
+	if evicted > 0 {
+		s.record(ctx, a, audit.Event{Action: audit.SessionEvicted, TargetUserID: u.ID, TargetName: u.Username,
+			Detail: strconv.Itoa(evicted) + " oldest session(s) signed out: too many devices"})
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "login succeeded", slog.Int64("user_id", u.ID), slog.Int("evicted", evicted))
+	return nil
+}
+
+// upgradeHash re-hashes a password whose stored parameters are weaker than
+// the current ones. A failure is logged and does not stop the sign-in.
+func (s *Service) upgradeHash(ctx context.Context, u user.User, plain string) {
+	hctx, cancel := s.hashContext(ctx)
+	defer cancel()
+	hash, err := s.hasher.Hash(hctx, plain)
+	if err == nil {
+		err = s.users.SetPasswordHash(ctx, u.ID, hash)
+	}
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "password rehash failed", slog.Int64("user_id", u.ID), slog.Any("error", err))
+	}
+}
+
+// SignOut ends the session of the request of ctx, if it has one.
+func (s *Service) SignOut(ctx context.Context, a Actor) error {
+	info, ok := s.sessions.Current(ctx)
+	if !ok {
+		return nil
+	}
+	if err := s.sessions.Logout(ctx); err != nil {
+		return unavailable(DepSessions, err)
+	}
+	s.record(ctx, a, audit.Event{Action: audit.Logout, TargetUserID: info.UserID, TargetName: info.Username})
+	return nil
+}
+
+// SignUp creates an account for a visitor and signs them in. Sign-ups are
+// counted per client address, successful or not, and slowed down past the
+// sign-up policy (ErrThrottled). Bad input is a ValidationError.
+func (s *Service) SignUp(ctx context.Context, a Actor, username, plain, confirm string) (user.User, error) {
+	signupKey := "signup:ip:" + a.IP
+	if wait := s.waitFor(ctx, s.signupPolicy, signupKey); wait > 0 {
+		s.metrics.Throttled("signup")
+		return user.User{}, &ThrottledError{Wait: wait}
+	}
+	username = strings.TrimSpace(username)
+	fields := map[Field]string{}
+	if err := user.ValidateUsername(username); err != nil {
+		fields[FieldUsername] = usernameRule
+	}
+	checkNewPassword(fields, FieldPassword, plain, confirm)
+	if len(fields) > 0 {
+		return user.User{}, &ValidationError{Fields: fields}
+	}
+	hctx, cancel := s.hashContext(ctx)
+	defer cancel()
+	hash, err := s.hasher.Hash(hctx, plain)
+	if err != nil {
+		return user.User{}, unavailable(DepHashing, err)
+	}
+	u, err := s.users.Create(ctx, user.NewUser{Username: username, PasswordHash: hash, Role: user.RoleUser})
+	switch {
+	case errors.Is(err, user.ErrDuplicateUsername):
+		return user.User{}, &ValidationError{Fields: map[Field]string{FieldUsername: "That username is taken. Choose another."}}
+	case err != nil:
+		return user.User{}, unavailable(DepDatabase, err)
+	}
+	s.countFailure(ctx, s.signupPolicy, signupKey) // every sign-up counts against the address
+	self := Actor{UserID: u.ID, Username: u.Username, Role: u.Role, IP: a.IP, Device: a.Device}
+	s.record(ctx, self, audit.Event{Action: audit.SignupCompleted, TargetUserID: u.ID, TargetName: u.Username})
+	if err := s.startSession(ctx, self, u); err != nil {
+		return u, err
+	}
+	return u, nil
+}
