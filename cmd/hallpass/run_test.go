@@ -15,26 +15,9 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/account"
+	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/testsvc"
 )
-
-// syncBuffer is a log sink safe for the server goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // getenvFrom turns a map into a getenv function.
 func getenvFrom(m map[string]string) func(string) string {
@@ -52,7 +35,7 @@ func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (
 // replica is one running `hallpass serve`.
 type replica struct {
 	url  string
-	logs *syncBuffer
+	logs *testkit.LogBuffer
 	// stop sends the equivalent of SIGTERM and returns what serve returned.
 	stop func() error
 }
@@ -68,7 +51,7 @@ func startServe(t *testing.T, env map[string]string) *replica {
 		env["HALLPASS_DRAIN_DELAY"] = "0s"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &testkit.LogBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve"}, getenvFrom(env), strings.NewReader(""), io.Discard, logs) }()
 	var stopOnce sync.Once

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/testsvc"
 )
 
@@ -41,7 +42,7 @@ type suite struct {
 	browserCtx  context.Context // owns the browser process; tabs are its children
 	browserErr  error
 	stopBrowser func()
-	browserLog  syncBuffer // Chromium's stdout and stderr
+	browserLog  testkit.LogBuffer // Chromium's stdout and stderr
 }
 
 func TestMain(m *testing.M) {
@@ -140,23 +141,4 @@ func (s *suite) startBrowser(path string) error {
 	}
 	s.browserCtx = browserCtx
 	return nil
-}
-
-// syncBuffer collects output written from other goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }

@@ -4,6 +4,8 @@
 package testkit
 
 import (
+	"bytes"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,4 +65,25 @@ func PollUntil(within time.Duration, check func() error) error {
 		}
 		time.Sleep(pollEvery) // polling interval, not synchronisation
 	}
+}
+
+// LogBuffer collects what servers under test log, safely from many
+// goroutines.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,24 +38,6 @@ var testHashParams = password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 1
 
 // backends are the session stores every scenario runs against.
 var backends = []string{"memory", "redis"}
-
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 type testOptions struct {
 	backend     string
@@ -90,7 +70,7 @@ type testServer struct {
 	account  *account.Service
 	throttle throttle.Store
 	redis    *testsvc.RedisServer
-	logs     *syncBuffer
+	logs     *testkit.LogBuffer
 }
 
 func newTestServer(t testing.TB, opts testOptions) *testServer {
@@ -116,7 +96,7 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 	clock := testkit.NewClock(time.Now().UTC().Truncate(time.Second))
 	users := user.NewSQLStore(db, clock.Now)
 
-	ts := &testServer{t: t, clock: clock, users: users, audit: audit.NewSQLStore(db, clock.Now), logs: &syncBuffer{}}
+	ts := &testServer{t: t, clock: clock, users: users, audit: audit.NewSQLStore(db, clock.Now), logs: &testkit.LogBuffer{}}
 	storeOpts := session.StoreOptions(opts.idle, opts.lifetime, clock.Now)
 	var store session.Store
 	switch opts.backend {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/hallpass/hallpass/internal/requestid"
 	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/user"
 )
 
@@ -175,17 +177,12 @@ func TestRedisOutageAnswers503AndRecovers(t *testing.T) {
 			} else {
 				ts.redis.Resume(t)
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				res := b.get("/")
-				if res.StatusCode == http.StatusOK {
-					break
+			testkit.Eventually(t, 10*time.Second, "the signed-in page after Redis came back", func() error {
+				if res := b.get("/"); res.StatusCode != http.StatusOK {
+					return fmt.Errorf("GET / answered %d", res.StatusCode)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no recovery after Redis came back: last status %d", res.StatusCode)
-				}
-				time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
-			}
+				return nil
+			})
 			if b.sessionCookie() != token {
 				t.Error("the outage changed the session cookie")
 			}
@@ -264,7 +261,7 @@ func TestErrorPages(t *testing.T) {
 }
 
 func TestPanicBecomes500PageInTheAccessLogWithItsRequestID(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testkit.LogBuffer{}
 	p, err := testPages()
 	if err != nil {
 		t.Fatal(err)
