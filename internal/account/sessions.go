@@ -191,7 +191,10 @@ func (s *Service) CheckSession(ctx context.Context, userID int64, created time.T
 		return "", unavailable(DepDatabase, err)
 	case u.Disabled:
 		return session.EndedDisabled, nil
-	case created.Before(u.SessionsValidAfter):
+	case created.Before(u.SessionsValidAfter.Truncate(time.Millisecond)):
+		// Sessions keep their creation time in whole milliseconds: a
+		// session created in the same millisecond as the revocation (the
+		// fresh token of the device that asked for it) must survive.
 		return session.EndedRevoked, nil
 	}
 	return "", nil

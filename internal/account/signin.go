@@ -159,6 +159,9 @@ func (s *Service) SignUp(ctx context.Context, a Actor, username, plain, confirm 
 		s.metrics.Throttled("signup")
 		return user.User{}, &ThrottledError{Wait: wait}
 	}
+	// Every attempt counts against the address, refused or not, so nobody
+	// can probe for taken usernames without being slowed down.
+	s.countFailure(ctx, s.signupPolicy, signupKey)
 	username = strings.TrimSpace(username)
 	fields := map[Field]string{}
 	if err := user.ValidateUsername(username); err != nil {
@@ -181,7 +184,6 @@ func (s *Service) SignUp(ctx context.Context, a Actor, username, plain, confirm 
 	case err != nil:
 		return user.User{}, unavailable(DepDatabase, err)
 	}
-	s.countFailure(ctx, s.signupPolicy, signupKey) // every sign-up counts against the address
 	self := Actor{UserID: u.ID, Username: u.Username, Role: u.Role, IP: a.IP, Device: a.Device}
 	s.record(ctx, self, audit.Event{Action: audit.SignupCompleted, TargetUserID: u.ID, TargetName: u.Username})
 	if err := s.startSession(ctx, self, u); err != nil {
