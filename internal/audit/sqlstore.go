@@ -29,8 +29,9 @@ var (
 // SQLStore is the Store over an SQLite or PostgreSQL database migrated with
 // database.Migrate.
 type SQLStore struct {
-	db  *database.DB
-	now func() time.Time
+	db           *database.DB
+	now          func() time.Time
+	queryTimeout time.Duration // see WithQueryTimeout
 
 	// The queries, rebound once for the database's dialect.
 	record, list, listByUser, count, countByUser string
@@ -38,18 +39,38 @@ type SQLStore struct {
 
 var _ Store = (*SQLStore)(nil)
 
+// Option configures an SQLStore.
+type Option func(*SQLStore)
+
+// WithQueryTimeout bounds each of the store's statements to d when the
+// caller's context has no sooner deadline. Without it, or with d of zero or
+// less, the bound is database.DefaultQueryTimeout.
+func WithQueryTimeout(d time.Duration) Option {
+	return func(s *SQLStore) { s.queryTimeout = d }
+}
+
 // NewSQLStore returns a store over db that stamps events recorded without a
 // time with now.
-func NewSQLStore(db *database.DB, now func() time.Time) *SQLStore {
-	return &SQLStore{
-		db:          db,
-		now:         now,
-		record:      db.Rebind(recordSQL),
-		list:        db.Rebind(listSQL),
-		listByUser:  db.Rebind(listByUserSQL),
-		count:       db.Rebind(countSQL),
-		countByUser: db.Rebind(countByUserSQL),
+func NewSQLStore(db *database.DB, now func() time.Time, opts ...Option) *SQLStore {
+	s := &SQLStore{
+		db:           db,
+		now:          now,
+		queryTimeout: database.DefaultQueryTimeout,
+		record:       db.Rebind(recordSQL),
+		list:         db.Rebind(listSQL),
+		listByUser:   db.Rebind(listByUserSQL),
+		count:        db.Rebind(countSQL),
+		countByUser:  db.Rebind(countByUserSQL),
 	}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
+}
+
+// bound gives ctx the store's query deadline unless it has a sooner one.
+func (s *SQLStore) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return database.BoundQuery(ctx, s.queryTimeout)
 }
 
 // normTime is how every time is stored: UTC, to the microsecond, which is
@@ -71,6 +92,8 @@ func (s *SQLStore) Record(ctx context.Context, ev Event) error {
 	if at.IsZero() {
 		at = s.now()
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	_, err := s.db.SQL.ExecContext(ctx, s.record,
 		normTime(at),
 		nullID(ev.ActorID),
@@ -111,6 +134,8 @@ func (s *SQLStore) List(ctx context.Context, opts ListOptions) ([]Event, error) 
 		limit = int64(opts.Limit)
 	}
 	offset := int64(max(opts.Offset, 0))
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var (
 		rows *sql.Rows
 		err  error
@@ -140,6 +165,8 @@ func (s *SQLStore) List(ctx context.Context, opts ListOptions) ([]Event, error) 
 
 // Count implements Store.
 func (s *SQLStore) Count(ctx context.Context, opts ListOptions) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var row *sql.Row
 	if opts.UserID != 0 {
 		row = s.db.SQL.QueryRowContext(ctx, s.countByUser, opts.UserID, opts.UserID)

@@ -3,37 +3,20 @@ package audit_test
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hallpass/hallpass/internal/audit"
 	"github.com/hallpass/hallpass/internal/audit/audittest"
 	"github.com/hallpass/hallpass/internal/database"
+	"github.com/hallpass/hallpass/internal/database/databasetest"
+	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/testsvc"
 )
 
-// clock is a fake time source that moves forward by a step, with a
-// sub-microsecond part, at every reading.
-type clock struct {
-	mu   sync.Mutex
-	now  time.Time
-	step time.Duration
-}
-
-func newClock() *clock {
-	return &clock{
-		now:  time.Date(2030, 1, 2, 3, 4, 5, 123_456_789, time.FixedZone("UTC-7", -7*3600)),
-		step: 1500*time.Millisecond + 333,
-	}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(c.step)
-	return c.now
-}
+// start is where the tests' clocks start: off UTC and off the microsecond,
+// so a store that stores times without normalising them shows.
+var start = time.Date(2030, 1, 2, 3, 4, 5, 123_456_789, time.FixedZone("UTC-7", -7*3600))
 
 // migrated opens and migrates the database at url, closed when t ends.
 func migrated(t *testing.T, url string) *database.DB {
@@ -61,14 +44,14 @@ func sqliteURL(t *testing.T) string {
 
 func TestSQLStoreSQLite(t *testing.T) {
 	audittest.Run(t, func(t *testing.T) audit.Store {
-		return audit.NewSQLStore(migrated(t, sqliteURL(t)), newClock().Now)
+		return audit.NewSQLStore(migrated(t, sqliteURL(t)), testkit.NewClock(start).Now)
 	})
 }
 
 func TestSQLStorePostgres(t *testing.T) {
 	srv := testsvc.StartPostgres(t)
 	audittest.Run(t, func(t *testing.T) audit.Store {
-		return audit.NewSQLStore(migrated(t, srv.NewDatabase(t)), newClock().Now)
+		return audit.NewSQLStore(migrated(t, srv.NewDatabase(t)), testkit.NewClock(start).Now)
 	})
 }
 
@@ -87,12 +70,14 @@ func TestSQLStoreDetails(t *testing.T) {
 		t.Run(tc.dialect, func(t *testing.T) {
 			t.Parallel()
 			db := migrated(t, tc.url(t))
-			s := audit.NewSQLStore(db, newClock().Now)
+			clk := testkit.NewClock(start)
+			s := audit.NewSQLStore(db, clk.Now)
 			ctx := t.Context()
 
 			if err := s.Record(ctx, audit.Event{Action: audit.LoginFailed, TargetName: "ghost"}); err != nil {
 				t.Fatal(err)
 			}
+			clk.Advance(1500*time.Millisecond + 333)
 			if err := s.Record(ctx, audit.Event{Action: audit.UserCreated, ActorID: 3, TargetUserID: 4}); err != nil {
 				t.Fatal(err)
 			}
@@ -104,10 +89,10 @@ func TestSQLStoreDetails(t *testing.T) {
 			if len(events) != 2 {
 				t.Fatalf("List returned %d events, want 2", len(events))
 			}
-			// Start plus one and two steps, in UTC, truncated to the microsecond.
+			// Newest first; in UTC, truncated to the microsecond.
 			want := []time.Time{
-				time.Date(2030, 1, 2, 10, 4, 8, 123_457_000, time.UTC),
-				time.Date(2030, 1, 2, 10, 4, 6, 623_457_000, time.UTC),
+				time.Date(2030, 1, 2, 10, 4, 6, 623_457_000, time.UTC), // start + 1.500000333s
+				time.Date(2030, 1, 2, 10, 4, 5, 123_456_000, time.UTC), // start
 			}
 			for i, ev := range events {
 				if ev.At != want[i] {
@@ -128,5 +113,63 @@ func TestSQLStoreDetails(t *testing.T) {
 				t.Errorf("NULL actor_id rows = %d, NULL target_user_id rows = %d; want 1 and 1", nullActors, nullTargets)
 			}
 		})
+	}
+}
+
+// TestSQLStoreGivesUpOnAStuckDatabase checks that no call waits on the
+// database for longer than the store's query timeout, even when the caller
+// set no deadline: here every statement queues behind another transaction's
+// lock on the audit_events table, as it would behind a stuck one.
+func TestSQLStoreGivesUpOnAStuckDatabase(t *testing.T) {
+	srv := testsvc.StartPostgres(t)
+	db := migrated(t, srv.NewDatabase(t))
+	const timeout = 200 * time.Millisecond
+	s := audit.NewSQLStore(db, time.Now, audit.WithQueryTimeout(timeout))
+	if err := s.Record(t.Context(), audit.Event{Action: audit.LoginSucceeded, ActorID: 1}); err != nil {
+		t.Fatal(err)
+	}
+
+	release := databasetest.LockTable(t, db, "audit_events")
+	for _, tc := range []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"Record", func(ctx context.Context) error {
+			return s.Record(ctx, audit.Event{Action: audit.LoginFailed, TargetName: "alice"})
+		}},
+		{"List", func(ctx context.Context) error { _, err := s.List(ctx, audit.ListOptions{}); return err }},
+		{"ListByUser", func(ctx context.Context) error { _, err := s.List(ctx, audit.ListOptions{UserID: 1}); return err }},
+		{"Count", func(ctx context.Context) error { _, err := s.Count(ctx, audit.ListOptions{}); return err }},
+		{"CountByUser", func(ctx context.Context) error { _, err := s.Count(ctx, audit.ListOptions{UserID: 1}); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			databasetest.ExpectDeadlineExceeded(t, timeout, func() error { return tc.call(context.Background()) })
+		})
+	}
+	t.Run("ACallersLaterDeadlineDoesNotLiftTheBound", func(t *testing.T) {
+		databasetest.ExpectDeadlineExceeded(t, timeout, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+			defer cancel()
+			_, err := s.Count(ctx, audit.ListOptions{})
+			return err
+		})
+	})
+	t.Run("ACallersSoonerDeadlineWins", func(t *testing.T) {
+		const sooner = 50 * time.Millisecond
+		databasetest.ExpectDeadlineExceeded(t, sooner, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), sooner)
+			defer cancel()
+			_, err := s.Count(ctx, audit.ListOptions{})
+			return err
+		})
+	})
+
+	// The statements the store gave up on do not stay queued on the server,
+	// to run once the lock goes; and then the same store answers again, with
+	// nothing written.
+	databasetest.ExpectNoLockWaiters(t, db)
+	release()
+	if n, err := s.Count(t.Context(), audit.ListOptions{}); err != nil || n != 1 {
+		t.Errorf("Count after the lock was released = %d, %v; want 1 (the timed-out Record not written)", n, err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/cluster"
+	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/testsvc"
 )
 
@@ -318,10 +319,12 @@ func (s *suite) killRedisPrimaryUnderLoad(t *testing.T) {
 	}
 	rejoined := time.Now()
 	var signInsBack time.Time
-	err = pollUntil(time.Minute, func() bool {
+	err = testkit.PollUntil(time.Minute, func() error {
 		var ok bool
-		signInsBack, ok = logins.firstAckAfter(killed)
-		return ok
+		if signInsBack, ok = logins.firstAckAfter(killed); !ok {
+			return errors.New("no sign-in acknowledged since the kill")
+		}
+		return nil
 	})
 	if err == nil {
 		err = s.c.WaitHealthy(ctx)
@@ -477,9 +480,11 @@ func (s *suite) lostSessions(t *testing.T, clients []*client) int {
 	for _, c := range clients {
 		var res response
 		var err error
-		_ = pollUntil(30*time.Second, func() bool {
-			res, err = c.home(s.c.URL())
-			return err != nil || res.status != http.StatusServiceUnavailable
+		_ = testkit.PollUntil(30*time.Second, func() error {
+			if res, err = c.home(s.c.URL()); err == nil && res.status == http.StatusServiceUnavailable {
+				return errors.New("503")
+			}
+			return nil
 		})
 		if err != nil || res.status != http.StatusOK {
 			lost++
@@ -494,10 +499,12 @@ func (s *suite) lostSessions(t *testing.T, clients []*client) int {
 func (s *suite) waitOK(t *testing.T, tl *tally, since time.Time) (time.Time, error) {
 	t.Helper()
 	var at time.Time
-	err := pollUntil(time.Minute, func() bool {
+	err := testkit.PollUntil(time.Minute, func() error {
 		var ok bool
-		at, ok = tl.firstOKAfter(since)
-		return ok
+		if at, ok = tl.firstOKAfter(since); !ok {
+			return errors.New("no signed-in page yet")
+		}
+		return nil
 	})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("no signed-in page within a minute: %v", tl)
@@ -522,18 +529,6 @@ func (s *suite) checkNotRestarted(t *testing.T, before []int) {
 }
 
 func (s *suite) add(f figure) { s.figures = append(s.figures, f) }
-
-// pollUntil calls cond every 50 ms until it holds or within passes.
-func pollUntil(within time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not within %s", within)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval
-	}
-	return nil
-}
 
 // testLog passes the cluster's progress lines to the test log.
 type testLog struct{ t *testing.T }

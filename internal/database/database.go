@@ -3,7 +3,8 @@
 // applies the schema migrations to it.
 //
 // Stores write their SQL once with ? placeholders and pass it through
-// DB.Rebind, so the same query text runs on both dialects.
+// DB.Rebind, so the same query text runs on both dialects, and run each
+// statement under BoundQuery, so none waits on a stuck database for ever.
 package database
 
 import (

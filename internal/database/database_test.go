@@ -218,3 +218,47 @@ func TestRebind(t *testing.T) {
 		}
 	}
 }
+
+func TestBoundQuery(t *testing.T) {
+	now := time.Now()
+	soon := now.Add(100 * time.Millisecond)
+	for _, tc := range []struct {
+		name           string
+		callerDeadline time.Time // zero: none
+		timeout        time.Duration
+		want           time.Duration // from now; 0: the caller's deadline, kept
+	}{
+		{"no deadline is bounded by the timeout", time.Time{}, time.Second, time.Second},
+		{"a later deadline is bounded by the timeout", now.Add(time.Hour), time.Second, time.Second},
+		{"a sooner deadline is kept", soon, time.Second, 0},
+		{"a timeout of zero means the default", time.Time{}, 0, database.DefaultQueryTimeout},
+		{"a negative timeout means the default", time.Time{}, -time.Second, database.DefaultQueryTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parent := context.Background()
+			if !tc.callerDeadline.IsZero() {
+				var cancel context.CancelFunc
+				parent, cancel = context.WithDeadline(parent, tc.callerDeadline)
+				defer cancel()
+			}
+			before := time.Now()
+			ctx, cancel := database.BoundQuery(parent, tc.timeout)
+			after := time.Now()
+			defer cancel()
+
+			got, ok := ctx.Deadline()
+			switch {
+			case !ok:
+				t.Fatal("BoundQuery returned a context without a deadline")
+			case tc.want == 0 && !got.Equal(tc.callerDeadline):
+				t.Errorf("deadline = %v, want the caller's %v", got, tc.callerDeadline)
+			case tc.want != 0 && (got.Before(before.Add(tc.want)) || got.After(after.Add(tc.want))):
+				t.Errorf("deadline = %v from now, want %v", got.Sub(before), tc.want)
+			}
+			cancel()
+			if !errors.Is(ctx.Err(), context.Canceled) {
+				t.Errorf("after cancel, ctx.Err() = %v, want context.Canceled", ctx.Err())
+			}
+		})
+	}
+}

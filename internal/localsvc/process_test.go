@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/localsvc"
+	"github.com/hallpass/hallpass/internal/testkit"
 )
 
 func TestStopKillsAProcessThatIgnoresTheSignal(t *testing.T) {
@@ -21,16 +22,13 @@ func TestStopKillsAProcessThatIgnoresTheSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Once it is sleep, the trap is in place.
-	err = localsvc.Poll(t.Context(), 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, "the shell to turn into sleep", func() error {
 		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.Pid()))
 		if err != nil || string(comm) != "sleep\n" {
 			return fmt.Errorf("not sleeping yet: %q, %v", comm, err)
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := p.Stop(syscall.SIGTERM, 200*time.Millisecond); err == nil {
 		t.Fatal("Stop = nil, want an error saying the process had to be killed")
 	}

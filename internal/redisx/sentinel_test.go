@@ -14,6 +14,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/hallpass/hallpass/internal/redisx"
+	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/testsvc"
 )
 
@@ -146,22 +147,6 @@ func watchingWith(c *testsvc.SentinelCluster, password string) error {
 	return errors.New("no sentinel has the pool's subscription")
 }
 
-// eventually polls check until it succeeds, failing t after within.
-func eventually(t *testing.T, within time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, within, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
 func TestSentinelPoolWritesToThePrimary(t *testing.T) {
 	c := testsvc.StartSentinelCluster(t)
 	sp := newSentinelPool(t, c)
@@ -198,7 +183,7 @@ func TestSentinelPoolRecoversWhenThePrimaryIsKilled(t *testing.T) {
 		served   string
 		failures int
 	)
-	eventually(t, 30*time.Second, "a write after the primary was killed", func() error {
+	testkit.Eventually(t, 30*time.Second, "a write after the primary was killed", func() error {
 		var err error
 		served, err = write(pool, "after-kill", "1")
 		if err != nil {
@@ -231,7 +216,7 @@ func TestSentinelPoolLeavesADemotedPrimary(t *testing.T) {
 	pool := sp.Pool()
 	old := c.PrimaryAddr(t)
 	warm(t, pool, 4)
-	eventually(t, 10*time.Second, "pool subscribed", func() error { return watching(c) })
+	testkit.Eventually(t, 10*time.Second, "pool subscribed", func() error { return watching(c) })
 
 	// A steady writer through the failover, as the site would be: each write
 	// may be retried once.
@@ -319,7 +304,7 @@ func TestSentinelPoolLeavesADemotedPrimary(t *testing.T) {
 	// master, and refuses writes only for want of a replica. The pool must
 	// have left it already, idle connections included.
 	t.Logf("old primary's role at +%s: %q", since(start, time.Now()), roleAt(old))
-	eventually(t, 5*time.Second, "pool connections to the demoted primary closed", func() error {
+	testkit.Eventually(t, 5*time.Second, "pool connections to the demoted primary closed", func() error {
 		lines, err := namedClients(old, "")
 		if err != nil {
 			return err
@@ -336,7 +321,7 @@ func TestSentinelPoolClosesIdleConnectionsToADemotedPrimary(t *testing.T) {
 	sp := newSentinelPool(t, c)
 	old := c.PrimaryAddr(t)
 	warm(t, sp.Pool(), 4)
-	eventually(t, 10*time.Second, "pool subscribed", func() error { return watching(c) })
+	testkit.Eventually(t, 10*time.Second, "pool subscribed", func() error { return watching(c) })
 	if lines, err := namedClients(old, ""); err != nil || len(lines) != 4 {
 		t.Fatalf("pool connections on the primary = %d, %v; want 4", len(lines), err)
 	}
@@ -352,7 +337,7 @@ func TestSentinelPoolClosesIdleConnectionsToADemotedPrimary(t *testing.T) {
 		t.Fatalf("SENTINEL FAILOVER: %v", err)
 	}
 	promoted := c.WaitForFailover(t, old)
-	eventually(t, 3*time.Second, "idle connections to the demoted primary closed", func() error {
+	testkit.Eventually(t, 3*time.Second, "idle connections to the demoted primary closed", func() error {
 		lines, err := namedClients(old, "")
 		if err != nil {
 			return err
@@ -421,7 +406,7 @@ func TestSentinelPoolWithoutSentinels(t *testing.T) {
 	for i := range c.SentinelAddrs {
 		c.StartSentinel(t, i)
 	}
-	eventually(t, 10*time.Second, "a new connection once the sentinels are back", func() error {
+	testkit.Eventually(t, 10*time.Second, "a new connection once the sentinels are back", func() error {
 		var held []redis.Conn
 		defer func() {
 			for _, conn := range held {
@@ -437,7 +422,7 @@ func TestSentinelPoolWithoutSentinels(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 15*time.Second, "pool subscribed again", func() error { return watching(c) })
+	testkit.Eventually(t, 15*time.Second, "pool subscribed again", func() error { return watching(c) })
 }
 
 func TestSentinelPoolAuthenticatesToTheServers(t *testing.T) {
@@ -525,7 +510,7 @@ func TestSentinelPoolAuthenticatesToTheSentinels(t *testing.T) {
 	if served, err := write(withPassword.Pool(), "k", "v"); err != nil || served != primary {
 		t.Fatalf("write with the sentinel password went to %q, %v; want %s", served, err, primary)
 	}
-	eventually(t, 10*time.Second, "subscribed with the sentinel password", func() error {
+	testkit.Eventually(t, 10*time.Second, "subscribed with the sentinel password", func() error {
 		return watchingWith(c, password)
 	})
 }
@@ -538,7 +523,7 @@ func TestSentinelPoolCloseStopsItsGoroutines(t *testing.T) {
 		if _, err := write(sp.Pool(), "k", "v"); err != nil {
 			t.Fatalf("SET: %v", err)
 		}
-		eventually(t, 10*time.Second, "pool subscribed", func() error { return watching(c) })
+		testkit.Eventually(t, 10*time.Second, "pool subscribed", func() error { return watching(c) })
 		if err := sp.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
@@ -566,7 +551,7 @@ func TestSentinelPoolCloseStopsItsGoroutines(t *testing.T) {
 
 func goroutinesBackTo(t *testing.T, want int) {
 	t.Helper()
-	eventually(t, 5*time.Second, "goroutines back to their number before the pool", func() error {
+	testkit.Eventually(t, 5*time.Second, "goroutines back to their number before the pool", func() error {
 		if n := runtime.NumGoroutine(); n > want {
 			return fmt.Errorf("%d goroutines, had %d", n, want)
 		}

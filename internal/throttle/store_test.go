@@ -3,6 +3,7 @@ package throttle_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/hallpass/hallpass/internal/redisx"
+	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/testsvc"
 	"github.com/hallpass/hallpass/internal/throttle"
 	"github.com/hallpass/hallpass/internal/throttle/throttletest"
@@ -153,40 +155,32 @@ func TestRedisStoreKeysExpireInRealTimeOnceTheyNoLongerMatter(t *testing.T) {
 		t.Fatalf("Fail = %s, %v; want %s", wait, err, p.BaseDelay)
 	}
 	c := srv.Conn(t)
-	poll(t, "Check to allow again", func() bool {
+	testkit.Eventually(t, 5*time.Second, "Check to allow again", func() error {
 		wait, err := store.Check(ctx, key, p)
 		if err != nil {
 			t.Fatalf("Check: %v", err)
 		}
-		return wait == 0
+		if wait != 0 {
+			return fmt.Errorf("Check = %s, want 0", wait)
+		}
+		return nil
 	})
-	poll(t, "Redis to drop the key's failures", func() bool {
+	testkit.Eventually(t, 5*time.Second, "Redis to drop the key's failures", func() error {
 		names, err := redis.Strings(c.Do("KEYS", "hp:th:*"))
 		if err != nil {
 			t.Fatalf("KEYS: %v", err)
 		}
-		return len(names) == 0
-	})
-}
-
-// poll waits, up to a few seconds, for done.
-func poll(t *testing.T, what string, done func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !done() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
+		if len(names) != 0 {
+			return fmt.Errorf("Redis still holds %q", names)
 		}
-		<-tick.C
-	}
+		return nil
+	})
 }
 
 func TestRedisStoreClockAheadCannotBlockLongerThanMaxDelay(t *testing.T) {
 	srv := testsvc.StartRedis(t)
 	pool := newRedisPool(t, srv.URL)
-	clk := throttletest.NewClock(time.Now())
+	clk := testkit.NewClock(time.Now())
 	ahead := throttle.NewRedisStore(pool, func() time.Time { return clk.Now().Add(24 * time.Hour) })
 	store := throttle.NewRedisStore(pool, clk.Now)
 	ctx := context.Background()
@@ -244,9 +238,15 @@ func TestRedisStoreFailsFastWhileRedisIsDownAndRecovers(t *testing.T) {
 	srv.Start(t)
 	// A connection pooled before the outage may fail once; then the pool
 	// dials afresh. The restarted Redis is empty.
-	poll(t, "the store to recover", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the store to recover", func() error {
 		wait, err := store.Fail(ctx, key, strictPolicy)
-		return err == nil && wait == strictPolicy.BaseDelay
+		if err != nil {
+			return err
+		}
+		if wait != strictPolicy.BaseDelay {
+			return fmt.Errorf("Fail = %s, want %s", wait, strictPolicy.BaseDelay)
+		}
+		return nil
 	})
 }
 

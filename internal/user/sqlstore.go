@@ -35,8 +35,9 @@ var (
 // SQLStore is the Store over an SQLite or PostgreSQL database migrated with
 // database.Migrate.
 type SQLStore struct {
-	db  *database.DB
-	now func() time.Time
+	db           *database.DB
+	now          func() time.Time
+	queryTimeout time.Duration // see WithQueryTimeout
 
 	// The queries, rebound once for the database's dialect.
 	create, byID, byUsername, list, count, setPasswordHash, setDisabled, setSessionsValidAfter string
@@ -44,12 +45,23 @@ type SQLStore struct {
 
 var _ Store = (*SQLStore)(nil)
 
+// Option configures an SQLStore.
+type Option func(*SQLStore)
+
+// WithQueryTimeout bounds each of the store's statements to d when the
+// caller's context has no sooner deadline. Without it, or with d of zero or
+// less, the bound is database.DefaultQueryTimeout.
+func WithQueryTimeout(d time.Duration) Option {
+	return func(s *SQLStore) { s.queryTimeout = d }
+}
+
 // NewSQLStore returns a store over db that stamps created and updated times
 // with now.
-func NewSQLStore(db *database.DB, now func() time.Time) *SQLStore {
-	return &SQLStore{
+func NewSQLStore(db *database.DB, now func() time.Time, opts ...Option) *SQLStore {
+	s := &SQLStore{
 		db:                    db,
 		now:                   now,
+		queryTimeout:          database.DefaultQueryTimeout,
 		create:                db.Rebind(createSQL),
 		byID:                  db.Rebind(byIDSQL),
 		byUsername:            db.Rebind(byUsernameSQL),
@@ -59,6 +71,15 @@ func NewSQLStore(db *database.DB, now func() time.Time) *SQLStore {
 		setDisabled:           db.Rebind(setDisabledSQL),
 		setSessionsValidAfter: db.Rebind(setSessionsValidAfterSQL),
 	}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
+}
+
+// bound gives ctx the store's query deadline unless it has a sooner one.
+func (s *SQLStore) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return database.BoundQuery(ctx, s.queryTimeout)
 }
 
 // normTime is how every time is stored: UTC, to the microsecond, which is
@@ -83,6 +104,8 @@ func (s *SQLStore) Create(ctx context.Context, nu NewUser) (User, error) {
 		CreatedAt:    now,
 		UpdatedAt:    now,
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	err := s.db.SQL.QueryRowContext(ctx, s.create, u.Username, u.PasswordHash, string(u.Role), now, now).Scan(&u.ID)
 	if database.IsUniqueViolation(err) {
 		return User{}, fmt.Errorf("create user %q: %w", nu.Username, ErrDuplicateUsername)
@@ -95,6 +118,8 @@ func (s *SQLStore) Create(ctx context.Context, nu NewUser) (User, error) {
 
 // ByID implements Store.
 func (s *SQLStore) ByID(ctx context.Context, id int64) (User, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	u, err := scanUser(s.db.SQL.QueryRowContext(ctx, s.byID, id))
 	if err != nil {
 		return User{}, fmt.Errorf("user %d: %w", id, err)
@@ -104,6 +129,8 @@ func (s *SQLStore) ByID(ctx context.Context, id int64) (User, error) {
 
 // ByUsername implements Store.
 func (s *SQLStore) ByUsername(ctx context.Context, name string) (User, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	u, err := scanUser(s.db.SQL.QueryRowContext(ctx, s.byUsername, name))
 	if err != nil {
 		return User{}, fmt.Errorf("user %q: %w", name, err)
@@ -119,6 +146,8 @@ func (s *SQLStore) List(ctx context.Context, opts ListOptions) ([]User, error) {
 		limit = int64(opts.Limit)
 	}
 	offset := int64(max(opts.Offset, 0))
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	rows, err := s.db.SQL.QueryContext(ctx, s.list, pattern, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
@@ -145,6 +174,8 @@ func escapeLike(s string) string {
 
 // Count implements Store.
 func (s *SQLStore) Count(ctx context.Context) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var n int
 	if err := s.db.SQL.QueryRowContext(ctx, s.count).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count users: %w", err)
@@ -180,6 +211,8 @@ func (s *SQLStore) SetSessionsValidAfter(ctx context.Context, id int64, t time.T
 // update runs one of the UPDATE queries, which all take (value, updated_at,
 // id), and reports ErrNotFound when no row has the ID.
 func (s *SQLStore) update(ctx context.Context, query string, id int64, value any) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	res, err := s.db.SQL.ExecContext(ctx, query, value, normTime(s.now()), id)
 	if err != nil {
 		return err
@@ -196,6 +229,8 @@ func (s *SQLStore) update(ctx context.Context, query string, id int64, value any
 
 // Ping implements Store.
 func (s *SQLStore) Ping(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.db.Ping(ctx)
 }
 

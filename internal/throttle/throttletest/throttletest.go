@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/throttle"
 )
 
@@ -36,10 +37,11 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) throttl
 
 	// build returns a store on a fresh fake clock and a key prefix no other
 	// case uses.
-	build := func(t *testing.T) (throttle.Store, *Clock, string) {
+	build := func(t *testing.T) (throttle.Store, *testkit.Clock, string) {
 		t.Helper()
 		t.Parallel()
-		clk := NewClock(time.Now())
+		// On the millisecond, as stores count, so waits come out exact.
+		clk := testkit.NewClock(time.Now().Truncate(time.Millisecond))
 		return newStore(t, clk.Now), clk, NewKey(t) + ":"
 	}
 
@@ -287,28 +289,6 @@ func expectReset(t *testing.T, s throttle.Store, key string) {
 	if err := s.Reset(context.Background(), key); err != nil {
 		t.Fatalf("Reset: %v", err)
 	}
-}
-
-// Clock is a fake clock, safe for concurrent use, that moves only when told.
-type Clock struct {
-	base   time.Time
-	offset atomic.Int64
-}
-
-// NewClock returns a Clock stopped at start, truncated to the millisecond
-// as stores count.
-func NewClock(start time.Time) *Clock {
-	return &Clock{base: start.Truncate(time.Millisecond)}
-}
-
-// Now returns the clock's time; pass it to the store as its clock.
-func (c *Clock) Now() time.Time {
-	return c.base.Add(time.Duration(c.offset.Load()))
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.offset.Add(int64(d))
 }
 
 // NewKey returns a random string to make keys no other test uses.
