@@ -63,8 +63,8 @@ type Hasher interface {
 
 // Throttle holds the attempt counters shared by all replicas.
 type Throttle interface {
-	Check(ctx context.Context, key string, p throttle.Policy) (time.Duration, error)
-	Fail(ctx context.Context, key string, p throttle.Policy) (time.Duration, error)
+	Attempt(ctx context.Context, key string, p throttle.Policy) (time.Duration, error)
+	Forgive(ctx context.Context, key string, p throttle.Policy) error
 	Reset(ctx context.Context, key string) error
 }
 

@@ -51,6 +51,9 @@ type rigOptions struct {
 	loginPolicy throttle.Policy
 	// signupPolicy replaces the default sign-up throttling policy.
 	signupPolicy throttle.Policy
+	// throttle replaces the in-process attempt counters (with Redis ones,
+	// say, to make them fail).
+	throttle func(now func() time.Time) throttle.Store
 }
 
 // rig is one Hallpass process as the use cases see it: a SQLite user
@@ -64,7 +67,7 @@ type rig struct {
 	users    *user.SQLStore
 	audit    *audit.SQLStore
 	hasher   *password.Hasher
-	throttle *throttle.MemoryStore
+	throttle throttle.Store
 	store    *session.MemoryStore
 	sessions *session.Manager
 	svc      *account.Service
@@ -96,6 +99,9 @@ func newRig(t *testing.T, opts rigOptions) *rig {
 		hasher:   password.NewHasher(testHashParams, 4),
 		throttle: throttle.NewMemoryStore(clock.Now),
 		store:    session.NewMemoryStore(session.StoreOptions(idleTimeout, lifetime, clock.Now)),
+	}
+	if opts.throttle != nil {
+		r.throttle = opts.throttle(clock.Now)
 	}
 	// The manager and the service need each other: the manager asks the
 	// service's CheckSession when it refreshes a session.

@@ -54,14 +54,27 @@ func (s *Service) ChangePassword(ctx context.Context, a Actor, current, plain, c
 	if err != nil {
 		return unavailable(DepDatabase, err)
 	}
+	// The current-password check is a password check like sign-in's, on
+	// the same counters: a stolen cookie must not buy unlimited guesses.
+	account, client := accountKey(u.Username), clientKey(a.IP)
+	if err := s.reserve(ctx, s.loginPolicy, account, client); err != nil {
+		if errors.Is(err, ErrThrottled) {
+			s.metrics.Throttled("password")
+		}
+		return err
+	}
 	hctx, cancel := s.hashContext(ctx)
 	defer cancel()
 	ok, _, err = s.hasher.Verify(hctx, current, u.PasswordHash)
 	if err != nil && !errors.Is(err, password.ErrTooLong) {
+		s.giveBack(ctx, s.loginPolicy, account, client)
 		return unavailable(DepHashing, err)
 	}
 	fields := map[Field]string{}
-	if !ok {
+	if ok {
+		s.clearAccount(ctx, account, client)
+	} else {
+		s.record(ctx, a, audit.Event{Action: audit.PasswordChangeFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "wrong current password"})
 		fields[FieldCurrentPassword] = "That is not your current password."
 	}
 	checkNewPassword(fields, FieldPassword, plain, confirm)

@@ -30,12 +30,23 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 	if !utf8.ValidString(username) || len(username) > user.MaxUsernameLength {
 		username = "" // no such user; the work below is the same
 	}
-	accountKey, clientKey := loginKeys(username, a.IP)
-	if wait := s.waitFor(ctx, s.loginPolicy, accountKey, clientKey); wait > 0 {
+	account, client := accountKey(username), clientKey(a.IP)
+	var throttled *ThrottledError
+	switch err := s.reserve(ctx, s.loginPolicy, account, client); {
+	case errors.As(err, &throttled):
 		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetName: username, Detail: "throttled"})
 		s.metrics.Throttled("login")
 		s.metrics.Login("throttled")
-		return user.User{}, &ThrottledError{Wait: wait}
+		return user.User{}, err
+	case err != nil:
+		s.metrics.Login("unavailable")
+		return user.User{}, err
+	}
+	// From here every way out either leaves the attempt counted (a wrong
+	// password) or gives it back (a right one, or one never checked).
+	notChecked := func(err error) (user.User, error) {
+		s.giveBack(ctx, s.loginPolicy, account, client)
+		return user.User{}, err
 	}
 
 	u, err := s.users.ByUsername(ctx, username)
@@ -44,14 +55,13 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 		hctx, cancel := s.hashContext(ctx)
 		defer cancel()
 		if err := s.hasher.VerifyDummy(hctx, plain); errors.Is(err, password.ErrBusy) {
-			return user.User{}, unavailable(DepHashing, err)
+			return notChecked(unavailable(DepHashing, err))
 		}
 		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetName: username, Detail: "unknown user"})
 		s.metrics.Login("failed")
-		s.countFailure(ctx, s.loginPolicy, accountKey, clientKey)
 		return user.User{}, ErrBadCredentials
 	case err != nil:
-		return user.User{}, unavailable(DepDatabase, err)
+		return notChecked(unavailable(DepDatabase, err))
 	}
 	hctx, cancel := s.hashContext(ctx)
 	defer cancel()
@@ -60,21 +70,18 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 	case errors.Is(err, password.ErrTooLong):
 		ok = false
 	case err != nil:
-		return user.User{}, unavailable(DepHashing, err)
+		return notChecked(unavailable(DepHashing, err))
 	}
 	if !ok {
 		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "wrong password"})
 		s.metrics.Login("failed")
-		s.countFailure(ctx, s.loginPolicy, accountKey, clientKey)
 		return user.User{}, ErrBadCredentials
 	}
+	s.clearAccount(ctx, account, client)
 	if u.Disabled {
 		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "account disabled"})
 		s.metrics.Login("disabled")
 		return user.User{}, ErrDisabled
-	}
-	if err := s.throttle.Reset(ctx, accountKey); err != nil {
-		s.log.LogAttrs(ctx, slog.LevelWarn, "throttle reset failed", slog.Any("error", err))
 	}
 	if rehash {
 		s.upgradeHash(ctx, u, plain)
@@ -150,18 +157,21 @@ func (s *Service) SignOut(ctx context.Context, a Actor) error {
 	return nil
 }
 
-// SignUp creates an account for a visitor and signs them in. Sign-ups are
-// counted per client address, successful or not, and slowed down past the
-// sign-up policy (ErrThrottled). Bad input is a ValidationError.
+// SignUp creates an account for a visitor and signs them in. Sign-up
+// attempts are counted per client address, successful or not, and slowed
+// down past the sign-up policy (ErrThrottled). Bad input is a
+// ValidationError.
 func (s *Service) SignUp(ctx context.Context, a Actor, username, plain, confirm string) (user.User, error) {
-	signupKey := "signup:ip:" + a.IP
-	if wait := s.waitFor(ctx, s.signupPolicy, signupKey); wait > 0 {
+	// Every attempt counts against the address, refused or not, taken
+	// atomically before any work, so nobody can probe for taken usernames,
+	// or fill the hashing slots, without being slowed down.
+	switch err := s.reserve(ctx, s.signupPolicy, signupKey(a.IP)); {
+	case errors.Is(err, ErrThrottled):
 		s.metrics.Throttled("signup")
-		return user.User{}, &ThrottledError{Wait: wait}
+		return user.User{}, err
+	case err != nil:
+		return user.User{}, err
 	}
-	// Every attempt counts against the address, refused or not, so nobody
-	// can probe for taken usernames without being slowed down.
-	s.countFailure(ctx, s.signupPolicy, signupKey)
 	username = strings.TrimSpace(username)
 	fields := map[Field]string{}
 	if err := user.ValidateUsername(username); err != nil {

@@ -4,38 +4,72 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"time"
 
+	"github.com/hallpass/hallpass/internal/clientip"
 	"github.com/hallpass/hallpass/internal/throttle"
 )
 
-// loginKeys are the counters a sign-in attempt is judged by: the account
-// (lower-cased, so case variants share it) and the client address.
-func loginKeys(username, ip string) (account, client string) {
-	return "login:user:" + strings.ToLower(username), "login:ip:" + ip
+// DepThrottle names the attempt counters in an UnavailableError.
+const DepThrottle = "attempt counters"
+
+// accountKey is the counter of attempts at one account's password: sign-in
+// and the password change share it. Lower-cased, so case variants share it.
+func accountKey(username string) string {
+	return "login:user:" + strings.ToLower(username)
 }
 
-// waitFor returns the longest wait in force on any of keys. Throttling
-// fails open: a counter store that cannot answer is logged, and the attempt
-// goes on.
-func (s *Service) waitFor(ctx context.Context, p throttle.Policy, keys ...string) time.Duration {
-	var wait time.Duration
-	for _, k := range keys {
-		w, err := s.throttle.Check(ctx, k, p)
+// clientKey is the counter of sign-in attempts from one client: its IPv4
+// address, or its IPv6 /64.
+func clientKey(ip string) string {
+	return "login:ip:" + clientip.ThrottleKey(ip)
+}
+
+// signupKey is the counter of sign-ups from one client.
+func signupKey(ip string) string {
+	return "signup:ip:" + clientip.ThrottleKey(ip)
+}
+
+// reserve takes one attempt on every key under p before any password is
+// checked, atomically per key and on every replica at once (Throttle.Attempt
+// counts the attempt as a failure right away), so parallel guesses get no
+// more checks than sequential ones. If any key must wait, the attempts
+// already taken are given back and a ThrottledError says how long. It fails
+// closed: a counter that cannot be read or written is ErrUnavailable, and
+// the caller must not check the password, or a broken throttle would be an
+// unlimited password oracle.
+func (s *Service) reserve(ctx context.Context, p throttle.Policy, keys ...string) error {
+	for i, k := range keys {
+		wait, err := s.throttle.Attempt(ctx, k, p)
 		if err != nil {
-			s.log.LogAttrs(ctx, slog.LevelWarn, "throttle check failed", slog.Any("error", err))
-			continue
+			s.giveBack(ctx, p, keys[:i]...)
+			return unavailable(DepThrottle, err)
 		}
-		wait = max(wait, w)
+		if wait > 0 {
+			s.giveBack(ctx, p, keys[:i]...)
+			return &ThrottledError{Wait: wait}
+		}
 	}
-	return wait
+	return nil
 }
 
-// countFailure records a failed attempt on every key.
-func (s *Service) countFailure(ctx context.Context, p throttle.Policy, keys ...string) {
+// giveBack returns attempts reserve took that turned out not to be guesses:
+// the password was right, or was never checked. A failure is logged: the
+// count then stays one higher, the safe direction.
+func (s *Service) giveBack(ctx context.Context, p throttle.Policy, keys ...string) {
 	for _, k := range keys {
-		if _, err := s.throttle.Fail(ctx, k, p); err != nil {
-			s.log.LogAttrs(ctx, slog.LevelWarn, "throttle record failed", slog.Any("error", err))
+		if err := s.throttle.Forgive(ctx, k, p); err != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "throttle forgive failed", slog.Any("error", err))
 		}
+	}
+}
+
+// clearAccount forgets an account's failures once its password was given
+// right; the client's other attempts still count.
+func (s *Service) clearAccount(ctx context.Context, account, client string) {
+	if err := s.throttle.Reset(ctx, account); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "throttle reset failed", slog.Any("error", err))
+	}
+	if client != "" {
+		s.giveBack(ctx, s.loginPolicy, client)
 	}
 }

@@ -39,6 +39,9 @@ const (
 	// PasswordChanged is a user's password replaced, by them or an
 	// administrator.
 	PasswordChanged Action = "password.changed"
+	// PasswordChangeFailed is a refused password change: the current
+	// password given was wrong. The actor is the signed-in session's user.
+	PasswordChangeFailed Action = "password.change_failed"
 	// UserDisabled is an account disabled by an administrator.
 	UserDisabled Action = "user.disabled"
 	// UserEnabled is a disabled account enabled again.

@@ -172,3 +172,24 @@ func parseAddr(s string) (netip.Addr, bool) {
 	}
 	return addr.Unmap().WithZone(""), true
 }
+
+// ThrottleKey is the part of a client address that attempt counters count
+// by: the address itself for IPv4, and its /64 network for IPv6, where one
+// client commonly holds a whole /64 and could otherwise take a fresh address
+// — and a fresh budget — for every attempt. An address that does not parse
+// is returned as it is.
+func ThrottleKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	addr = addr.Unmap()
+	if addr.Is4() {
+		return addr.String()
+	}
+	prefix, err := addr.WithZone("").Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return prefix.String()
+}

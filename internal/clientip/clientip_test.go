@@ -172,3 +172,19 @@ func TestClientIPLongForgedHeader(t *testing.T) {
 		t.Errorf("ClientIP = %q, want 198.51.100.7", got)
 	}
 }
+
+func TestThrottleKeyCountsIPv6ClientsPerSlash64(t *testing.T) {
+	for _, tc := range []struct{ ip, want string }{
+		{"203.0.113.9", "203.0.113.9"},
+		{"::ffff:203.0.113.9", "203.0.113.9"},
+		{"2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"fe80::1%eth0", "fe80::/64"},
+		{"not an address", "not an address"},
+	} {
+		if got := clientip.ThrottleKey(tc.ip); got != tc.want {
+			t.Errorf("ThrottleKey(%q) = %q, want %q", tc.ip, got, tc.want)
+		}
+	}
+}

@@ -85,6 +85,12 @@ func (m *MemoryStore) Fail(_ context.Context, key string, p Policy) (time.Durati
 	id := sha256.Sum256([]byte(key))
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.failLocked(now, id, p), nil
+}
+
+// failLocked counts one failure of the key with id and returns the wait now
+// in force.
+func (m *MemoryStore) failLocked(now time.Time, id [32]byte, p Policy) time.Duration {
 	m.pruneLocked(now)
 	e, ok := m.keys[id]
 	if !ok {
@@ -109,7 +115,51 @@ func (m *MemoryStore) Fail(_ context.Context, key string, p Policy) (time.Durati
 	e.until = until
 	e.forget = until.Add(p.Window)
 	heap.Fix(&m.byForget, e.index)
-	return until.Sub(now), nil
+	return until.Sub(now)
+}
+
+// Attempt reserves one attempt of key under p, as scripts/attempt.lua
+// does in Redis: the wait in force, counting nothing; or zero, with the
+// attempt counted as a failure before the caller checks anything. Both
+// happen under one lock, so parallel attempts each take their own place.
+func (m *MemoryStore) Attempt(_ context.Context, key string, p Policy) (time.Duration, error) {
+	if err := p.Validate(); err != nil {
+		return 0, fmt.Errorf("throttle: attempt: %w", err)
+	}
+	now := m.now()
+	id := sha256.Sum256([]byte(key))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.keys[id]; ok && now.Before(e.until) {
+		return min(e.until.Sub(now), p.MaxDelay), nil
+	}
+	m.failLocked(now, id, p)
+	return 0, nil
+}
+
+// Forgive gives back one attempt that Attempt counted, as
+// scripts/forgive.lua does: the count drops by one, and a wait the count no
+// longer justifies is lifted.
+func (m *MemoryStore) Forgive(_ context.Context, key string, p Policy) error {
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("throttle: forgive: %w", err)
+	}
+	now := m.now()
+	id := sha256.Sum256([]byte(key))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.keys[id]
+	if !ok || !now.Before(e.forget) {
+		return nil
+	}
+	e.n--
+	switch {
+	case e.n <= 0:
+		m.removeLocked(e)
+	case e.n <= p.Limit:
+		e.until = time.Time{}
+	}
+	return nil
 }
 
 // Reset forgets key's failures and lifts its wait.

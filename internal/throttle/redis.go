@@ -16,8 +16,16 @@ import (
 // dead or hung Redis gives an error instead of a stuck sign-in.
 const defaultOpTimeout = 2 * time.Second
 
-//go:embed scripts/fail.lua
-var failLua string
+var (
+	//go:embed scripts/lib.lua
+	libLua string
+	//go:embed scripts/fail.lua
+	failLua string
+	//go:embed scripts/attempt.lua
+	attemptLua string
+	//go:embed scripts/forgive.lua
+	forgiveLua string
+)
 
 // RedisStore keeps failure counts in Redis, shared by every replica. Each
 // key becomes two Redis keys named after its SHA-256 (base64url), so no user
@@ -38,9 +46,9 @@ var failLua string
 // Check is one GET; Fail is one script (scripts/fail.lua), atomic across
 // replicas; Reset is one DEL.
 type RedisStore struct {
-	pool *redis.Pool
-	now  func() time.Time
-	fail *redis.Script
+	pool                   *redis.Pool
+	now                    func() time.Time
+	fail, attempt, forgive *redis.Script
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -51,7 +59,13 @@ func NewRedisStore(pool *redis.Pool, now func() time.Time) *RedisStore {
 	if now == nil {
 		now = time.Now
 	}
-	return &RedisStore{pool: pool, now: now, fail: redis.NewScript(2, failLua)}
+	return &RedisStore{
+		pool:    pool,
+		now:     now,
+		fail:    redis.NewScript(2, libLua+failLua),
+		attempt: redis.NewScript(2, libLua+attemptLua),
+		forgive: redis.NewScript(2, libLua+forgiveLua),
+	}
 }
 
 // Check returns the wait in force for key: one GET. The wait is capped at
@@ -95,6 +109,40 @@ func (s *RedisStore) Fail(ctx context.Context, key string, p Policy) (time.Durat
 		return 0, err
 	}
 	return time.Duration(wait) * time.Millisecond, nil
+}
+
+// Attempt reserves one attempt of key under p in one script
+// (scripts/attempt.lua): the wait in force, counting nothing, or zero with
+// the attempt counted as a failure.
+func (s *RedisStore) Attempt(ctx context.Context, key string, p Policy) (time.Duration, error) {
+	if err := p.Validate(); err != nil {
+		return 0, fmt.Errorf("throttle: attempt: %w", err)
+	}
+	count, blocked := redisKeys(key)
+	var wait int64
+	err := s.with(ctx, "attempt", func(ctx context.Context, c redis.Conn) (err error) {
+		wait, err = redis.Int64(s.attempt.DoContext(ctx, c, count, blocked,
+			s.now().UnixMilli(), p.Limit, p.Window.Milliseconds(),
+			p.BaseDelay.Milliseconds(), p.MaxDelay.Milliseconds()))
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(wait) * time.Millisecond, nil
+}
+
+// Forgive gives back one attempt that Attempt counted, in one script
+// (scripts/forgive.lua).
+func (s *RedisStore) Forgive(ctx context.Context, key string, p Policy) error {
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("throttle: forgive: %w", err)
+	}
+	count, blocked := redisKeys(key)
+	return s.with(ctx, "forgive", func(ctx context.Context, c redis.Conn) error {
+		_, err := s.forgive.DoContext(ctx, c, count, blocked, s.now().UnixMilli(), p.Limit)
+		return err
+	})
 }
 
 // Reset forgets key's failures and lifts its wait: one DEL.

@@ -294,3 +294,54 @@ func checkFailsFast(t *testing.T, name string, op func() error) {
 		t.Errorf("%s took %s to fail, want at most 2s", name, took)
 	}
 }
+
+// TestRedisStoreRefusesToCountWhenRedisCannotWrite makes Redis unable to
+// keep a count — full (maxmemory with noeviction), and read-only (a replica)
+// — and checks that Attempt and Fail report an error instead of an allowed
+// attempt, so the caller can fail closed: a throttle that silently stops
+// counting is an unlimited password oracle.
+func TestRedisStoreRefusesToCountWhenRedisCannotWrite(t *testing.T) {
+	srv := testsvc.StartRedis(t)
+	s := throttle.NewRedisStore(newRedisPool(t, srv.URL), nil)
+	conn := srv.Conn(t)
+	ctx := context.Background()
+	p := throttle.DefaultLoginPolicy()
+	// Loads the scripts while Redis can still take them.
+	if _, err := s.Attempt(ctx, "login:user:warm-up", p); err != nil {
+		t.Fatal(err)
+	}
+	cannotWrite := func(how string) {
+		t.Helper()
+		if w, err := s.Attempt(ctx, "login:user:alice", p); err == nil {
+			t.Errorf("%s: Attempt allowed the attempt (wait %v), want an error", how, w)
+		}
+		if _, err := s.Fail(ctx, "login:user:alice", p); err == nil {
+			t.Errorf("%s: Fail reported success, want an error", how)
+		}
+		if err := s.Forgive(ctx, "login:user:warm-up", p); err == nil {
+			t.Errorf("%s: Forgive reported success, want an error", how)
+		}
+	}
+
+	for _, cmd := range [][]any{{"maxmemory-policy", "noeviction"}, {"maxmemory", "1"}} {
+		if _, err := conn.Do("CONFIG", append([]any{"SET"}, cmd...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cannotWrite("Redis at maxmemory")
+	if _, err := conn.Do("CONFIG", "SET", "maxmemory", "0"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A replica of a primary that is not there: read-only, never synced.
+	if _, err := conn.Do("REPLICAOF", "127.0.0.1", testsvc.FreePort(t)); err != nil {
+		t.Fatal(err)
+	}
+	cannotWrite("Redis read-only")
+	if _, err := conn.Do("REPLICAOF", "NO", "ONE"); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := s.Attempt(ctx, "login:user:alice", p); err != nil || w != 0 {
+		t.Fatalf("after Redis could write again: Attempt = %v, %v; want an allowed attempt", w, err)
+	}
+}

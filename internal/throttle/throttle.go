@@ -22,20 +22,22 @@
 //
 // # Using it at login
 //
-// Before checking a password, Check the account key and the IP key; if
-// either has a wait in force, refuse with the usual generic "wrong user name
-// or password" message (and a Retry-After), without checking the password
-// and without calling Fail, so hammering a blocked key does not lengthen its
-// wait. After a wrong password, Fail both keys. After a right one, Reset the
-// account key (not the IP key: one good account must not launder an IP's
-// guesses at others).
+// Before checking a password, reserve the attempt with Attempt on the account
+// key and the IP key: if either has a wait in force, refuse with a
+// Retry-After, without checking the password (and give back the other key's
+// reservation with Forgive). Attempt counts the attempt as a failure before
+// the check, atomically, so parallel guesses cannot all slip through between
+// a check and a count. After a wrong password, nothing more is needed. After
+// a right one, Reset the account key and Forgive the IP key: the IP gets back
+// only the attempt that succeeded, so one good account cannot launder an
+// IP's guesses at others.
 //
 // # When the store fails
 //
-// Store errors (Redis down or slow) are returned, wrapped; the caller decides
-// whether to fail open or closed. The web layer should fail open on them for
-// throttling, and log it: a Redis outage must not lock everyone out, and
-// sessions live in the same Redis, so sign-in answers 503 anyway. An invalid
+// Store errors (Redis down, read-only, out of memory, slow) are returned,
+// wrapped; the caller must fail closed on them: refuse the attempt (503)
+// without checking the password, or a throttle that cannot count becomes an
+// unlimited password oracle. An invalid
 // Policy is a programming error, reported as ErrInvalidPolicy before any I/O:
 // validate policies at start-up, because failing open on it would silently
 // turn throttling off.
@@ -146,6 +148,19 @@ type Store interface {
 	// Fail records one failure of key under p and returns the wait now in
 	// force for it: zero while the key is within p.Limit.
 	Fail(ctx context.Context, key string, p Policy) (retryAfter time.Duration, err error)
+	// Attempt reserves one attempt of key under p in one atomic step:
+	// while a wait is in force it returns that wait and counts nothing;
+	// otherwise it counts the attempt as a failure at once and returns
+	// zero. Counting before the caller checks the password is what makes
+	// the limit hold under concurrency, on any number of replicas: at most
+	// p.Limit+1 attempts reach the check before a wait starts, however many
+	// arrive at once. Give a successful attempt back with Forgive (or
+	// Reset).
+	Attempt(ctx context.Context, key string, p Policy) (retryAfter time.Duration, err error)
+	// Forgive gives back one attempt Attempt counted, for an attempt that
+	// succeeded: the count drops by one, and a wait the count no longer
+	// justifies is lifted.
+	Forgive(ctx context.Context, key string, p Policy) error
 	// Reset forgets key's failures and lifts its wait, as after a
 	// successful sign-in to the account key names.
 	Reset(ctx context.Context, key string) error

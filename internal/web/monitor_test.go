@@ -81,10 +81,11 @@ func TestLoginIsOneSessionStoreRoundTrip(t *testing.T) {
 	if len(session) != 1 || session[0].name != "evalsha" || !strings.HasPrefix(session[0].key, "hp:s:") {
 		t.Errorf("a login sent the session store %+v, want one script call (create + index + limit)", session)
 	}
-	// The attempt counters: a check of the account and of the address, and
-	// a reset of the account's failures.
-	if len(throttle) != 3 {
-		t.Errorf("a login sent the attempt counters %+v, want 3 commands", throttle)
+	// The attempt counters: an attempt reserved on the account and on the
+	// address (one script each, atomic), then, the password being right,
+	// the account's failures reset and the address's attempt given back.
+	if len(throttle) != 4 {
+		t.Errorf("a login sent the attempt counters %+v, want 4 commands", throttle)
 	}
 	cmds := clientCommands(t, ts, func() { b.get("/") })
 	if len(cmds) != 1 || cmds[0].name != "get" {

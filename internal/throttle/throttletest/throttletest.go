@@ -216,6 +216,84 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) throttl
 		expectFail(t, s, key, p, 1024*time.Second)
 	})
 
+	t.Run("AttemptCountsBeforeTheCheckAndWaitsPastTheLimit", func(t *testing.T) {
+		// Sequentially, Limit+1 attempts get through (the last one starts
+		// the wait, as the failure it is counted as does); then the key
+		// waits, and a refused attempt counts nothing.
+		s, clk, prefix := build(t)
+		key := prefix + "login:user:alice"
+		for range policy.Limit + 1 {
+			expectAttempt(t, s, key, policy, 0)
+		}
+		expectAttempt(t, s, key, policy, policy.BaseDelay)
+		expectAttempt(t, s, key, policy, policy.BaseDelay)
+		clk.Advance(policy.BaseDelay)
+		expectAttempt(t, s, key, policy, 0)
+		// That was failure Limit+2: the wait doubles, no more.
+		expectCheck(t, s, key, policy, 2*policy.BaseDelay)
+	})
+
+	t.Run("ConcurrentAttemptsNeverGetPastThePolicy", func(t *testing.T) {
+		// 200 attempts at once, as an attacker with many connections to
+		// every replica sends them: exactly Limit+1 get through.
+		s, _, prefix := build(t)
+		key := prefix + "login:user:alice"
+		const n = 200
+		var allowed, failed atomic.Int32
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				w, err := s.Attempt(context.Background(), key, policy)
+				switch {
+				case err != nil:
+					t.Errorf("Attempt: %v", err)
+					failed.Add(1)
+				case w == 0:
+					allowed.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if failed.Load() > 0 {
+			t.FailNow()
+		}
+		if got, want := int(allowed.Load()), policy.Limit+1; got != want {
+			t.Fatalf("%d of %d concurrent attempts got through; the policy allows %d", got, n, want)
+		}
+	})
+
+	t.Run("ForgiveGivesBackOnlyTheAttemptThatSucceeded", func(t *testing.T) {
+		s, _, prefix := build(t)
+		key := prefix + "login:ip:203.0.113.9"
+		for range policy.Limit {
+			expectAttempt(t, s, key, policy, 0)
+		}
+		expectForgive(t, s, key, policy) // one of them succeeded
+		// One more attempt than otherwise before the wait, not more.
+		expectAttempt(t, s, key, policy, 0)
+		expectAttempt(t, s, key, policy, 0)
+		expectAttempt(t, s, key, policy, policy.BaseDelay)
+	})
+
+	t.Run("ForgiveLiftsAWaitTheCountNoLongerJustifies", func(t *testing.T) {
+		// Limit-1 failures, then two attempts at once: the second starts a
+		// wait; the first succeeds and is given back, so the count is at the
+		// limit again and nothing justifies a wait.
+		s, _, prefix := build(t)
+		key := prefix + "login:ip:203.0.113.9"
+		failN(t, s, key, policy, policy.Limit-1)
+		expectAttempt(t, s, key, policy, 0)
+		expectAttempt(t, s, key, policy, 0)
+		expectCheck(t, s, key, policy, policy.BaseDelay)
+		expectForgive(t, s, key, policy)
+		expectCheck(t, s, key, policy, 0)
+		// A key with nothing counted stays that way.
+		other := prefix + "login:ip:198.51.100.1"
+		expectForgive(t, s, other, policy)
+		expectCheck(t, s, other, policy, 0)
+		failN(t, s, other, policy, policy.Limit)
+	})
+
 	t.Run("AnInvalidPolicyIsRefused", func(t *testing.T) {
 		s, _, prefix := build(t)
 		key := prefix + "login:user:alice"
@@ -229,6 +307,12 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) throttl
 			}
 			if _, err := s.Fail(context.Background(), key, p); !errors.Is(err, throttle.ErrInvalidPolicy) {
 				t.Errorf("Fail with %+v: err = %v, want ErrInvalidPolicy", p, err)
+			}
+			if _, err := s.Attempt(context.Background(), key, p); !errors.Is(err, throttle.ErrInvalidPolicy) {
+				t.Errorf("Attempt with %+v: err = %v, want ErrInvalidPolicy", p, err)
+			}
+			if err := s.Forgive(context.Background(), key, p); !errors.Is(err, throttle.ErrInvalidPolicy) {
+				t.Errorf("Forgive with %+v: err = %v, want ErrInvalidPolicy", p, err)
 			}
 		}
 		// Nothing was recorded.
@@ -270,6 +354,24 @@ func expectFail(t *testing.T, s throttle.Store, key string, p throttle.Policy, w
 	}
 	if got != want {
 		t.Fatalf("Fail = %s, want %s", got, want)
+	}
+}
+
+func expectAttempt(t *testing.T, s throttle.Store, key string, p throttle.Policy, want time.Duration) {
+	t.Helper()
+	got, err := s.Attempt(context.Background(), key, p)
+	if err != nil {
+		t.Fatalf("Attempt(%q): %v", key, err)
+	}
+	if got != want {
+		t.Fatalf("Attempt(%q) = %v, want %v", key, got, want)
+	}
+}
+
+func expectForgive(t *testing.T, s throttle.Store, key string, p throttle.Policy) {
+	t.Helper()
+	if err := s.Forgive(context.Background(), key, p); err != nil {
+		t.Fatalf("Forgive(%q): %v", key, err)
 	}
 }
 
