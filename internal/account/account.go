@@ -63,7 +63,7 @@ type Hasher interface {
 
 // Throttle holds the attempt counters shared by all replicas.
 type Throttle interface {
-	Attempt(ctx context.Context, key string, p throttle.Policy) (time.Duration, error)
+	Attempt(ctx context.Context, key string, p throttle.Policy) (throttle.Verdict, error)
 	Forgive(ctx context.Context, key string, p throttle.Policy) error
 	Reset(ctx context.Context, key string) error
 }

@@ -167,3 +167,34 @@ func TestSignInFailsClosedWhenTheCountersCannotCount(t *testing.T) {
 		t.Fatalf("sign-in once Redis is back: %v", err)
 	}
 }
+
+func TestAFloodOfThrottledAttemptsWritesAFewAuditRows(t *testing.T) {
+	r := newRig(t, rigOptions{loginPolicy: strictLogin})
+	r.createUser("alice", user.RoleUser)
+	attacker := r.newBrowser("198.51.100.66")
+	for range strictLogin.Limit + 1 {
+		attacker.signIn("alice", "wrong")
+	}
+	before := len(r.auditTrail())
+	const flood = 150
+	for i := range flood {
+		if _, err := attacker.signIn("alice", "wrong"); !errors.Is(err, account.ErrThrottled) {
+			t.Fatalf("attempt %d during the wait: %v, want ErrThrottled", i, err)
+		}
+	}
+	all := r.auditTrail() // newest first
+	rows := all[:len(all)-before]
+	// The first refusal, then the 10th and the 100th, with their counts.
+	if len(rows) != 3 {
+		t.Fatalf("%d refused attempts wrote %d audit rows, want 3: %+v", flood, len(rows), rows)
+	}
+	details := map[string]bool{}
+	for _, ev := range rows {
+		details[ev.Detail] = true
+	}
+	for _, want := range []string{"throttled", "throttled: 10 attempts refused during this wait", "throttled: 100 attempts refused during this wait"} {
+		if !details[want] {
+			t.Errorf("no audit row %q among %v", want, details)
+		}
+	}
+}

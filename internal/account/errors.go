@@ -79,6 +79,9 @@ func unavailable(dep string, err error) error {
 // ThrottledError is ErrThrottled with how long to wait.
 type ThrottledError struct {
 	Wait time.Duration
+	// Refused counts the attempts the current wait has refused, this one
+	// included.
+	Refused int
 }
 
 func (e *ThrottledError) Error() string        { return "too many attempts: wait " + e.Wait.String() }

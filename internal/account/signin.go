@@ -34,7 +34,13 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 	var throttled *ThrottledError
 	switch err := s.reserve(ctx, s.loginPolicy, account, client); {
 	case errors.As(err, &throttled):
-		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetName: username, Detail: "throttled"})
+		if worthRecording(throttled.Refused) {
+			detail := "throttled"
+			if throttled.Refused > 1 {
+				detail = "throttled: " + strconv.Itoa(throttled.Refused) + " attempts refused during this wait"
+			}
+			s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetName: username, Detail: detail})
+		}
 		s.metrics.Throttled("login")
 		s.metrics.Login("throttled")
 		return user.User{}, err

@@ -39,17 +39,28 @@ func signupKey(ip string) string {
 // unlimited password oracle.
 func (s *Service) reserve(ctx context.Context, p throttle.Policy, keys ...string) error {
 	for i, k := range keys {
-		wait, err := s.throttle.Attempt(ctx, k, p)
+		v, err := s.throttle.Attempt(ctx, k, p)
 		if err != nil {
 			s.giveBack(ctx, p, keys[:i]...)
 			return unavailable(DepThrottle, err)
 		}
-		if wait > 0 {
+		if v.Wait > 0 {
 			s.giveBack(ctx, p, keys[:i]...)
-			return &ThrottledError{Wait: wait}
+			return &ThrottledError{Wait: v.Wait, Refused: v.Refused}
 		}
 	}
 	return nil
+}
+
+// worthRecording says whether the refusal number n of one wait gets an
+// audit record: the first, then the 10th, 100th, 1000th… with the count so
+// far. A flood of refused attempts costs nothing to send, and must not cost
+// a database row each.
+func worthRecording(n int) bool {
+	for n >= 10 && n%10 == 0 {
+		n /= 10
+	}
+	return n == 1
 }
 
 // giveBack returns attempts reserve took that turned out not to be guesses:

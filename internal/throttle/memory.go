@@ -41,7 +41,9 @@ type memoryEntry struct {
 	n      int       // failures counted
 	until  time.Time // the wait in force ends
 	forget time.Time // the failures are forgotten
-	index  int       // position in byForget
+	// refused counts the attempts the current wait refused.
+	refused int
+	index   int // position in byForget
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -122,19 +124,21 @@ func (m *MemoryStore) failLocked(now time.Time, id [32]byte, p Policy) time.Dura
 // does in Redis: the wait in force, counting nothing; or zero, with the
 // attempt counted as a failure before the caller checks anything. Both
 // happen under one lock, so parallel attempts each take their own place.
-func (m *MemoryStore) Attempt(_ context.Context, key string, p Policy) (time.Duration, error) {
+func (m *MemoryStore) Attempt(_ context.Context, key string, p Policy) (Verdict, error) {
 	if err := p.Validate(); err != nil {
-		return 0, fmt.Errorf("throttle: attempt: %w", err)
+		return Verdict{}, fmt.Errorf("throttle: attempt: %w", err)
 	}
 	now := m.now()
 	id := sha256.Sum256([]byte(key))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e, ok := m.keys[id]; ok && now.Before(e.until) {
-		return min(e.until.Sub(now), p.MaxDelay), nil
+		e.refused++
+		return Verdict{Wait: min(e.until.Sub(now), p.MaxDelay), Refused: e.refused}, nil
 	}
 	m.failLocked(now, id, p)
-	return 0, nil
+	m.keys[id].refused = 0
+	return Verdict{}, nil
 }
 
 // Forgive gives back one attempt that Attempt counted, as

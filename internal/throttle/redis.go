@@ -114,22 +114,25 @@ func (s *RedisStore) Fail(ctx context.Context, key string, p Policy) (time.Durat
 // Attempt reserves one attempt of key under p in one script
 // (scripts/attempt.lua): the wait in force, counting nothing, or zero with
 // the attempt counted as a failure.
-func (s *RedisStore) Attempt(ctx context.Context, key string, p Policy) (time.Duration, error) {
+func (s *RedisStore) Attempt(ctx context.Context, key string, p Policy) (Verdict, error) {
 	if err := p.Validate(); err != nil {
-		return 0, fmt.Errorf("throttle: attempt: %w", err)
+		return Verdict{}, fmt.Errorf("throttle: attempt: %w", err)
 	}
 	count, blocked := redisKeys(key)
-	var wait int64
+	var reply []int64
 	err := s.with(ctx, "attempt", func(ctx context.Context, c redis.Conn) (err error) {
-		wait, err = redis.Int64(s.attempt.DoContext(ctx, c, count, blocked,
+		reply, err = redis.Int64s(s.attempt.DoContext(ctx, c, count, blocked,
 			s.now().UnixMilli(), p.Limit, p.Window.Milliseconds(),
 			p.BaseDelay.Milliseconds(), p.MaxDelay.Milliseconds()))
+		if err == nil && len(reply) != 2 {
+			err = fmt.Errorf("unexpected script reply %v", reply)
+		}
 		return err
 	})
 	if err != nil {
-		return 0, err
+		return Verdict{}, err
 	}
-	return time.Duration(wait) * time.Millisecond, nil
+	return Verdict{Wait: time.Duration(reply[0]) * time.Millisecond, Refused: int(reply[1])}, nil
 }
 
 // Forgive gives back one attempt that Attempt counted, in one script

@@ -341,7 +341,7 @@ func TestRedisStoreRefusesToCountWhenRedisCannotWrite(t *testing.T) {
 	if _, err := conn.Do("REPLICAOF", "NO", "ONE"); err != nil {
 		t.Fatal(err)
 	}
-	if w, err := s.Attempt(ctx, "login:user:alice", p); err != nil || w != 0 {
+	if w, err := s.Attempt(ctx, "login:user:alice", p); err != nil || w.Wait != 0 {
 		t.Fatalf("after Redis could write again: Attempt = %v, %v; want an allowed attempt", w, err)
 	}
 }

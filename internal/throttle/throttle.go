@@ -139,6 +139,17 @@ func (p Policy) delay(n int) time.Duration {
 	return min(d, p.MaxDelay)
 }
 
+// Verdict is Attempt's answer.
+type Verdict struct {
+	// Wait is how long the key must wait before its next attempt; zero
+	// means this attempt was taken (and counted).
+	Wait time.Duration
+	// Refused counts the attempts the current wait has refused, this one
+	// included (zero when the attempt was taken), so a caller can record a
+	// flood of refusals in a few lines instead of one each.
+	Refused int
+}
+
 // Store counts failures per key and says how long a key must wait.
 // throttletest.Run checks every implementation against this contract.
 type Store interface {
@@ -149,14 +160,15 @@ type Store interface {
 	// force for it: zero while the key is within p.Limit.
 	Fail(ctx context.Context, key string, p Policy) (retryAfter time.Duration, err error)
 	// Attempt reserves one attempt of key under p in one atomic step:
-	// while a wait is in force it returns that wait and counts nothing;
+	// while a wait is in force it returns that wait (and how many attempts
+	// the wait has refused) and counts nothing else;
 	// otherwise it counts the attempt as a failure at once and returns
 	// zero. Counting before the caller checks the password is what makes
 	// the limit hold under concurrency, on any number of replicas: at most
 	// p.Limit+1 attempts reach the check before a wait starts, however many
 	// arrive at once. Give a successful attempt back with Forgive (or
 	// Reset).
-	Attempt(ctx context.Context, key string, p Policy) (retryAfter time.Duration, err error)
+	Attempt(ctx context.Context, key string, p Policy) (Verdict, error)
 	// Forgive gives back one attempt Attempt counted, for an attempt that
 	// succeeded: the count drops by one, and a wait the count no longer
 	// justifies is lifted.

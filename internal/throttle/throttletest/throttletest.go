@@ -243,12 +243,12 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) throttl
 		var wg sync.WaitGroup
 		for range n {
 			wg.Go(func() {
-				w, err := s.Attempt(context.Background(), key, policy)
+				v, err := s.Attempt(context.Background(), key, policy)
 				switch {
 				case err != nil:
 					t.Errorf("Attempt: %v", err)
 					failed.Add(1)
-				case w == 0:
+				case v.Wait == 0:
 					allowed.Add(1)
 				}
 			})
@@ -259,6 +259,26 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) throttl
 		}
 		if got, want := int(allowed.Load()), policy.Limit+1; got != want {
 			t.Fatalf("%d of %d concurrent attempts got through; the policy allows %d", got, n, want)
+		}
+	})
+
+	t.Run("AttemptCountsTheRefusalsOfEachWait", func(t *testing.T) {
+		s, clk, prefix := build(t)
+		key := prefix + "login:user:alice"
+		for range policy.Limit + 1 {
+			expectAttempt(t, s, key, policy, 0)
+		}
+		for want := 1; want <= 3; want++ {
+			v, err := s.Attempt(context.Background(), key, policy)
+			if err != nil || v.Wait != policy.BaseDelay || v.Refused != want {
+				t.Fatalf("refusal %d: %+v, %v; want a wait of %v and Refused %d", want, v, err, policy.BaseDelay, want)
+			}
+		}
+		// The next wait counts its own refusals from one.
+		clk.Advance(policy.BaseDelay)
+		expectAttempt(t, s, key, policy, 0)
+		if v, err := s.Attempt(context.Background(), key, policy); err != nil || v.Refused != 1 {
+			t.Fatalf("first refusal of the next wait: %+v, %v; want Refused 1", v, err)
 		}
 	})
 
@@ -363,8 +383,8 @@ func expectAttempt(t *testing.T, s throttle.Store, key string, p throttle.Policy
 	if err != nil {
 		t.Fatalf("Attempt(%q): %v", key, err)
 	}
-	if got != want {
-		t.Fatalf("Attempt(%q) = %v, want %v", key, got, want)
+	if got.Wait != want {
+		t.Fatalf("Attempt(%q) waits %v, want %v", key, got.Wait, want)
 	}
 }
 
