@@ -5,6 +5,8 @@ import (
 	"html/template"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Funcs returns the functions the templates call, for parsing them: exact
@@ -17,7 +19,26 @@ func Funcs(now func() time.Time) template.FuncMap {
 		"fullTime":  func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04:05 UTC") },
 		"ago":       func(t time.Time) string { return RelativeTime(now(), t) },
 		"hasPrefix": strings.HasPrefix,
+		"visible":   Visible,
 	}
+}
+
+// Visible shows text that came from a client (a username typed at a failed
+// sign-in, say) with every control, formatting and bidirectional character
+// written out as \u{XXXX}, so such text cannot reorder or hide what an
+// administrator reads ("Trojan Source"-style), while ordinary letters in any
+// script stay as they are.
+func Visible(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) ||
+			unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r) {
+			fmt.Fprintf(&b, "\\u{%04X}", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // RelativeTime says how far t is from now in words: "5 minutes ago",

@@ -23,3 +23,19 @@ func TestRelativeTime(t *testing.T) {
 		}
 	}
 }
+
+func TestVisibleWritesOutControlAndBidiCharacters(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"alice", "alice"},
+		{"Zoë 山田", "Zoë 山田"},
+		{"admin\u202Egnp.exe", `admin\u{202E}gnp.exe`},
+		{"a\u200Bb", `a\u{200B}b`},
+		{"line\nbreak\x00", `line\u{000A}break\u{0000}`},
+		{"\u2066x\u2069", `\u{2066}x\u{2069}`},
+		{"bad\xffutf8", `bad\u{FFFD}utf8`},
+	} {
+		if got := Visible(tc.in); got != tc.want {
+			t.Errorf("Visible(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
