@@ -130,8 +130,8 @@ func TestCommandLineAndAdminPagesHaveTheSameEffect(t *testing.T) {
 		sameRecord(lastEvent("ann", audit.UserDisabled), lastEvent("ben", audit.UserDisabled))
 		for _, name := range []string{"ann", "ben"} {
 			res, _ := newClient(t).do(http.MethodPost, r.url+"/login", map[string][]string{"username": {name}, "password": {pw}})
-			if res.StatusCode != http.StatusForbidden {
-				t.Errorf("disabled %s signing in: %d, want 403", name, res.StatusCode)
+			if res.StatusCode != http.StatusUnauthorized {
+				t.Errorf("disabled %s signing in: %d, want 401, as for a wrong password", name, res.StatusCode)
 			}
 		}
 	})

@@ -198,3 +198,27 @@ func TestAFloodOfThrottledAttemptsWritesAFewAuditRows(t *testing.T) {
 		}
 	}
 }
+
+func TestTheRightPasswordOfADisabledAccountLooksLikeAWrongOne(t *testing.T) {
+	// A guesser who finds the password of a disabled account learns
+	// nothing: the error is answered like a wrong password's, and the
+	// counters do not reset, so the next answer does not tell either.
+	for _, last := range []string{goodPassword, "still wrong"} {
+		r := newRig(t, rigOptions{loginPolicy: strictLogin})
+		alice := r.createUser("alice", user.RoleUser)
+		if err := r.users.SetDisabled(t.Context(), alice.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		guesser := r.newBrowser("198.51.100.66")
+		for range strictLogin.Limit {
+			guesser.signIn("alice", "wrong")
+		}
+		_, err := guesser.signIn("alice", last)
+		if !errors.Is(err, account.ErrDisabled) && !errors.Is(err, account.ErrBadCredentials) {
+			t.Fatalf("guess %q: %v", last, err)
+		}
+		if _, err := guesser.signIn("alice", "next guess"); !errors.Is(err, account.ErrThrottled) {
+			t.Errorf("after the guess %q: %v, want ErrThrottled either way", last, err)
+		}
+	}
+}

@@ -83,12 +83,15 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 		s.metrics.Login("failed")
 		return user.User{}, ErrBadCredentials
 	}
-	s.clearAccount(ctx, account, client)
 	if u.Disabled {
+		// The attempt stays counted, as a wrong password's does: were the
+		// counters cleared, the next attempt's answer would tell a guesser
+		// that this password was right.
 		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "account disabled"})
 		s.metrics.Login("disabled")
 		return user.User{}, ErrDisabled
 	}
+	s.clearAccount(ctx, account, client)
 	if rehash {
 		s.upgradeHash(ctx, u, plain)
 	}

@@ -95,10 +95,10 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		http.Redirect(w, r, form.Next, http.StatusSeeOther)
-	case errors.Is(err, account.ErrBadCredentials):
+	case errors.Is(err, account.ErrBadCredentials), errors.Is(err, account.ErrDisabled):
+		// A disabled account gets the answer of a wrong password: telling
+		// them apart would confirm a guessed password to whoever guessed it.
 		fail(http.StatusUnauthorized, loginFailedMessage)
-	case errors.Is(err, account.ErrDisabled):
-		fail(http.StatusForbidden, "This account is disabled. Ask an administrator to enable it.")
 	case errors.As(err, &limited):
 		s.renderTooMany(w, r, limited, form.Next)
 	default:

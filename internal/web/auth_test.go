@@ -202,8 +202,8 @@ func TestDisabledUserCannotSignIn(t *testing.T) {
 	}
 	b := ts.newBrowser()
 	res := b.postForm("/login", url.Values{"username": {"alice"}, "password": {"correct horse battery"}})
-	if res.StatusCode != http.StatusForbidden {
-		t.Fatalf("status %d, want 403", res.StatusCode)
+	if res.StatusCode != http.StatusUnauthorized || res.text(t, "#login-error") != loginFailedMessage {
+		t.Fatalf("status %d %q, want 401 with the answer a wrong password gets", res.StatusCode, res.text(t, "#login-error"))
 	}
 	if b.sessionCookie() != "" {
 		t.Error("a disabled user got a session cookie")

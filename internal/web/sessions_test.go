@@ -281,8 +281,13 @@ func TestDisablingUserEndsSessionsAndSignIn(t *testing.T) {
 			id := strconv.FormatInt(alice.ID, 10)
 			assertRedirect(t, admin.postForm("/admin/users/"+id+"/disable", nil), "/admin/users/"+id+"?done=disabled")
 			assertEndedWith(t, b, session.EndedDisabled)
-			if res := b.postForm("/login", url.Values{"username": {"alice"}, "password": {alicePW}}); res.StatusCode != http.StatusForbidden {
-				t.Errorf("disabled user signing in: %d, want 403", res.StatusCode)
+			// A disabled account answers the right password exactly as a
+			// wrong one, so a guesser cannot tell they found it.
+			right := b.postForm("/login", url.Values{"username": {"alice"}, "password": {alicePW}})
+			wrong := b.postForm("/login", url.Values{"username": {"alice"}, "password": {"not the password"}})
+			if right.StatusCode != http.StatusUnauthorized || right.StatusCode != wrong.StatusCode || right.text(t, "#login-error") != wrong.text(t, "#login-error") {
+				t.Errorf("disabled user signing in: %d %q with the right password, %d %q with a wrong one; want the same 401",
+					right.StatusCode, right.text(t, "#login-error"), wrong.StatusCode, wrong.text(t, "#login-error"))
 			}
 			assertRedirect(t, admin.postForm("/admin/users/"+id+"/enable", nil), "/admin/users/"+id+"?done=enabled")
 			b.login("alice", alicePW)
