@@ -102,6 +102,12 @@ type Options struct {
 	// HashWait bounds how long a use case waits for a free password-hashing
 	// slot before it gives up with ErrUnavailable; zero means two seconds.
 	HashWait time.Duration
+	// HashesPerClient bounds how many password hashes one client (an IPv4
+	// address, an IPv6 /64) runs at once in this process, so one client
+	// cannot hold every hashing slot: its further requests wait their turn
+	// (at most HashWait, then ErrUnavailable). Zero means two; negative, no
+	// bound.
+	HashesPerClient int
 	// LoginPolicy and SignupPolicy say when attempts are slowed down; zero
 	// means the throttle package's defaults.
 	LoginPolicy, SignupPolicy throttle.Policy
@@ -128,6 +134,7 @@ type Service struct {
 	loginPolicy  throttle.Policy
 	signupPolicy throttle.Policy
 	outOfReach   bool
+	shares       *hashShares
 }
 
 // New returns a Service over the given dependencies.
@@ -146,6 +153,7 @@ func New(o Options) *Service {
 		loginPolicy:  o.LoginPolicy,
 		signupPolicy: o.SignupPolicy,
 		outOfReach:   o.SessionsOutOfReach,
+		shares:       &hashShares{max: cmp.Or(o.HashesPerClient, 2), clients: map[string]*clientShare{}},
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -810,13 +810,14 @@ func TestMalformedStoredHashIsABugNotAnOutage(t *testing.T) {
 var strictLogin = throttle.Policy{Limit: 3, Window: time.Minute, BaseDelay: 30 * time.Second, MaxDelay: time.Minute}
 
 // guessInParallel sends n wrong-password sign-ins for username at once,
-// each from its own browser at the attacker's address, and returns their
-// errors.
+// each from its own browser and address, and returns their errors.
 func guessInParallel(r *rig, username string, n int) []error {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		attacker := r.newBrowser("198.51.100.66")
+		// Each from an address of its own, as from a botnet: one address
+		// gets only its share of the hashing slots.
+		attacker := r.newBrowser(fmt.Sprintf("198.51.100.%d", i+1))
 		wg.Go(func() { _, errs[i] = attacker.signIn(username, fmt.Sprintf("guess number %d", i)) })
 	}
 	wg.Wait()

@@ -54,6 +54,11 @@ func (s *Service) ChangePassword(ctx context.Context, a Actor, current, plain, c
 	if err != nil {
 		return unavailable(DepDatabase, err)
 	}
+	release, err := s.takeShare(ctx, a)
+	if err != nil {
+		return err
+	}
+	defer release()
 	// The current-password check is a password check like sign-in's, on
 	// the same counters: a stolen cookie must not buy unlimited guesses.
 	account, client := accountKey(u.Username), clientKey(a.IP)

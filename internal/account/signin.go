@@ -30,6 +30,11 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 	if !utf8.ValidString(username) || len(username) > user.MaxUsernameLength {
 		username = "" // no such user; the work below is the same
 	}
+	release, err := s.takeShare(ctx, a)
+	if err != nil {
+		return user.User{}, err
+	}
+	defer release()
 	account, client := accountKey(username), clientKey(a.IP)
 	var throttled *ThrottledError
 	switch err := s.reserve(ctx, s.loginPolicy, account, client); {
@@ -171,6 +176,11 @@ func (s *Service) SignOut(ctx context.Context, a Actor) error {
 // down past the sign-up policy (ErrThrottled). Bad input is a
 // ValidationError.
 func (s *Service) SignUp(ctx context.Context, a Actor, username, plain, confirm string) (user.User, error) {
+	release, err := s.takeShare(ctx, a)
+	if err != nil {
+		return user.User{}, err
+	}
+	defer release()
 	// Every attempt counts against the address, refused or not, taken
 	// atomically before any work, so nobody can probe for taken usernames,
 	// or fill the hashing slots, without being slowed down.

@@ -255,8 +255,8 @@ func Settings() []Setting {
 			},
 		},
 		{
-			Env: "HALLPASS_MAX_SESSIONS_PER_USER", Flag: "max-sessions-per-user", Default: "0", Accepted: "whole number ≥ 0",
-			Doc: "Most concurrent sessions one account may have; 0 means no limit.",
+			Env: "HALLPASS_MAX_SESSIONS_PER_USER", Flag: "max-sessions-per-user", Default: "100", Accepted: "whole number ≥ 0",
+			Doc: "Most concurrent sessions one account may have; 0 means no limit. The default is far above what people use and stops one account (or a script with its password) from filling the session store.",
 			apply: func(c *Config, v string) error {
 				n, err := strconv.Atoi(v)
 				if err != nil || n < 0 || n > 10000 {

@@ -23,7 +23,7 @@ func TestDefaults(t *testing.T) {
 		Addr: ":8080", DatabaseURL: "sqlite:./data/hallpass.db", RedisURL: "", ReplicaID: "host-a",
 		SessionIdleTimeout: 30 * time.Minute, SessionLifetime: 12 * time.Hour, CookieSecure: true,
 		Signup: SignupOpen, LogFormat: "text", LogLevel: slog.LevelInfo,
-		MaxSessionsPerUser: 0, SessionLimitPolicy: "evict-oldest", DrainDelay: 5 * time.Second,
+		MaxSessionsPerUser: 100, SessionLimitPolicy: "evict-oldest", DrainDelay: 5 * time.Second,
 		RedisMaster: "hallpass", RedisWaitTimeout: 250 * time.Millisecond,
 	}
 	if !reflect.DeepEqual(c, want) {
