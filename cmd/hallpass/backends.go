@@ -13,6 +13,8 @@ import (
 	"github.com/hallpass/hallpass/internal/audit"
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/database"
+	"github.com/hallpass/hallpass/internal/devicetrust"
+	"github.com/hallpass/hallpass/internal/keyring"
 	"github.com/hallpass/hallpass/internal/metrics"
 	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/redisx"
@@ -108,6 +110,15 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 	if m != nil {
 		counts = m
 	}
+	var devices *devicetrust.Signer
+	if forServer {
+		key, err := keyring.Load(ctx, db, "device-cookie", devicetrust.KeySize)
+		if err != nil {
+			b.close()
+			return nil, fmt.Errorf("device-cookie key: %w", err)
+		}
+		devices = devicetrust.NewSigner(key)
+	}
 	b.account = account.New(account.Options{
 		Users:              b.userStore,
 		Sessions:           b.sessions,
@@ -120,6 +131,7 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 		LoginPolicy:        throttle.DefaultLoginPolicy(),
 		SignupPolicy:       throttle.DefaultSignupPolicy(),
 		SessionsOutOfReach: !b.shared && !forServer,
+		DeviceTrust:        devices,
 	})
 	return b, nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/audit"
+	"github.com/hallpass/hallpass/internal/devicetrust"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/throttle"
 	"github.com/hallpass/hallpass/internal/user"
@@ -111,6 +112,10 @@ type Options struct {
 	// LoginPolicy and SignupPolicy say when attempts are slowed down; zero
 	// means the throttle package's defaults.
 	LoginPolicy, SignupPolicy throttle.Policy
+	// DeviceTrust signs and checks device tokens: a browser that signed in
+	// to an account before gets an attempt budget of its own for it, so an
+	// attacker elsewhere cannot lock the owner out. Nil turns them off.
+	DeviceTrust *devicetrust.Signer
 	// SessionsOutOfReach says the session store lives inside another
 	// process (the embedded default, seen from the command line): ending a
 	// user's sessions then relies on the durable record in the user
@@ -135,6 +140,7 @@ type Service struct {
 	signupPolicy throttle.Policy
 	outOfReach   bool
 	shares       *hashShares
+	devices      *devicetrust.Signer
 }
 
 // New returns a Service over the given dependencies.
@@ -153,6 +159,7 @@ func New(o Options) *Service {
 		loginPolicy:  o.LoginPolicy,
 		signupPolicy: o.SignupPolicy,
 		outOfReach:   o.SessionsOutOfReach,
+		devices:      o.DeviceTrust,
 		shares:       &hashShares{max: cmp.Or(o.HashesPerClient, 2), clients: map[string]*clientShare{}},
 	}
 	if s.now == nil {
@@ -188,6 +195,9 @@ type Actor struct {
 	IP string
 	// Device is a readable label of the client's browser.
 	Device string
+	// DeviceToken is the device token the browser presented, if any (see
+	// Options.DeviceTrust).
+	DeviceToken string
 
 	commandLine bool
 }

@@ -2,6 +2,7 @@ package account_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/hallpass/hallpass/internal/account"
 	"github.com/hallpass/hallpass/internal/audit"
 	"github.com/hallpass/hallpass/internal/database"
+	"github.com/hallpass/hallpass/internal/devicetrust"
 	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/testkit"
@@ -122,6 +124,7 @@ func newRig(t *testing.T, opts rigOptions) *rig {
 		Replica:      "test-replica",
 		LoginPolicy:  opts.loginPolicy,
 		SignupPolicy: opts.signupPolicy,
+		DeviceTrust:  devicetrust.NewSigner([]byte(rand.Text())),
 	})
 	onStoreError := func(w http.ResponseWriter, _ *http.Request, err error) {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -237,6 +240,9 @@ type browser struct {
 	rig    *rig
 	client *http.Client
 	ip     string
+	// deviceToken is the device token the last sign-in gave this browser,
+	// as the device cookie keeps it.
+	deviceToken string
 }
 
 func (r *rig) newBrowser(ip string) *browser {
@@ -277,12 +283,12 @@ func (b *browser) do(use func(ctx context.Context)) {
 
 // visitor is the actor of b before anyone signs in on it.
 func (b *browser) visitor() account.Actor {
-	return account.Actor{IP: b.ip, Device: "Test browser"}
+	return account.Actor{IP: b.ip, Device: "Test browser", DeviceToken: b.deviceToken}
 }
 
 // as is the actor of u signed in on b.
 func (b *browser) as(u user.User) account.Actor {
-	return account.Actor{UserID: u.ID, Username: u.Username, Role: u.Role, IP: b.ip, Device: "Test browser"}
+	return account.Actor{UserID: u.ID, Username: u.Username, Role: u.Role, IP: b.ip, Device: "Test browser", DeviceToken: b.deviceToken}
 }
 
 // signIn signs in on b.
@@ -292,7 +298,14 @@ func (b *browser) signIn(username, plain string) (user.User, error) {
 		u   user.User
 		err error
 	)
-	b.do(func(ctx context.Context) { u, err = b.rig.svc.SignIn(ctx, b.visitor(), username, plain, "") })
+	b.do(func(ctx context.Context) {
+		var done account.SignedIn
+		done, err = b.rig.svc.SignIn(ctx, b.visitor(), username, plain, "")
+		u = done.User
+		if done.DeviceToken != "" {
+			b.deviceToken = done.DeviceToken
+		}
+	})
 	return u, err
 }
 

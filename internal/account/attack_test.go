@@ -87,8 +87,11 @@ func TestIPv6ClientsAreCountedPerSlash64(t *testing.T) {
 func TestPasswordChangeGuessesAreThrottledAndAudited(t *testing.T) {
 	r := newRig(t, rigOptions{loginPolicy: strictLogin})
 	alice := r.createUser("alice", user.RoleUser)
-	stolen := r.newBrowser("198.51.100.66") // a stolen cookie
+	stolen := r.newBrowser("198.51.100.66")
 	stolen.mustSignIn(alice)
+	// The session cookie was stolen and replayed elsewhere, without the
+	// device cookie that alice's browser keeps apart.
+	stolen.deviceToken = ""
 
 	change := func(current string) error {
 		var err error
@@ -220,5 +223,56 @@ func TestTheRightPasswordOfADisabledAccountLooksLikeAWrongOne(t *testing.T) {
 		if _, err := guesser.signIn("alice", "next guess"); !errors.Is(err, account.ErrThrottled) {
 			t.Errorf("after the guess %q: %v, want ErrThrottled either way", last, err)
 		}
+	}
+}
+
+// TestAnAttackerCannotLockTheOwnerOutOfTheirOwnBrowser: an attacker keeps
+// alice's shared budget used up, one wrong password each time the wait
+// ends, from addresses of their own. Alice's browser, which signed in
+// before, keeps its own budget and signs in; a browser she never used is
+// throttled like the attacker; and a stolen device token gets its device's
+// budget, not unlimited guesses.
+func TestAnAttackerCannotLockTheOwnerOutOfTheirOwnBrowser(t *testing.T) {
+	r := newRig(t, rigOptions{loginPolicy: strictLogin})
+	alice := r.createUser("alice", user.RoleUser)
+	laptop := r.newBrowser("203.0.113.10")
+	if _, err := laptop.signIn("alice", goodPassword); err != nil {
+		t.Fatal(err)
+	}
+	if laptop.deviceToken == "" {
+		t.Fatal("signing in gave the browser no device token")
+	}
+	attacker := r.newBrowser("198.51.100.66")
+	for range strictLogin.Limit + 1 {
+		attacker.signIn("alice", "wrong")
+	}
+	if _, err := attacker.signIn("alice", "wrong"); !errors.Is(err, account.ErrThrottled) {
+		t.Fatalf("the attacker's next guess: %v, want ErrThrottled", err)
+	}
+	if _, err := r.newBrowser("203.0.113.11").signIn("alice", goodPassword); !errors.Is(err, account.ErrThrottled) {
+		t.Errorf("alice from a browser she never used: %v, want ErrThrottled (the shared budget is used up)", err)
+	}
+	if _, err := laptop.signIn("alice", goodPassword); err != nil {
+		t.Errorf("alice on her own laptop while the attacker keeps the account throttled: %v, want signed in", err)
+	}
+	if info, signedIn, _ := laptop.whoami(); !signedIn || info.UserID != alice.ID {
+		t.Errorf("the laptop is not signed in as alice: %+v %v", info, signedIn)
+	}
+
+	// A token for alice is no token for bob, and a forged one counts as none.
+	r.createUser("bob", user.RoleUser)
+	thief := r.newBrowser("198.51.100.77")
+	thief.deviceToken = laptop.deviceToken
+	if _, err := thief.signIn("bob", "wrong"); !errors.Is(err, account.ErrBadCredentials) {
+		t.Fatalf("guess at bob with alice's token: %v", err)
+	}
+	checked := 0
+	for range 3 * strictLogin.Limit {
+		if _, err := thief.signIn("alice", "wrong"); errors.Is(err, account.ErrBadCredentials) {
+			checked++
+		}
+	}
+	if checked > strictLogin.Limit+1 {
+		t.Errorf("a stolen device token bought %d guesses; the device's budget is %d", checked, strictLogin.Limit+1)
 	}
 }

@@ -61,7 +61,7 @@ func (s *Service) ChangePassword(ctx context.Context, a Actor, current, plain, c
 	defer release()
 	// The current-password check is a password check like sign-in's, on
 	// the same counters: a stolen cookie must not buy unlimited guesses.
-	account, client := accountKey(u.Username), clientKey(a.IP)
+	account, client := s.attemptKeys(a, u.Username)
 	if err := s.reserve(ctx, s.loginPolicy, account, client); err != nil {
 		if errors.Is(err, ErrThrottled) {
 			s.metrics.Throttled("password")

@@ -14,6 +14,15 @@ import (
 	"github.com/hallpass/hallpass/internal/user"
 )
 
+// SignedIn is what a successful sign-in gives the browser besides its
+// session.
+type SignedIn struct {
+	User user.User
+	// DeviceToken, when device tokens are on, is a fresh token for the
+	// browser to keep (see Options.DeviceTrust).
+	DeviceToken string
+}
+
 // SignIn checks a username and password and starts a session for the
 // request of ctx, on a fresh token. In order: the attempt counters of the
 // account and of the client address (ErrThrottled); the password, with the
@@ -25,17 +34,17 @@ import (
 // endSession, when not "", is the public ID of one of the user's sessions
 // to end first, so a user at the limit can sign in in its place; it is
 // honoured only once the password is right.
-func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSession string) (user.User, error) {
+func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSession string) (SignedIn, error) {
 	username = strings.TrimSpace(username)
 	if !utf8.ValidString(username) || len(username) > user.MaxUsernameLength {
 		username = "" // no such user; the work below is the same
 	}
 	release, err := s.takeShare(ctx, a)
 	if err != nil {
-		return user.User{}, err
+		return SignedIn{}, err
 	}
 	defer release()
-	account, client := accountKey(username), clientKey(a.IP)
+	account, client := s.attemptKeys(a, username)
 	var throttled *ThrottledError
 	switch err := s.reserve(ctx, s.loginPolicy, account, client); {
 	case errors.As(err, &throttled):
@@ -48,16 +57,16 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 		}
 		s.metrics.Throttled("login")
 		s.metrics.Login("throttled")
-		return user.User{}, err
+		return SignedIn{}, err
 	case err != nil:
 		s.metrics.Login("unavailable")
-		return user.User{}, err
+		return SignedIn{}, err
 	}
 	// From here every way out either leaves the attempt counted (a wrong
 	// password) or gives it back (a right one, or one never checked).
-	notChecked := func(err error) (user.User, error) {
+	notChecked := func(err error) (SignedIn, error) {
 		s.giveBack(ctx, s.loginPolicy, account, client)
-		return user.User{}, err
+		return SignedIn{}, err
 	}
 
 	u, err := s.users.ByUsername(ctx, username)
@@ -70,7 +79,7 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 		}
 		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetName: username, Detail: "unknown user"})
 		s.metrics.Login("failed")
-		return user.User{}, ErrBadCredentials
+		return SignedIn{}, ErrBadCredentials
 	case err != nil:
 		return notChecked(unavailable(DepDatabase, err))
 	}
@@ -86,7 +95,7 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 	if !ok {
 		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "wrong password"})
 		s.metrics.Login("failed")
-		return user.User{}, ErrBadCredentials
+		return SignedIn{}, ErrBadCredentials
 	}
 	if u.Disabled {
 		// The attempt stays counted, as a wrong password's does: were the
@@ -94,7 +103,7 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 		// that this password was right.
 		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "account disabled"})
 		s.metrics.Login("disabled")
-		return user.User{}, ErrDisabled
+		return SignedIn{}, ErrDisabled
 	}
 	s.clearAccount(ctx, account, client)
 	if rehash {
@@ -104,7 +113,7 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 	if endSession != "" {
 		ended, err := s.sessions.Revoke(ctx, u.ID, endSession, session.EndedFromOtherDevice)
 		if err != nil {
-			return user.User{}, unavailable(DepSessions, err)
+			return SignedIn{}, unavailable(DepSessions, err)
 		}
 		if ended {
 			s.record(ctx, self, audit.Event{Action: audit.SessionRevoked, TargetUserID: u.ID, TargetName: u.Username,
@@ -112,9 +121,13 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 		}
 	}
 	if err := s.startSession(ctx, self, u); err != nil {
-		return user.User{}, err
+		return SignedIn{}, err
 	}
-	return u, nil
+	done := SignedIn{User: u}
+	if s.devices != nil {
+		done.DeviceToken = s.devices.Issue(u.Username)
+	}
+	return done, nil
 }
 
 // startSession signs u in on the request of ctx with a fresh token. Under

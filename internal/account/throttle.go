@@ -12,8 +12,9 @@ import (
 // DepThrottle names the attempt counters in an UnavailableError.
 const DepThrottle = "attempt counters"
 
-// accountKey is the counter of attempts at one account's password: sign-in
-// and the password change share it. Lower-cased, so case variants share it.
+// accountKey is the counter of attempts at one account's password from
+// browsers it does not know: sign-in and the password change share it.
+// Lower-cased, so case variants share it.
 func accountKey(username string) string {
 	return "login:user:" + strings.ToLower(username)
 }
@@ -22,6 +23,21 @@ func accountKey(username string) string {
 // address, or its IPv6 /64.
 func clientKey(ip string) string {
 	return "login:ip:" + clientip.ThrottleKey(ip)
+}
+
+// attemptKeys are the counters a password attempt at username is judged
+// by: the account's shared budget — or, for a browser whose device token
+// vouches that it signed in to this account before, that device's own
+// budget — and the client's address. An attacker who keeps the shared
+// budget used up, from anywhere, then cannot lock out the owner's own
+// browsers; one who steals a device token gets that device's budget only.
+func (s *Service) attemptKeys(a Actor, username string) (account, client string) {
+	if s.devices != nil && a.DeviceToken != "" {
+		if id, ok := s.devices.Verify(a.DeviceToken, username); ok {
+			return "login:device:" + id, clientKey(a.IP)
+		}
+	}
+	return accountKey(username), clientKey(a.IP)
 }
 
 // signupKey is the counter of sign-ups from one client.

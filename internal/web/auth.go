@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hallpass/hallpass/internal/account"
@@ -46,10 +47,39 @@ type signupForm struct {
 // signed-in user if any, with the client's address and device.
 func (s *Server) actor(r *http.Request) account.Actor {
 	a := account.Actor{IP: s.ClientIP.ClientIP(r), Device: device.Label(r.UserAgent())}
+	if c, err := r.Cookie(s.deviceCookieName()); err == nil {
+		a.DeviceToken = c.Value
+	}
 	if info, ok := s.Sessions.Current(r.Context()); ok {
 		a.UserID, a.Username, a.Role = info.UserID, info.Username, user.Role(info.Role)
 	}
 	return a
+}
+
+// deviceCookieLifetime is how long a browser keeps its device token: the
+// most browsers allow (Chrome caps cookies at 400 days).
+const deviceCookieLifetime = 400 * 24 * time.Hour
+
+// deviceCookieName names the device-token cookie, with the __Host- prefix
+// when cookies are Secure, like the session cookie.
+func (s *Server) deviceCookieName() string {
+	if s.CookieSecure {
+		return "__Host-hallpass-device"
+	}
+	return "hallpass-device"
+}
+
+// setDeviceCookie gives the browser the device token of its sign-in. It is
+// sent only with same-site requests (SameSite=Strict: sign-in is a form of
+// this site) and never to scripts.
+func (s *Server) setDeviceCookie(w http.ResponseWriter, token string) {
+	if token == "" {
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: s.deviceCookieName(), Value: token, Path: "/",
+		MaxAge: int(deviceCookieLifetime / time.Second), HttpOnly: true, Secure: s.CookieSecure, SameSite: http.SameSiteStrictMode,
+	})
 }
 
 // handleLoginGet handles "GET /login".
@@ -90,10 +120,11 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusUnprocessableEntity, "Enter your username and password.")
 		return
 	}
-	_, err := s.Account.SignIn(r.Context(), s.actor(r), form.Username, pw, r.PostForm.Get("end_session"))
+	done, err := s.Account.SignIn(r.Context(), s.actor(r), form.Username, pw, r.PostForm.Get("end_session"))
 	var limited *account.SessionLimitError
 	switch {
 	case err == nil:
+		s.setDeviceCookie(w, done.DeviceToken)
 		http.Redirect(w, r, form.Next, http.StatusSeeOther)
 	case errors.Is(err, account.ErrBadCredentials), errors.Is(err, account.ErrDisabled):
 		// A disabled account gets the answer of a wrong password: telling

@@ -77,12 +77,45 @@ func TestInsecureCookieModeDropsHostPrefix(t *testing.T) {
 	ts := newTestServer(t, testOptions{backend: "memory", cookieInsec: true})
 	ts.createUser("alice", "correct horse battery", user.RoleUser)
 	res := ts.newBrowser().postForm("/login", url.Values{"username": {"alice"}, "password": {"correct horse battery"}})
-	c, err := http.ParseSetCookie(res.Header.Get("Set-Cookie"))
-	if err != nil {
-		t.Fatalf("parse Set-Cookie: %v", err)
+	names := map[string]bool{}
+	for _, line := range res.Header.Values("Set-Cookie") {
+		c, err := http.ParseSetCookie(line)
+		if err != nil {
+			t.Fatalf("parse Set-Cookie %q: %v", line, err)
+		}
+		if c.Secure || strings.HasPrefix(c.Name, "__Host-") {
+			t.Errorf("cookie %s Secure=%v, want no Secure and no __Host- prefix", c.Name, c.Secure)
+		}
+		names[c.Name] = true
 	}
-	if c.Name != session.InsecureCookieName || c.Secure {
-		t.Errorf("cookie %s Secure=%v, want %s without Secure", c.Name, c.Secure, session.InsecureCookieName)
+	if !names[session.InsecureCookieName] || !names["hallpass-device"] {
+		t.Errorf("cookies %v, want %s and hallpass-device", names, session.InsecureCookieName)
+	}
+}
+
+func TestSigningInGivesTheBrowserALongLivedDeviceCookie(t *testing.T) {
+	ts := newTestServer(t, testOptions{backend: "memory"})
+	ts.createUser("alice", "correct horse battery", user.RoleUser)
+	res := ts.newBrowser().login("alice", "correct horse battery")
+	var device *http.Cookie
+	for _, line := range res.Header.Values("Set-Cookie") {
+		if c, err := http.ParseSetCookie(line); err == nil && c.Name == "__Host-hallpass-device" {
+			device = c
+		}
+	}
+	if device == nil {
+		t.Fatalf("no device cookie; Set-Cookie: %q", res.Header.Values("Set-Cookie"))
+	}
+	if !device.HttpOnly || !device.Secure || device.SameSite != http.SameSiteStrictMode || device.Path != "/" || device.Domain != "" {
+		t.Errorf("device cookie %+v: want HttpOnly, Secure, SameSite=Strict, Path=/, no Domain", device)
+	}
+	if device.MaxAge < 365*24*60*60 || strings.Contains(strings.ToLower(device.Value), "alice") {
+		t.Errorf("device cookie Max-Age %d value %q: want about a year, not naming the account", device.MaxAge, device.Value)
+	}
+	// A refused sign-in gives none.
+	res = ts.newBrowser().postForm("/login", url.Values{"username": {"alice"}, "password": {"wrong password"}})
+	if got := res.Header.Values("Set-Cookie"); len(got) != 0 {
+		t.Errorf("a refused sign-in set cookies %q", got)
 	}
 }
 

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/hallpass/hallpass/internal/audit"
 	"github.com/hallpass/hallpass/internal/clientip"
 	"github.com/hallpass/hallpass/internal/database"
+	"github.com/hallpass/hallpass/internal/devicetrust"
 	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/redisx"
 	"github.com/hallpass/hallpass/internal/requestid"
@@ -150,6 +152,7 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 		HashWait:     opts.hashWait,
 		LoginPolicy:  loginPolicy,
 		SignupPolicy: throttle.DefaultSignupPolicy(),
+		DeviceTrust:  devicetrust.NewSigner([]byte(rand.Text())),
 	})
 	ts.account = svc
 	handler, err := NewServer(Deps{

@@ -1,0 +1,13 @@
+-- Keys Hallpass makes for itself (the device-cookie signing key) and keeps
+-- here, so that every replica shares them without any configuration.
+-- Keep in step with postgres/00003_keys.sql.
+
+-- +goose Up
+CREATE TABLE keys (
+    name       TEXT      PRIMARY KEY,
+    secret     BLOB      NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+
+-- +goose Down
+DROP TABLE keys;
