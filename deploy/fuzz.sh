@@ -14,6 +14,7 @@ targets=(
   "./internal/session FuzzCodecDecode"
   "./internal/password FuzzParsePHC"
   "./internal/device FuzzLabel"
+  "./internal/devicetrust FuzzVerify"
 )
 for t in "${targets[@]}"; do
   set -- $t
