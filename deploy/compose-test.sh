@@ -169,6 +169,9 @@ request() { # METHOD PATH [curl args…]; prints the status
     ${cookie:+-H "Cookie: $cookie"} "$@" "$base$path"
 }
 header() { tr -d '\r' <"$headers" | grep -i "^$1:" | head -n 1 | cut -d' ' -f2- || true; }
+# session_set_cookie prints the Set-Cookie of the session cookie (sign-in also
+# sets the device cookie, __Host-hallpass-device).
+session_set_cookie() { tr -d '\r' <"$headers" | grep -i '^set-cookie: __Host-hallpass=' | head -n 1 | cut -d' ' -f2- || true; }
 
 # HAProxy marks replicas up after two good checks; wait until all three serve.
 deadline=$((SECONDS + 60))
@@ -185,7 +188,7 @@ done
 pass "HAProxy on $base reaches every replica:$seen"
 
 status=$(request POST /login --data-urlencode username=admin --data-urlencode "password=$password")
-set_cookie=$(header Set-Cookie)
+set_cookie=$(session_set_cookie)
 [ "$status" = 303 ] && [[ $set_cookie == __Host-hallpass=* ]] ||
   fail "POST /login answered $status, Set-Cookie '$set_cookie'; want 303 and __Host-hallpass"
 [[ $set_cookie == *Secure* && $set_cookie == *HttpOnly* ]] || fail "session cookie not Secure HttpOnly: $set_cookie"
@@ -261,7 +264,7 @@ cookie=$session_cookie
 pass "old primary rejoined as a replica: sign-ins confirmed again after $refused refused with 503"
 
 status=$(request POST /logout)
-set_cookie=$(header Set-Cookie)
+set_cookie=$(session_set_cookie)
 [ "$status" = 303 ] || fail "POST /logout answered $status; want 303"
 [[ $set_cookie == *Max-Age=0* || $set_cookie == *"Expires=Thu, 01 Jan 1970"* ]] ||
   fail "POST /logout did not expire the cookie: '$set_cookie'"
