@@ -78,6 +78,29 @@ type rig struct {
 	// calls holds the use cases waiting for their request, by call ID.
 	calls    sync.Map
 	lastCall atomic.Int64
+	// beforeVerify, when set, runs at the start of every password check of
+	// the service, so a test can act while a sign-in is in flight.
+	beforeVerify atomic.Pointer[func()]
+}
+
+// hookedHasher is the real hasher with the rig's beforeVerify hook.
+type hookedHasher struct {
+	*password.Hasher
+	rig *rig
+}
+
+func (h hookedHasher) Verify(ctx context.Context, plain, encoded string) (bool, bool, error) {
+	if f := h.rig.beforeVerify.Load(); f != nil {
+		(*f)()
+	}
+	return h.Hasher.Verify(ctx, plain, encoded)
+}
+
+// duringVerify makes f run at the start of every password check until the
+// test ends.
+func (r *rig) duringVerify(f func()) {
+	r.beforeVerify.Store(&f)
+	r.t.Cleanup(func() { r.beforeVerify.Store(nil) })
 }
 
 func newRig(t *testing.T, opts rigOptions) *rig {
@@ -117,7 +140,7 @@ func newRig(t *testing.T, opts rigOptions) *rig {
 	r.svc = account.New(account.Options{
 		Users:        r.users,
 		Sessions:     r.sessions,
-		Hasher:       r.hasher,
+		Hasher:       hookedHasher{Hasher: r.hasher, rig: r},
 		Throttle:     r.throttle,
 		Audit:        r.audit,
 		Now:          clock.Now,
@@ -503,6 +526,7 @@ func TestAdministratorCannotDisableTheirOwnAccount(t *testing.T) {
 func TestCommandLineCanDisableAnyAccount(t *testing.T) {
 	r := newRig(t, rigOptions{})
 	root := r.createUser("root", user.RoleAdmin)
+	r.createUser("backup", user.RoleAdmin) // so root is not the last administrator
 	rootBrowser := r.newBrowser("203.0.113.1")
 	rootKey := rootBrowser.mustSignIn(root)
 

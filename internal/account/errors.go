@@ -35,6 +35,16 @@ var (
 	// ErrOwnAccount: an administrator tried to disable their own account,
 	// which would lock them out with nobody to undo it.
 	ErrOwnAccount = errors.New("cannot disable your own account")
+	// ErrLastAdmin: disabling the account would leave no enabled
+	// administrator, and nobody to enable one again from the admin pages.
+	// The database refuses it atomically, however many administrators (or
+	// command lines) disable each other at once.
+	ErrLastAdmin = errors.New("this is the last enabled administrator: enable or create another administrator first")
+	// ErrRevokedInFlight: the account's sessions were ended (disabled,
+	// password changed, signed out everywhere) while this sign-in was
+	// being checked, or the browser's own session ended meanwhile; no
+	// session was started, and signing in again decides afresh.
+	ErrRevokedInFlight = errors.New("the account's sessions were ended while signing in")
 	// ErrNotSignedIn: the use case needs a signed-in session and the
 	// request has none.
 	ErrNotSignedIn = errors.New("not signed in")

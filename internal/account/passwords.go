@@ -97,8 +97,10 @@ func (s *Service) ChangePassword(ctx context.Context, a Actor, current, plain, c
 		return err
 	}
 	s.record(ctx, a, audit.Event{Action: audit.PasswordChanged, TargetUserID: u.ID, TargetName: u.Username, Detail: "by the user; other sessions signed out"})
-	// A privilege-relevant change: this device goes on with a fresh token.
-	return s.startSession(ctx, a, u)
+	// A privilege-relevant change: this device goes on with a fresh token,
+	// proven now, after the revocation above. If this session was itself
+	// ended meanwhile (signed out from another device), it stays ended.
+	return signedOutIfRevoked(s.startSession(ctx, a, u, s.now()))
 }
 
 // SetPassword sets another user's password, as an administrator or from

@@ -70,7 +70,7 @@ func (s *Service) EndAllSessions(ctx context.Context, a Actor, userID int64) (En
 	}
 	s.record(ctx, a, audit.Event{Action: audit.SessionsRevokedAll, TargetUserID: u.ID, TargetName: u.Username, Detail: "signed out everywhere"})
 	if self {
-		return ended, s.startSession(ctx, a, u)
+		return ended, signedOutIfRevoked(s.startSession(ctx, a, u, s.now()))
 	}
 	return ended, nil
 }
@@ -78,7 +78,9 @@ func (s *Service) EndAllSessions(ctx context.Context, a Actor, userID int64) (En
 // SetDisabled disables an account — it cannot sign in, and every session
 // of it ends at once — or enables it again, as an administrator or from the
 // command line. Administrators cannot disable their own account
-// (ErrOwnAccount).
+// (ErrOwnAccount), and nobody, the command line included, can disable the
+// last enabled administrator (ErrLastAdmin): the user store decides that
+// atomically, so two administrators disabling each other at once leave one.
 func (s *Service) SetDisabled(ctx context.Context, a Actor, userID int64, disabled bool) (user.User, Ended, error) {
 	if !a.IsAdmin() {
 		return user.User{}, Ended{}, ErrForbidden
@@ -90,7 +92,9 @@ func (s *Service) SetDisabled(ctx context.Context, a Actor, userID int64, disabl
 	if disabled && !a.commandLine && a.UserID == u.ID {
 		return u, Ended{}, ErrOwnAccount
 	}
-	if err := s.users.SetDisabled(ctx, u.ID, disabled); err != nil {
+	if err := s.users.SetDisabled(ctx, u.ID, disabled); errors.Is(err, user.ErrLastAdmin) {
+		return u, Ended{}, ErrLastAdmin
+	} else if err != nil {
 		return u, Ended{}, unavailable(DepDatabase, err)
 	}
 	u.Disabled = disabled
@@ -198,4 +202,14 @@ func (s *Service) CheckSession(ctx context.Context, userID int64, created time.T
 		return session.EndedRevoked, nil
 	}
 	return "", nil
+}
+
+// signedOutIfRevoked turns ErrRevokedInFlight from re-issuing a signed-in
+// session's token into ErrNotSignedIn: the session was ended while the
+// request ran, so the request is answered as a signed-out one.
+func signedOutIfRevoked(err error) error {
+	if errors.Is(err, ErrRevokedInFlight) {
+		return ErrNotSignedIn
+	}
+	return err
 }

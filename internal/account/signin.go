@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hallpass/hallpass/internal/audit"
@@ -35,6 +36,10 @@ type SignedIn struct {
 // to end first, so a user at the limit can sign in in its place; it is
 // honoured only once the password is right.
 func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSession string) (SignedIn, error) {
+	// The moment the user starts proving who they are: a whole-user
+	// revocation (disable, password change, sign out everywhere) after it
+	// voids this sign-in even if the password checks out later.
+	began := s.now()
 	username = strings.TrimSpace(username)
 	if !utf8.ValidString(username) || len(username) > user.MaxUsernameLength {
 		username = "" // no such user; the work below is the same
@@ -120,7 +125,7 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 				Detail: "session " + endSession + " to sign in under the session limit"})
 		}
 	}
-	if err := s.startSession(ctx, self, u); err != nil {
+	if err := s.startSession(ctx, self, u, began); err != nil {
 		return SignedIn{}, err
 	}
 	done := SignedIn{User: u}
@@ -130,12 +135,21 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 	return done, nil
 }
 
-// startSession signs u in on the request of ctx with a fresh token. Under
-// the reject policy a user at the limit gets a SessionLimitError with their
-// sessions.
-func (s *Service) startSession(ctx context.Context, a Actor, u user.User) error {
-	evicted, err := s.sessions.Login(ctx, session.Identity{UserID: u.ID, Username: u.Username, Role: string(u.Role)}, a.client())
+// startSession signs u in on the request of ctx with a fresh token, for an
+// authentication that happened at authenticatedAt. Under the reject policy a
+// user at the limit gets a SessionLimitError with their sessions. If a
+// whole-user revocation landed after authenticatedAt, or the session the
+// request carried ended while it was in flight, nothing is stored and the
+// answer is ErrRevokedInFlight: the sign-in must not undo the revocation.
+func (s *Service) startSession(ctx context.Context, a Actor, u user.User, authenticatedAt time.Time) error {
+	id := session.Identity{UserID: u.ID, Username: u.Username, Role: string(u.Role), AuthenticatedAt: authenticatedAt}
+	evicted, err := s.sessions.Login(ctx, id, a.client())
 	switch {
+	case errors.Is(err, session.ErrRevoked):
+		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username,
+			Detail: "sessions ended while signing in"})
+		s.metrics.Login("revoked")
+		return ErrRevokedInFlight
 	case errors.Is(err, session.ErrTooManySessions):
 		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "session limit reached"})
 		s.metrics.Login("limited")
@@ -189,6 +203,7 @@ func (s *Service) SignOut(ctx context.Context, a Actor) error {
 // down past the sign-up policy (ErrThrottled). Bad input is a
 // ValidationError.
 func (s *Service) SignUp(ctx context.Context, a Actor, username, plain, confirm string) (user.User, error) {
+	began := s.now()
 	release, err := s.takeShare(ctx, a)
 	if err != nil {
 		return user.User{}, err
@@ -228,7 +243,7 @@ func (s *Service) SignUp(ctx context.Context, a Actor, username, plain, confirm 
 	}
 	self := Actor{UserID: u.ID, Username: u.Username, Role: u.Role, IP: a.IP, Device: a.Device}
 	s.record(ctx, self, audit.Event{Action: audit.SignupCompleted, TargetUserID: u.ID, TargetName: u.Username})
-	if err := s.startSession(ctx, self, u); err != nil {
+	if err := s.startSession(ctx, self, u, began); err != nil {
 		return u, err
 	}
 	return u, nil

@@ -56,11 +56,15 @@ func (s *instrumentedStore) Delete(key string) error {
 	return s.DeleteCtx(context.Background(), key)
 }
 
-func (s *instrumentedStore) Create(ctx context.Context, key string, userID int64, data []byte, expiry time.Time, limit session.Limit) ([]string, error) {
+func (s *instrumentedStore) Create(ctx context.Context, key string, userID int64, data []byte, expiry time.Time, limit session.Limit, origin session.Origin) ([]string, error) {
 	start := time.Now()
-	evicted, err := s.Store.Create(ctx, key, userID, data, expiry, limit)
+	evicted, err := s.Store.Create(ctx, key, userID, data, expiry, limit, origin)
 	s.m.Store("create", start, ignoreRevoked(err))
 	s.m.Revoked(string(session.EndedTooMany), len(evicted))
+	if err == nil && origin.Replaces != "" {
+		// The replaced session ends inside Create, not through Delete.
+		s.m.Revoked(string(session.EndedSignedOut), 1)
+	}
 	return evicted, err
 }
 

@@ -46,8 +46,8 @@ const (
 	// EndedUnknown: the browser presented a session the store no longer
 	// has (it expired long ago, or the store lost it).
 	EndedUnknown EndReason = "expired"
-	// EndedSignedOut is recorded by Delete: the user signed out (or the
-	// token was renewed).
+	// EndedSignedOut is recorded by Delete, and by Create for the session
+	// a new one replaces: the user signed out (or the token was renewed).
 	EndedSignedOut EndReason = "signed-out"
 	// EndedByAdmin: an administrator signed the session out.
 	EndedByAdmin EndReason = "admin"
@@ -77,6 +77,17 @@ type Identity struct {
 	UserID   int64
 	Username string
 	Role     string
+	// AuthenticatedAt is read by Login only: when the user proved who they
+	// are for the session it starts (see Origin for the rule and the
+	// clocks). For a password sign-in it is when the sign-in began, before
+	// the user was read and the password checked, so that a whole-user
+	// revocation (disable, password change, sign out everywhere) landing
+	// while the sign-in is in flight voids it. For a signed-in session
+	// re-issuing its own token after such a revocation that kept it, it is
+	// the moment of the re-issue, after the revocation. Zero means now: the
+	// moment Login stores the session. Sessions do not store it, so Info
+	// and Record leave it zero.
+	AuthenticatedAt time.Time
 }
 
 // Info describes the signed-in session of the current request.
@@ -335,8 +346,18 @@ func (h hashingStore) DeleteCtx(ctx context.Context, token string) error {
 	if token == "" {
 		return nil // a session that was never stored
 	}
-	return h.Store.DeleteCtx(ctx, hashToken(token))
+	key := hashToken(token)
+	if replaced, _ := ctx.Value(replacedKey{}).(string); replaced == key {
+		return nil // Login's Create ends it, atomically with its checks
+	}
+	return h.Store.DeleteCtx(ctx, key)
 }
+
+// replacedKey marks the context Login hands scs's RenewToken with the store
+// key of the session the new one replaces, so hashingStore leaves that
+// session alone: Create ends it, in the same atomic step that checks it is
+// still live.
+type replacedKey struct{}
 
 func (h hashingStore) Find(token string) ([]byte, bool, error) {
 	return h.FindCtx(context.Background(), token)
@@ -372,16 +393,35 @@ func wellFormedToken(v string) bool {
 // The session is stored at once, in one step that enforces the concurrent-
 // session limit: it returns how many of the user's other sessions were
 // evicted, or ErrTooManySessions under the reject policy, or a store error.
+//
+// The same step checks the revocations that may have landed while the
+// request was in flight, and returns ErrRevoked if one did: the session the
+// request carries (a token re-issued after a password change, or a sign-in
+// from a signed-in browser) must still be live, and is ended by that step
+// (leaving a tombstone, as a sign-out does); and id.AuthenticatedAt must not
+// be before the user's latest whole-user revocation (see Origin). On
+// ErrRevoked, as on any error, nothing is stored, the request is left
+// signed out and the response carries no cookie. The session the request
+// carried is ended only by a Create that succeeds: after another failure
+// (ErrTooManySessions, the store down) it is as it was.
 func (m *Manager) Login(ctx context.Context, id Identity, client Client) (evicted int, err error) {
 	st, ok := ctx.Value(stateKey{}).(*requestState)
 	if !ok {
 		return 0, errors.New("session: Login outside LoadAndSave")
 	}
 	st.noSave = true // until the new session is stored
+	// A token means a stored session: Load keeps only tokens it found, and
+	// ending a session drops its token.
+	replaces := ""
+	if old := m.scs.Token(ctx); old != "" {
+		replaces = hashToken(old)
+	}
 	if err := m.scs.Clear(ctx); err != nil {
 		return 0, fmt.Errorf("clear pre-login session: %w", err)
 	}
-	if err := m.scs.RenewToken(ctx); err != nil {
+	// RenewToken would delete the old session first, and a Create that
+	// then found it gone could not tell a revocation from the renewal.
+	if err := m.scs.RenewToken(context.WithValue(ctx, replacedKey{}, replaces)); err != nil {
 		return 0, fmt.Errorf("renew session token: %w", err)
 	}
 	now := m.now()
@@ -407,7 +447,8 @@ func (m *Manager) Login(ctx context.Context, id Identity, client Client) (evicte
 		return 0, fmt.Errorf("encode session: %w", err)
 	}
 	token := m.scs.Token(ctx)
-	keys, err := m.store.Create(ctx, hashToken(token), id.UserID, data, deadline, m.limit)
+	origin := Origin{AuthenticatedAt: id.AuthenticatedAt, Replaces: replaces}
+	keys, err := m.store.Create(ctx, hashToken(token), id.UserID, data, deadline, m.limit, origin)
 	if err != nil {
 		// Nobody is signed in on this request after all.
 		for k := range values {

@@ -301,13 +301,13 @@ func TestRevokeByPublicIDCostsTwoRoundTrips(t *testing.T) {
 	var ids []string
 	for range 5 {
 		key := StoreKey(testToken(t))
-		if _, err := store.Create(ctx, key, user, []byte("v"), clock.Now().Add(time.Hour), Limit{}); err != nil {
+		if _, err := store.Create(ctx, key, user, []byte("v"), clock.Now().Add(time.Hour), Limit{}, Origin{}); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 		ids = append(ids, publicIDFor(user, key))
 	}
 	othersKey := StoreKey(testToken(t))
-	if _, err := store.Create(ctx, othersKey, other, []byte("v"), clock.Now().Add(time.Hour), Limit{}); err != nil {
+	if _, err := store.Create(ctx, othersKey, other, []byte("v"), clock.Now().Add(time.Hour), Limit{}, Origin{}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	// Load the scripts (a first call may send EVALSHA, then EVAL).

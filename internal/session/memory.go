@@ -30,7 +30,10 @@ type MemoryStore struct {
 	sessions   map[string]memoryEntry
 	tombstones map[string]memoryTombstone
 	users      map[int64]map[string]time.Time // user → key → absolute expiry
-	lastSweep  time.Time
+	// revoked holds, per user, the time of the latest RevokeUser (see
+	// Origin).
+	revoked   map[int64]memoryRevocation
+	lastSweep time.Time
 }
 
 type memoryEntry struct {
@@ -44,6 +47,11 @@ type memoryTombstone struct {
 	until  time.Time
 }
 
+type memoryRevocation struct {
+	at    int64     // Unix milliseconds of the revocation
+	until time.Time // when the record lapses: Options.Lifetime after it
+}
+
 var _ Store = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -53,6 +61,7 @@ func NewMemoryStore(opts Options) *MemoryStore {
 		sessions:   make(map[string]memoryEntry),
 		tombstones: make(map[string]memoryTombstone),
 		users:      make(map[int64]map[string]time.Time),
+		revoked:    make(map[int64]memoryRevocation),
 		lastSweep:  opts.now(),
 	}
 }
@@ -124,8 +133,8 @@ func (m *MemoryStore) Delete(key string) error {
 func (m *MemoryStore) Ping(context.Context) error { return nil }
 
 // Create stores a new session of userID under key and indexes it, enforcing
-// limit, under the store's lock.
-func (m *MemoryStore) Create(_ context.Context, key string, userID int64, data []byte, expiry time.Time, limit Limit) ([]string, error) {
+// limit and checking origin, under the store's lock.
+func (m *MemoryStore) Create(_ context.Context, key string, userID int64, data []byte, expiry time.Time, limit Limit, origin Origin) ([]string, error) {
 	if err := limit.check(); err != nil {
 		return nil, fmt.Errorf("session store: create: %w", err)
 	}
@@ -143,12 +152,24 @@ func (m *MemoryStore) Create(_ context.Context, key string, userID int64, data [
 	if _, ok := m.liveLocked(key, now); ok {
 		return nil, fmt.Errorf("session store: create: %w", errKeyInUse)
 	}
-	live := m.pruneUserLocked(userID, now)
+	if r := origin.Replaces; r != "" {
+		if _, ok := m.liveLocked(r, now); !ok || m.tombstonedLocked(r, now) {
+			return nil, ErrRevoked
+		}
+	}
+	if rv, ok := m.revoked[userID]; ok && now.Before(rv.until) && origin.authenticatedMilli(now) < rv.at {
+		return nil, ErrRevoked
+	}
+	// The replaced session makes way for the new one: it does not count.
+	live := slices.DeleteFunc(m.pruneUserLocked(userID, now), func(k string) bool { return k == origin.Replaces })
+	if limit.Max > 0 && len(live) >= limit.Max && limit.Policy != EvictOldest {
+		return nil, ErrTooManySessions
+	}
+	if r := origin.Replaces; r != "" {
+		m.endLocked(r, EndedSignedOut, now)
+	}
 	var evicted []string
 	if limit.Max > 0 && len(live) >= limit.Max {
-		if limit.Policy != EvictOldest {
-			return nil, ErrTooManySessions
-		}
 		// Least recently active first, ties broken as create.lua does.
 		abs := m.users[userID]
 		slices.SortFunc(live, func(a, b string) int {
@@ -222,11 +243,19 @@ func (m *MemoryStore) Revoke(_ context.Context, userID int64, keys []string, rea
 	return n, nil
 }
 
-// RevokeUser ends every session of userID but exceptKey, recording reason.
+// RevokeUser ends every session of userID but exceptKey, recording reason,
+// and records the time, keeping the latest, so Create refuses sessions
+// authenticated before it.
 func (m *MemoryStore) RevokeUser(_ context.Context, userID int64, exceptKey string, reason EndReason) (int, error) {
 	now := m.opts.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.sweepLocked(now)
+	at := now.UnixMilli()
+	if rv, ok := m.revoked[userID]; ok && now.Before(rv.until) {
+		at = max(at, rv.at)
+	}
+	m.revoked[userID] = memoryRevocation{at: at, until: now.Add(m.opts.tombstoneLifetime())}
 	n := 0
 	for _, k := range m.pruneUserLocked(userID, now) {
 		if k != exceptKey {
@@ -343,8 +372,9 @@ func (m *MemoryStore) endLocked(key string, reason EndReason, now time.Time) {
 	m.tombstones[key] = memoryTombstone{reason: reason, until: now.Add(m.opts.tombstoneLifetime())}
 }
 
-// sweepLocked drops expired sessions, index entries and tombstones, at most
-// once per sweepEvery, so the cost is amortised over writes.
+// sweepLocked drops expired sessions, index entries, tombstones and
+// revocation records, at most once per sweepEvery, so the cost is amortised
+// over writes.
 func (m *MemoryStore) sweepLocked(now time.Time) {
 	if now.Sub(m.lastSweep) < sweepEvery {
 		return
@@ -361,6 +391,11 @@ func (m *MemoryStore) sweepLocked(now time.Time) {
 	for k, t := range m.tombstones {
 		if !now.Before(t.until) {
 			delete(m.tombstones, k)
+		}
+	}
+	for id, rv := range m.revoked {
+		if !now.Before(rv.until) {
+			delete(m.revoked, id)
 		}
 	}
 }

@@ -164,7 +164,11 @@ func (m *Manager) CurrentPublicID(ctx context.Context) (string, bool) {
 }
 
 // RevokeOthers ends every session of the request's user except the
-// request's own, and returns how many it ended.
+// request's own, and returns how many it ended. Sign-ins of the user that
+// authenticated before it and are still in flight can no longer create a
+// session (see Origin); the request's own session can re-issue its token
+// with Login, with an Identity.AuthenticatedAt taken after RevokeOthers
+// returned.
 func (m *Manager) RevokeOthers(ctx context.Context, reason EndReason) (int, error) {
 	info, ok := m.Current(ctx)
 	if !ok {
@@ -178,6 +182,8 @@ func (m *Manager) RevokeOthers(ctx context.Context, reason EndReason) (int, erro
 }
 
 // RevokeUser ends every session of userID and returns how many it ended.
+// Sign-ins of the user that authenticated before it and are still in flight
+// can no longer create a session (see Origin).
 func (m *Manager) RevokeUser(ctx context.Context, userID int64, reason EndReason) (int, error) {
 	n, err := m.store.RevokeUser(ctx, userID, "", reason)
 	if err != nil {

@@ -15,10 +15,11 @@ import (
 // Key layout. A tombstone lives under its own prefix, so no key Find can be
 // asked for ever names one. The indexes hold bare session keys as members.
 const (
-	sessionPrefix   = "hp:s:"  // + key: the session, expiring at its end
-	tombstonePrefix = "hp:t:"  // + key: the end reason of a deleted session
-	userIndexPrefix = "hp:u:"  // + user ID: sorted set, score = absolute expiry (ms)
-	globalIndex     = "hp:all" // sorted set, score = current expiry (ms)
+	sessionPrefix     = "hp:s:"  // + key: the session, expiring at its end
+	tombstonePrefix   = "hp:t:"  // + key: the end reason of a deleted session
+	userIndexPrefix   = "hp:u:"  // + user ID: sorted set, score = absolute expiry (ms)
+	globalIndex       = "hp:all" // sorted set, score = current expiry (ms)
+	userRevokedPrefix = "hp:ur:" // + user ID: time (ms) of the latest RevokeUser, for a lifetime
 )
 
 // defaultOpTimeout bounds a store call whose context has no deadline, so a
@@ -50,6 +51,17 @@ var (
 	recentLua string
 )
 
+// refusedWhenFull is put in front of the scripts that make sessions: this
+// shebang line makes Redis 7 treat the script as one that writes, and so
+// refuse it whole, before it runs, when Redis could not complete its writes
+// (over maxmemory, a read-only replica, min-replicas-to-write unmet).
+// Without it Redis checks memory only at a script's first write, and
+// create.lua's first write (pruning the indexes) is one that frees memory,
+// so a full Redis let sign-ins through. The scripts that end sessions keep
+// Redis's default: a sign-out under memory pressure frees memory and should
+// go through.
+const refusedWhenFull = "#!lua\n"
+
 // RedisStore keeps sessions in Redis, one string key per session under
 // hp:s:<key>, expiring by itself at the session's end, and indexes them per
 // user (hp:u:<user ID>, scored by absolute expiry) and globally (hp:all,
@@ -62,6 +74,10 @@ var (
 // offers KEYS-based listing that must never run on a request path. Here only
 // Create makes a session, Commit is a Lua script that updates one only while
 // it exists, and Delete leaves a tombstone (hp:t:<key>) recording why.
+// RevokeUser also records its time (hp:ur:<user ID>, for a session
+// lifetime), and Create refuses a session whose user authenticated before it
+// or whose replaced session is gone (see Origin), in the same script that
+// stores it.
 //
 // Each method is one round trip; Find, on every authenticated request, is a
 // single GET. Scripts reach sessions through index members, which suits one
@@ -84,12 +100,12 @@ func NewRedisStore(pool *redis.Pool, opts Options) *RedisStore {
 		opts:         opts,
 		commit:       redis.NewScript(3, commitLua),
 		del:          redis.NewScript(3, deleteLua),
-		create:       redis.NewScript(4, libLua+createLua),
+		create:       redis.NewScript(5, refusedWhenFull+libLua+createLua),
 		listUser:     redis.NewScript(2, listUserLua),
 		listUserKeys: redis.NewScript(2, libLua+listUserKeysLua),
 		countUsers:   redis.NewScript(-1, libLua+countUsersLua), // key count passed first: it varies
 		revoke:       redis.NewScript(2, libLua+revokeLua),
-		revokeUser:   redis.NewScript(2, libLua+revokeUserLua),
+		revokeUser:   redis.NewScript(3, libLua+revokeUserLua),
 		count:        redis.NewScript(1, countLua),
 		recent:       redis.NewScript(1, recentLua),
 	}
@@ -177,8 +193,8 @@ func (s *RedisStore) Ping(ctx context.Context) error {
 }
 
 // Create stores a new session of userID under key and indexes it, enforcing
-// limit, in one script: see scripts/create.lua.
-func (s *RedisStore) Create(ctx context.Context, key string, userID int64, data []byte, expiry time.Time, limit Limit) ([]string, error) {
+// limit and checking origin, in one script: see scripts/create.lua.
+func (s *RedisStore) Create(ctx context.Context, key string, userID int64, data []byte, expiry time.Time, limit Limit, origin Origin) ([]string, error) {
 	if err := limit.check(); err != nil {
 		return nil, fmt.Errorf("session store: create: %w", err)
 	}
@@ -191,11 +207,12 @@ func (s *RedisStore) Create(ctx context.Context, key string, userID int64, data 
 	var reply []string
 	err := s.with(ctx, "create", func(ctx context.Context, c redis.Conn) (err error) {
 		reply, err = redis.Strings(s.create.DoContext(ctx, c,
-			sessionPrefix+key, tombstonePrefix+key, userIndex(userID), globalIndex,
+			sessionPrefix+key, tombstonePrefix+key, userIndex(userID), globalIndex, userRevoked(userID),
 			now.UnixMilli(), sessionPrefix, tombstonePrefix, key,
 			data, ttl, expiry.UnixMilli(), expires.UnixMilli(),
 			limit.Max, string(limit.Policy),
-			s.opts.tombstoneLifetime().Milliseconds(), string(EndedTooMany)))
+			s.opts.tombstoneLifetime().Milliseconds(), string(EndedTooMany),
+			origin.Replaces, origin.authenticatedMilli(now), string(EndedSignedOut)))
 		if err == nil && len(reply) > 0 && reply[0] == "ok" {
 			err = s.waitReplicas(ctx, c)
 		}
@@ -297,16 +314,19 @@ func (s *RedisStore) Revoke(ctx context.Context, userID int64, keys []string, re
 	return n, err
 }
 
-// RevokeUser ends every session of userID but exceptKey, recording reason:
-// one script, O(that user's sessions).
+// RevokeUser ends every session of userID but exceptKey, recording reason,
+// and records the time for Create to check: one script, O(that user's
+// sessions).
 func (s *RedisStore) RevokeUser(ctx context.Context, userID int64, exceptKey string, reason EndReason) (int, error) {
 	var n int
 	err := s.with(ctx, "revoke user", func(ctx context.Context, c redis.Conn) (err error) {
 		n, err = redis.Int(s.revokeUser.DoContext(ctx, c,
-			userIndex(userID), globalIndex,
+			userIndex(userID), globalIndex, userRevoked(userID),
 			s.opts.now().UnixMilli(), sessionPrefix, tombstonePrefix,
 			string(reason), s.opts.tombstoneLifetime().Milliseconds(), exceptKey))
-		if err == nil && n > 0 {
+		// Wait even when no session ended: the recorded time is what stops
+		// a sign-in in flight, and a failover must not lose it.
+		if err == nil {
 			err = s.waitReplicas(ctx, c)
 		}
 		return err
@@ -411,6 +431,11 @@ func bound(ctx context.Context) (context.Context, context.CancelFunc) {
 // userIndex is the key of userID's index.
 func userIndex(userID int64) string {
 	return userIndexPrefix + strconv.FormatInt(userID, 10)
+}
+
+// userRevoked is the key of the time of userID's latest RevokeUser.
+func userRevoked(userID int64) string {
+	return userRevokedPrefix + strconv.FormatInt(userID, 10)
 }
 
 // entryPairs reads a script's flat key, data, key, data... reply.

@@ -60,7 +60,7 @@ func createSessions(b *testing.B, store *RedisStore, m *Manager, firstUser int64
 			defer wg.Done()
 			for i := w; i < n; i += 8 {
 				uid := firstUser + int64(i/perUser)
-				if _, err := store.Create(context.Background(), randomKey(b), uid, typicalSession(b, m, uid, now), expiry, Limit{}); err != nil {
+				if _, err := store.Create(context.Background(), randomKey(b), uid, typicalSession(b, m, uid, now), expiry, Limit{}, Origin{}); err != nil {
 					errs <- err
 					return
 				}
@@ -163,7 +163,7 @@ func BenchmarkForcedLogoutScale(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
 				for range 10 {
-					if _, err := store.Create(ctx, randomKey(b), target, data, now.Add(12*time.Hour), Limit{}); err != nil {
+					if _, err := store.Create(ctx, randomKey(b), target, data, now.Add(12*time.Hour), Limit{}, Origin{}); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -16,7 +16,9 @@ import (
 // ErrRevoked is returned by Commit for a session that is not in the store:
 // deleted (signed out or revoked) or expired after the request saving it had
 // loaded it, or never created. Writing it would bring the session back, so
-// nothing is written. Create returns it for a key that was deleted before.
+// nothing is written. Create returns it, writing nothing, for a key that was
+// deleted before, when the session it replaces is no longer live, and when
+// its user's authentication predates a whole-user revocation (see Origin).
 var ErrRevoked = errors.New("session revoked")
 
 // defaultLifetime is how long tombstones last when Options.Lifetime is zero:
@@ -88,6 +90,55 @@ var (
 	errExpired = errors.New("session expiry is not in the future")
 )
 
+// Origin is where a new session comes from. Create checks it against the
+// revocations the store knows of, in the same atomic step that stores the
+// session, so a revocation that lands while a sign-in is in flight is never
+// undone by that sign-in finishing.
+//
+// The rule for AuthenticatedAt: RevokeUser records the store's time R
+// (Options.Now, whole Unix milliseconds) for the user, keeping the latest R
+// it has seen, for Options.Lifetime. Create then refuses a session of that
+// user whose authentication time A (whole Unix milliseconds, rounded down)
+// is before R, and accepts A >= R. Equal milliseconds are accepted so that
+// the device that asked for the revocation and kept its own session
+// (RevokeUser's exceptKey) can re-issue its token at once, even on a clock
+// that has not moved past the millisecond; a sign-in that began in that same
+// millisecond, just before the revocation, is therefore not refused by the
+// store. CheckSession's durable check draws the line at the same place
+// (created before sessions_valid_after truncated to the millisecond).
+//
+// A comes from the caller's clock and R from the clock of the store on the
+// replica that revoked. In production both are the hosts' wall clocks: skew
+// between replicas moves the line by the skew (a sign-in up to the skew too
+// early gets through, or one up to the skew late is refused), so replicas
+// must keep their clocks synchronised, as the database's sessions_valid_after
+// check already assumes. Keeping the latest R means a replica with a slow
+// clock cannot move the line back.
+type Origin struct {
+	// AuthenticatedAt is when the user proved who they are for this
+	// session: for a password sign-in, when the sign-in began (before the
+	// user was read and the password checked); for a token re-issued by a
+	// session that is already signed in, the moment of the re-issue. Zero
+	// means now: the store's own clock when it stores the session.
+	AuthenticatedAt time.Time
+	// Replaces is the key of the session the new one takes over from (the
+	// session the request was signed in with), or "" for none. Create
+	// stores the new session only if that session is still live and not
+	// tombstoned, and deletes it in the same step, leaving a tombstone that
+	// records EndedSignedOut, as Delete does; otherwise it returns
+	// ErrRevoked and writes nothing.
+	Replaces string
+}
+
+// authenticatedMilli is origin's authentication time in whole Unix
+// milliseconds, now for a zero one: the unit RevokeUser's record uses.
+func (o Origin) authenticatedMilli(now time.Time) int64 {
+	if o.AuthenticatedAt.IsZero() {
+		return now.UnixMilli()
+	}
+	return o.AuthenticatedAt.UnixMilli()
+}
+
 // Entry is one stored session as the registry lists it.
 type Entry struct {
 	// Key is the store key (StoreKey of the token). It is never shown to
@@ -106,11 +157,14 @@ type Entry struct {
 // pruned whenever an index is read or written.
 type Registry interface {
 	// Create stores a new signed-in session of userID under key (it must not
-	// exist yet) and indexes it, in one atomic step that also enforces limit.
-	// It returns the keys of sessions evicted to make room (EvictOldest), or
-	// ErrTooManySessions (Reject, nothing written), or ErrRevoked if key was
-	// deleted before.
-	Create(ctx context.Context, key string, userID int64, data []byte, expiry time.Time, limit Limit) (evicted []string, err error)
+	// exist yet) and indexes it, in one atomic step that also enforces limit
+	// and checks origin: the session it replaces is ended in the same step
+	// (and so does not count toward the limit). It returns the keys of
+	// sessions evicted to make room (EvictOldest), or ErrTooManySessions
+	// (Reject, nothing written), or ErrRevoked (nothing written) if key was
+	// deleted before, if origin.Replaces is not a live session, or if
+	// origin.AuthenticatedAt is before userID's latest whole-user revocation.
+	Create(ctx context.Context, key string, userID int64, data []byte, expiry time.Time, limit Limit, origin Origin) (evicted []string, err error)
 	// ListUser returns every live session of userID, in no particular order.
 	ListUser(ctx context.Context, userID int64) ([]Entry, error)
 	// ListUserKeys returns the keys of userID's live sessions, in no
@@ -128,7 +182,11 @@ type Registry interface {
 	Revoke(ctx context.Context, userID int64, keys []string, reason EndReason) (int, error)
 	// RevokeUser deletes every session of userID except the one under
 	// exceptKey ("" for none), leaving tombstones that record reason, and
-	// returns how many it deleted.
+	// returns how many it deleted. In the same step it records the time (the
+	// store's now) for Options.Lifetime, so that a sign-in of userID that
+	// authenticated before it and is still in flight cannot create a session
+	// afterwards (see Origin). It records the time even when it deletes
+	// nothing: a user's first sign-in may be the one in flight.
 	RevokeUser(ctx context.Context, userID int64, exceptKey string, reason EndReason) (int, error)
 	// EndReason returns the reason recorded when the session under key was
 	// deleted, or "" if no tombstone is there.
@@ -147,7 +205,8 @@ type Options struct {
 	// off because it writes on every request.
 	IdleTimeout time.Duration
 	// Lifetime is the absolute session lifetime, and so how long a tombstone
-	// must outlive the deletion that wrote it; zero means 24 hours.
+	// (and RevokeUser's record of its time) must outlive the deletion that
+	// wrote it; zero means 24 hours.
 	Lifetime time.Duration
 	// Now is the clock that decides expiry; nil means time.Now.
 	Now func() time.Time

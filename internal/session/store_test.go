@@ -54,6 +54,47 @@ func newRedisPool(t *testing.T, url string) *redis.Pool {
 // in Redis for the tokens their browsers hold. The control at the end plants
 // tokens in the same Redis and checks the same search finds them, so a
 // search that looks in the wrong place fails the test.
+// TestRedisStoreCreatesNoSessionWhenRedisIsFull fills Redis (maxmemory
+// with noeviction) and checks that Create refuses, writing nothing, instead
+// of signing someone in on a store that may not keep the session: a sign-in
+// then fails closed with 503. Ending sessions still works.
+func TestRedisStoreCreatesNoSessionWhenRedisIsFull(t *testing.T) {
+	srv := testsvc.StartRedis(t)
+	store := session.NewRedisStore(newRedisPool(t, srv.URL), session.Options{})
+	conn := srv.Conn(t)
+	ctx := context.Background()
+	expiry := time.Now().Add(time.Hour)
+	alice := int64(1)
+	// Loads the script while Redis can still take it, and gives alice a
+	// session to end later.
+	if _, err := store.Create(ctx, "warm-up", alice, []byte("v"), expiry, session.Limit{}, session.Origin{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]any{{"maxmemory-policy", "noeviction"}, {"maxmemory", "1"}} {
+		if _, err := conn.Do("CONFIG", append([]any{"SET"}, cmd...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { conn.Do("CONFIG", "SET", "maxmemory", "0") })
+	keysBefore, err := redis.Int(conn.Do("DBSIZE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Create(ctx, "while-full", alice, []byte("v"), expiry, session.Limit{}, session.Origin{}); err == nil ||
+		!strings.Contains(err.Error(), "OOM") {
+		t.Errorf("Create while Redis is full: %v, want an OOM error", err)
+	}
+	if n, err := redis.Int(conn.Do("DBSIZE")); err != nil || n != keysBefore {
+		t.Errorf("Redis holds %d keys after the refused Create (err %v), want %d as before", n, err, keysBefore)
+	}
+	if _, ok, err := store.FindCtx(ctx, "while-full"); ok || err != nil {
+		t.Errorf("Find of the refused session: found %v, err %v", ok, err)
+	}
+	if n, err := store.Revoke(ctx, alice, []string{"warm-up"}, session.EndedSignedOut); err != nil || n != 1 {
+		t.Errorf("Revoke while Redis is full = %d, %v; want 1, nil", n, err)
+	}
+}
+
 func TestRedisStoreNeverHoldsARawToken(t *testing.T) {
 	srv := testsvc.StartRedis(t)
 	clk := testkit.NewClock(time.Now())
@@ -326,7 +367,7 @@ func TestRedisStoreFindIsOneCommand(t *testing.T) {
 	ctx := context.Background()
 	key := sessiontest.NewKey(t)
 	// Warm up: the first script calls load the scripts (EVALSHA, then EVAL).
-	if _, err := store.Create(ctx, key, 7, []byte("v"), time.Now().Add(time.Hour), session.Limit{}); err != nil {
+	if _, err := store.Create(ctx, key, 7, []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	if err := store.CommitCtx(ctx, key, []byte("v"), time.Now().Add(time.Hour)); err != nil {
@@ -388,7 +429,7 @@ func TestRedisStoreRegistryCallsAreOneRoundTripEach(t *testing.T) {
 		call func() error
 	}{
 		{"Create", func() error {
-			_, err := store.Create(ctx, sessiontest.NewKey(t), user, []byte("v"), time.Now().Add(time.Hour), session.Limit{Max: 2, Policy: session.EvictOldest})
+			_, err := store.Create(ctx, sessiontest.NewKey(t), user, []byte("v"), time.Now().Add(time.Hour), session.Limit{Max: 2, Policy: session.EvictOldest}, session.Origin{})
 			return err
 		}},
 		{"ListUser", func() error { _, err := store.ListUser(ctx, user); return err }},
@@ -400,13 +441,13 @@ func TestRedisStoreRegistryCallsAreOneRoundTripEach(t *testing.T) {
 		{"Count", func() error { _, err := store.Count(ctx); return err }},
 		{"Recent", func() error { _, err := store.Recent(ctx, 0, 10); return err }},
 	}
-	if _, err := store.Create(ctx, key, user, []byte("v"), time.Now().Add(time.Hour), session.Limit{}); err != nil {
+	if _, err := store.Create(ctx, key, user, []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	for _, call := range calls {
 		// Twice: the first call may load its script (EVALSHA, then EVAL).
 		for i := range 2 {
-			if _, err := store.Create(ctx, sessiontest.NewKey(t), user, []byte("v"), time.Now().Add(time.Hour), session.Limit{}); err != nil {
+			if _, err := store.Create(ctx, sessiontest.NewKey(t), user, []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 				t.Fatalf("Create: %v", err)
 			}
 			before := sent.Load()
@@ -434,7 +475,7 @@ func TestRedisStoreCountUsersOfFiftyUsersIsOneRoundTrip(t *testing.T) {
 		users[i] = int64(1000 + i)
 		want[users[i]] = i % 4 // a quarter of them have no session
 		for range i % 4 {
-			if _, err := store.Create(ctx, sessiontest.NewKey(t), users[i], []byte("v"), time.Now().Add(time.Hour), session.Limit{}); err != nil {
+			if _, err := store.Create(ctx, sessiontest.NewKey(t), users[i], []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 				t.Fatalf("Create: %v", err)
 			}
 		}
@@ -499,7 +540,7 @@ func TestRedisStoreFailsFastWhileRedisIsDownAndRecovers(t *testing.T) {
 	store := session.NewRedisStore(newRedisPool(t, srv.URL), session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
 	ctx := context.Background()
 	key := sessiontest.NewKey(t)
-	if _, err := store.Create(ctx, key, 7, []byte("v"), time.Now().Add(time.Hour), session.Limit{}); err != nil {
+	if _, err := store.Create(ctx, key, 7, []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 
@@ -509,7 +550,7 @@ func TestRedisStoreFailsFastWhileRedisIsDownAndRecovers(t *testing.T) {
 	checkFailsFast(t, "Delete", func() error { return store.DeleteCtx(ctx, key) })
 	checkFailsFast(t, "Ping", func() error { return store.Ping(ctx) })
 	checkFailsFast(t, "Create", func() error {
-		_, err := store.Create(ctx, sessiontest.NewKey(t), 7, []byte("v"), time.Now().Add(time.Hour), session.Limit{})
+		_, err := store.Create(ctx, sessiontest.NewKey(t), 7, []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{})
 		return err
 	})
 	checkFailsFast(t, "ListUser", func() error { _, err := store.ListUser(ctx, 7); return err })
@@ -525,7 +566,7 @@ func TestRedisStoreFailsFastWhileRedisIsDownAndRecovers(t *testing.T) {
 	// A connection pooled before the outage may fail once; then the pool
 	// dials afresh. The restarted Redis is empty, so the user signs in again.
 	testkit.Eventually(t, 5*time.Second, "the store to work after Redis came back", func() error {
-		_, err := store.Create(ctx, key, 7, []byte("back"), time.Now().Add(time.Hour), session.Limit{})
+		_, err := store.Create(ctx, key, 7, []byte("back"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{})
 		return err
 	})
 	if b, found, err := store.FindCtx(ctx, key); err != nil || !found || string(b) != "back" {
@@ -587,7 +628,7 @@ func TestRedisStoreLeavesNoSessionKeyBehind(t *testing.T) {
 	for range 5 {
 		k := sessiontest.NewKey(t)
 		keys = append(keys, k)
-		if _, err := store.Create(ctx, k, user, []byte("v"), time.Now().Add(time.Hour), session.Limit{}); err != nil {
+		if _, err := store.Create(ctx, k, user, []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 	}
@@ -643,12 +684,12 @@ func TestRedisStoreListUserTouchesOnlyThatUsersKeys(t *testing.T) {
 	)
 	expiry := time.Now().Add(time.Hour)
 	for i := range others {
-		if _, err := store.Create(ctx, sessiontest.NewKey(t), int64(2+i%100), []byte("other"), expiry, session.Limit{}); err != nil {
+		if _, err := store.Create(ctx, sessiontest.NewKey(t), int64(2+i%100), []byte("other"), expiry, session.Limit{}, session.Origin{}); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 	}
 	for range 5 {
-		if _, err := store.Create(ctx, sessiontest.NewKey(t), user, []byte("mine"), expiry, session.Limit{}); err != nil {
+		if _, err := store.Create(ctx, sessiontest.NewKey(t), user, []byte("mine"), expiry, session.Limit{}, session.Origin{}); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 	}
@@ -708,7 +749,7 @@ func BenchmarkRedisRevokeUser(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
 				for range sessions {
-					if _, err := store.Create(ctx, sessiontest.NewKey(b), user, []byte("mine"), expiry, session.Limit{}); err != nil {
+					if _, err := store.Create(ctx, sessiontest.NewKey(b), user, []byte("mine"), expiry, session.Limit{}, session.Origin{}); err != nil {
 						b.Fatalf("Create: %v", err)
 					}
 				}

@@ -27,7 +27,7 @@ func TestWritesWaitForAReplica(t *testing.T) {
 	user := sessiontest.NewUserID(t)
 
 	key := sessiontest.NewKey(t)
-	if _, err := store.Create(ctx, key, user, []byte("replicated"), expiry, session.Limit{}); err != nil {
+	if _, err := store.Create(ctx, key, user, []byte("replicated"), expiry, session.Limit{}, session.Origin{}); err != nil {
 		t.Fatalf("Create with the replica up: %v", err)
 	}
 	if n, err := store.RevokeUser(ctx, user, "", session.EndedByAdmin); err != nil || n != 1 {
@@ -37,7 +37,7 @@ func TestWritesWaitForAReplica(t *testing.T) {
 	cluster.Replica(t).Pause(t)
 	defer cluster.Replica(t).Resume(t)
 	start := time.Now()
-	_, err = store.Create(ctx, sessiontest.NewKey(t), user, []byte("unconfirmed"), expiry, session.Limit{})
+	_, err = store.Create(ctx, sessiontest.NewKey(t), user, []byte("unconfirmed"), expiry, session.Limit{}, session.Origin{})
 	if !errors.Is(err, session.ErrNotReplicated) {
 		t.Fatalf("Create with the replica paused: %v, want ErrNotReplicated", err)
 	}
@@ -54,11 +54,11 @@ func TestNoWaitWithoutReplicasConfigured(t *testing.T) {
 	}
 	t.Cleanup(func() { pool.Close() })
 	lonely := session.NewRedisStore(pool, session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour, WaitReplicas: 1, WaitTimeout: 50 * time.Millisecond})
-	if _, err := lonely.Create(t.Context(), sessiontest.NewKey(t), 1, []byte("x"), time.Now().Add(time.Hour), session.Limit{}); !errors.Is(err, session.ErrNotReplicated) {
+	if _, err := lonely.Create(t.Context(), sessiontest.NewKey(t), 1, []byte("x"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); !errors.Is(err, session.ErrNotReplicated) {
 		t.Fatalf("Create on a Redis with no replica and WaitReplicas 1: %v, want ErrNotReplicated", err)
 	}
 	plain := session.NewRedisStore(pool, session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
-	if _, err := plain.Create(t.Context(), sessiontest.NewKey(t), 1, []byte("x"), time.Now().Add(time.Hour), session.Limit{}); err != nil {
+	if _, err := plain.Create(t.Context(), sessiontest.NewKey(t), 1, []byte("x"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 		t.Fatalf("Create without WaitReplicas: %v", err)
 	}
 }

@@ -26,8 +26,12 @@ var (
 	countSQL string
 	//go:embed queries/set_password_hash.sql
 	setPasswordHashSQL string
-	//go:embed queries/set_disabled.sql
-	setDisabledSQL string
+	//go:embed queries/enable.sql
+	enableSQL string
+	//go:embed queries/disable.sql
+	disableSQL string
+	//go:embed queries/lock_admin_changes_postgres.sql
+	lockAdminChangesPostgresSQL string
 	//go:embed queries/set_sessions_valid_after.sql
 	setSessionsValidAfterSQL string
 )
@@ -40,7 +44,12 @@ type SQLStore struct {
 	queryTimeout time.Duration // see WithQueryTimeout
 
 	// The queries, rebound once for the database's dialect.
-	create, byID, byUsername, list, count, setPasswordHash, setDisabled, setSessionsValidAfter string
+	create, byID, byUsername, list, count, setPasswordHash, enable, disable, setSessionsValidAfter string
+	// lockAdminChanges is the statement disableUser runs first, in its
+	// transaction; empty where the transaction alone is enough (SQLite).
+	lockAdminChanges string
+	// disableTx are the options of disableUser's transaction.
+	disableTx *sql.TxOptions
 }
 
 var _ Store = (*SQLStore)(nil)
@@ -68,8 +77,17 @@ func NewSQLStore(db *database.DB, now func() time.Time, opts ...Option) *SQLStor
 		list:                  db.Rebind(listSQL),
 		count:                 db.Rebind(countSQL),
 		setPasswordHash:       db.Rebind(setPasswordHashSQL),
-		setDisabled:           db.Rebind(setDisabledSQL),
+		enable:                db.Rebind(enableSQL),
+		disable:               db.Rebind(disableSQL),
 		setSessionsValidAfter: db.Rebind(setSessionsValidAfterSQL),
+	}
+	if db.Dialect == database.Postgres {
+		s.lockAdminChanges = lockAdminChangesPostgresSQL
+		// Explicitly, whatever default_transaction_isolation says: under
+		// REPEATABLE READ or SERIALIZABLE the transaction's one snapshot
+		// would be taken by the lock statement as it starts, before it
+		// waits, and disable.sql would not see the disable it waited for.
+		s.disableTx = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
 	}
 	for _, opt := range opts {
 		opt(s)
@@ -193,10 +211,63 @@ func (s *SQLStore) SetPasswordHash(ctx context.Context, id int64, hash string) e
 
 // SetDisabled implements Store.
 func (s *SQLStore) SetDisabled(ctx context.Context, id int64, disabled bool) error {
-	if err := s.update(ctx, s.setDisabled, id, disabled); err != nil {
+	var err error
+	if disabled {
+		err = s.disableUser(ctx, id)
+	} else {
+		err = s.update(ctx, s.enable, id)
+	}
+	if err != nil {
 		return fmt.Errorf("set disabled=%t on user %d: %w", disabled, id, err)
 	}
 	return nil
+}
+
+// disableUser disables the user unless they are the last enabled
+// administrator (ErrLastAdmin), whatever other disables run at the same
+// time, on this replica or another.
+//
+// The check and the write are one statement (queries/disable.sql) in a
+// transaction that no other disable can interleave with. On SQLite the
+// transaction starts with BEGIN IMMEDIATE (database.Open sets
+// _txlock=immediate), which takes the database's single write lock, across
+// processes, before the statement reads anything. On PostgreSQL the
+// transaction first takes an advisory lock that every disable takes
+// (queries/lock_admin_changes_postgres.sql says why a single statement is
+// not enough there and why the lock is).
+func (s *SQLStore) disableUser(ctx context.Context, id int64) (err error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	tx, err := s.db.SQL.BeginTx(ctx, s.disableTx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // the error that brought us here is the one to report
+		}
+	}()
+	if s.lockAdminChanges != "" {
+		if _, err := tx.ExecContext(ctx, s.lockAdminChanges); err != nil {
+			return fmt.Errorf("lock out other disables: %w", err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, s.disable, normTime(s.now()), id)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		// Still under the lock, so the answer matches the refusal.
+		if _, err := scanUser(tx.QueryRowContext(ctx, s.byID, id)); err != nil {
+			return err // ErrNotFound, or the database's error
+		}
+		return ErrLastAdmin
+	}
+	return tx.Commit()
 }
 
 // SetSessionsValidAfter implements Store.
@@ -208,12 +279,13 @@ func (s *SQLStore) SetSessionsValidAfter(ctx context.Context, id int64, t time.T
 	return nil
 }
 
-// update runs one of the UPDATE queries, which all take (value, updated_at,
-// id), and reports ErrNotFound when no row has the ID.
-func (s *SQLStore) update(ctx context.Context, query string, id int64, value any) error {
+// update runs one of the plain UPDATE queries, which all take (values...,
+// updated_at, id), and reports ErrNotFound when no row has the ID.
+func (s *SQLStore) update(ctx context.Context, query string, id int64, values ...any) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	res, err := s.db.SQL.ExecContext(ctx, query, value, normTime(s.now()), id)
+	args := append(append([]any{}, values...), normTime(s.now()), id)
+	res, err := s.db.SQL.ExecContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}

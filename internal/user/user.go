@@ -21,6 +21,9 @@ var (
 	ErrInvalidUsername = errors.New("invalid username")
 	// ErrInvalidRole means a role other than RoleUser or RoleAdmin.
 	ErrInvalidRole = errors.New("invalid role")
+	// ErrLastAdmin means disabling the user would leave no enabled
+	// administrator, and nobody to enable one again from the admin pages.
+	ErrLastAdmin = errors.New("last enabled administrator")
 )
 
 // Role is what a user may do.
@@ -89,6 +92,10 @@ type Store interface {
 	// ErrNotFound.
 	SetPasswordHash(ctx context.Context, id int64, hash string) error
 	// SetDisabled disables or re-enables the user, or fails with ErrNotFound.
+	// It refuses to disable the last enabled administrator with
+	// ErrLastAdmin, atomically: however many disables run at once, from
+	// however many processes, at least one enabled administrator remains
+	// if there was one. Disabling a user already disabled always succeeds.
 	SetDisabled(ctx context.Context, id int64, disabled bool) error
 	// SetSessionsValidAfter invalidates the user's sessions created before t
 	// (the zero time clears it), or fails with ErrNotFound.

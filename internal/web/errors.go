@@ -37,6 +37,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.clientError(w, r, http.StatusForbidden, "Not allowed", "Your account cannot do this.")
 	case errors.Is(err, account.ErrOwnAccount):
 		s.clientError(w, r, http.StatusConflict, "Not allowed", "You cannot disable your own account: ask another administrator.")
+	case errors.Is(err, account.ErrLastAdmin):
+		s.clientError(w, r, http.StatusConflict, "Not allowed",
+			"This is the last enabled administrator: enable or create another administrator first.")
+	case errors.Is(err, account.ErrRevokedInFlight):
+		s.clientError(w, r, http.StatusConflict, "Sign in again",
+			"This account was signed out everywhere (its password changed, it was disabled, or an administrator ended its sessions) while you were signing in. Sign in again.")
 	case errors.Is(err, account.ErrNotSignedIn):
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	default:

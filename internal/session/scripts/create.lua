@@ -1,10 +1,12 @@
--- Create a signed-in session: refuse a revoked or taken key, enforce the
--- user's concurrent-session limit, store and index the session, all in one
--- atomic step, so replicas signing the same user in at once cannot together
--- exceed the limit.
+-- Create a signed-in session: refuse a revoked or taken key, a replaced
+-- session that is no longer live, or an authentication older than the user's
+-- latest whole-user revocation; end the replaced session; enforce the user's
+-- concurrent-session limit; store and index the session. All in one atomic
+-- step, so replicas signing the same user in at once cannot together exceed
+-- the limit, and a revocation cannot fall between the checks and the write.
 --
 -- KEYS[1] session key, KEYS[2] its tombstone key, KEYS[3] the user's index,
--- KEYS[4] the global index
+-- KEYS[4] the global index, KEYS[5] the user's revocation time
 -- ARGV[1] now (ms)                ARGV[2] session prefix
 -- ARGV[3] tombstone prefix        ARGV[4] the session's key (index member)
 -- ARGV[5] session data            ARGV[6] session time to live (ms, > 0)
@@ -12,6 +14,12 @@
 -- ARGV[8] current expiry (ms): the global index score, refreshed by commits
 -- ARGV[9] limit (0: none)         ARGV[10] policy: evict-oldest or reject
 -- ARGV[11] tombstone time to live (ms) ARGV[12] end reason for evictions
+-- ARGV[13] key of the session this one replaces ('' for none)
+-- ARGV[14] when the user authenticated (ms)
+-- ARGV[15] end reason for the replaced session
+--
+-- The replaced session is reached through its key in ARGV, like the index
+-- members (see lib.lua): fine on one primary, not on Redis Cluster.
 --
 -- Returns {'ok', evicted keys...}, {'revoked'}, {'in-use'} or {'full'}.
 local now = tonumber(ARGV[1])
@@ -22,15 +30,38 @@ end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return { 'in-use' }
 end
+-- The request's own session must still be there: if it was revoked while
+-- the request was in flight, the request signs nobody in.
+local replaced = ARGV[13]
+if replaced ~= '' and (redis.call('EXISTS', tombstone_prefix .. replaced) == 1
+    or redis.call('EXISTS', session_prefix .. replaced) == 0) then
+  return { 'revoked' }
+end
+-- Authenticated before the user's latest whole-user revocation: void. Equal
+-- milliseconds are accepted (the rule is spelt out on session.Origin).
+local revoked_at = redis.call('GET', KEYS[5])
+if revoked_at and tonumber(ARGV[14]) < tonumber(revoked_at) then
+  return { 'revoked' }
+end
 
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-local live = prune_user(KEYS[3], KEYS[4], now, session_prefix)
+-- The replaced session makes way for the new one: it does not count.
+local live = {}
+for _, e in ipairs(prune_user(KEYS[3], KEYS[4], now, session_prefix)) do
+  if e[1] ~= replaced then
+    live[#live + 1] = e
+  end
+end
 local max = tonumber(ARGV[9])
+if max > 0 and #live >= max and ARGV[10] ~= 'evict-oldest' then
+  return { 'full' } -- before anything is written (pruning aside)
+end
+if replaced ~= '' then
+  -- Its user's index may be another user's; that entry is pruned when read.
+  end_session(replaced, KEYS[3], KEYS[4], session_prefix, tombstone_prefix, ARGV[15], ARGV[11])
+end
 local result = { 'ok' }
 if max > 0 and #live >= max then
-  if ARGV[10] ~= 'evict-oldest' then
-    return { 'full' }
-  end
   -- Least recently active first: lowest global score (a member missing from
   -- the global index counts as oldest), then earliest absolute expiry, then
   -- key, so the choice is the same on every run.

@@ -267,7 +267,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		for _, k := range keys {
 			mustNotFind(t, s, k)
 			_ = s.CommitCtx(ctx, k, []byte("again"), clk.Now().Add(longWindow))
-			_, _ = s.Create(ctx, k, NewUserID(t), []byte("again"), clk.Now().Add(longWindow), noLimit)
+			_, _ = s.Create(ctx, k, NewUserID(t), []byte("again"), clk.Now().Add(longWindow), noLimit, session.Origin{})
 			mustNotFind(t, s, k)
 		}
 	})
@@ -281,7 +281,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		mustCreate(t, s, revoked, user, []byte("v"), clk.Now().Add(longWindow), noLimit)
 		mustRevoke(t, s, user, []string{revoked}, session.EndedByAdmin)
 		for _, k := range []string{deleted, revoked} {
-			_, err := s.Create(ctx, k, user, []byte("again"), clk.Now().Add(longWindow), noLimit)
+			_, err := s.Create(ctx, k, user, []byte("again"), clk.Now().Add(longWindow), noLimit, session.Origin{})
 			if !errors.Is(err, session.ErrRevoked) {
 				t.Errorf("Create over a tombstone = %v, want ErrRevoked", err)
 			}
@@ -298,7 +298,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		owner, other := NewUserID(t), NewUserID(t)
 		key := NewKey(t)
 		mustCreate(t, s, key, owner, []byte("owner's"), clk.Now().Add(longWindow), noLimit)
-		_, err := s.Create(ctx, key, other, []byte("other's"), clk.Now().Add(longWindow), noLimit)
+		_, err := s.Create(ctx, key, other, []byte("other's"), clk.Now().Add(longWindow), noLimit, session.Origin{})
 		if err == nil || errors.Is(err, session.ErrRevoked) || errors.Is(err, session.ErrTooManySessions) {
 			t.Fatalf("Create of a live key = %v, want a plain error", err)
 		}
@@ -327,7 +327,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		}
 		for _, tc := range cases {
 			key := NewKey(t)
-			_, err := s.Create(ctx, key, user, []byte("v"), tc.expiry, tc.limit)
+			_, err := s.Create(ctx, key, user, []byte("v"), tc.expiry, tc.limit, session.Origin{})
 			if err == nil || errors.Is(err, session.ErrRevoked) || errors.Is(err, session.ErrTooManySessions) {
 				t.Errorf("Create with %s = %v, want a plain error", tc.name, err)
 			}
@@ -439,12 +439,12 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		user := NewUserID(t)
 		key := NewKey(t)
 		mustDelete(t, s, key)
-		if _, err := s.Create(ctx, key, user, []byte("v"), clk.Now().Add(longWindow), noLimit); !errors.Is(err, session.ErrRevoked) {
+		if _, err := s.Create(ctx, key, user, []byte("v"), clk.Now().Add(longWindow), noLimit, session.Origin{}); !errors.Is(err, session.ErrRevoked) {
 			t.Fatalf("Create right after Delete = %v, want ErrRevoked", err)
 		}
 		clk.Advance(shortWindow + time.Millisecond)
 		testkit.Eventually(t, pollFor, "tombstone to expire", func() error {
-			_, err := s.Create(ctx, key, user, []byte("v"), clk.Now().Add(longWindow), noLimit)
+			_, err := s.Create(ctx, key, user, []byte("v"), clk.Now().Add(longWindow), noLimit, session.Origin{})
 			if err != nil && !errors.Is(err, session.ErrRevoked) {
 				t.Fatalf("Create: %v", err)
 			}
@@ -717,7 +717,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		first, second, third := NewKey(t), NewKey(t), NewKey(t)
 		mustCreate(t, s, first, user, []byte("v"), clk.Now().Add(longWindow), limit)
 		mustCreate(t, s, second, user, []byte("v"), clk.Now().Add(longWindow), limit)
-		_, err := s.Create(ctx, third, user, []byte("v"), clk.Now().Add(longWindow), limit)
+		_, err := s.Create(ctx, third, user, []byte("v"), clk.Now().Add(longWindow), limit, session.Origin{})
 		if !errors.Is(err, session.ErrTooManySessions) {
 			t.Fatalf("Create over the limit = %v, want ErrTooManySessions", err)
 		}
@@ -748,7 +748,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 
 		mustCreate(t, s, NewKey(t), user, []byte("v"), clk.Now().Add(longWindow), limit)
 		mustCreate(t, s, NewKey(t), user, []byte("v"), clk.Now().Add(longWindow), limit)
-		if _, err := s.Create(ctx, NewKey(t), user, []byte("v"), clk.Now().Add(longWindow), limit); !errors.Is(err, session.ErrTooManySessions) {
+		if _, err := s.Create(ctx, NewKey(t), user, []byte("v"), clk.Now().Add(longWindow), limit, session.Origin{}); !errors.Is(err, session.ErrTooManySessions) {
 			t.Fatalf("third live session = %v, want ErrTooManySessions", err)
 		}
 	})
@@ -775,7 +775,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 			for i, k := range keys {
 				wg.Go(func() {
 					<-begin
-					evicted[i], errs[i] = s.Create(ctx, k, user, []byte("v"), clk.Now().Add(longWindow), limit)
+					evicted[i], errs[i] = s.Create(ctx, k, user, []byte("v"), clk.Now().Add(longWindow), limit, session.Origin{})
 				})
 			}
 			close(begin)
@@ -916,6 +916,8 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 			t.Fatalf("EndReason = %q, want %q", r, session.EndedByAdmin)
 		}
 	})
+
+	runOriginContract(t, build)
 }
 
 // Shape of the race cases: raceWorkers goroutines, raceRounds calls each.
@@ -1004,7 +1006,7 @@ func NewUserID(t testing.TB) int64 {
 
 func mustCreate(t *testing.T, s session.Store, key string, userID int64, b []byte, expiry time.Time, limit session.Limit) []string {
 	t.Helper()
-	evicted, err := s.Create(context.Background(), key, userID, b, expiry, limit)
+	evicted, err := s.Create(context.Background(), key, userID, b, expiry, limit, session.Origin{})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +37,11 @@ func Run(t *testing.T, newStore func(t *testing.T) user.Store) {
 		{"Count", testCount},
 		{"SetPasswordHash", testSetPasswordHash},
 		{"SetDisabledRoundTrip", testSetDisabledRoundTrip},
+		{"LastAdminCannotBeDisabled", testLastAdminCannotBeDisabled},
+		{"AdminWhoIsNotTheLastCanBeDisabled", testNonLastAdminCanBeDisabled},
+		{"PlainUserCanAlwaysBeDisabled", testPlainUserCanAlwaysBeDisabled},
+		{"TwoAdminsDisablingEachOtherAtOnceLeaveOneEnabled", adminsDisablingEachOtherAtOnce(2, 50)},
+		{"FiveAdminsDisablingEachOtherAtOnceLeaveOneEnabled", adminsDisablingEachOtherAtOnce(5, 20)},
 		{"SetSessionsValidAfterRoundTrip", testSetSessionsValidAfter},
 		{"UpdatesOfMissingUserAreNotFound", testUpdatesOfMissingUser},
 		{"TimesRoundTrip", testTimesRoundTrip},
@@ -346,6 +352,166 @@ func testSetDisabledRoundTrip(t *testing.T, s user.Store) {
 		checkUpdated(t, u, got)
 		if byName, err := s.ByUsername(ctx(t), "alice"); err != nil || byName.Disabled != disabled {
 			t.Errorf("ByUsername after SetDisabled(%t) = %+v, %v", disabled, byName, err)
+		}
+	}
+}
+
+// createAdmin adds an enabled administrator.
+func createAdmin(t *testing.T, s user.Store, name string) user.User {
+	t.Helper()
+	u, err := s.Create(ctx(t), user.NewUser{Username: name, PasswordHash: "hash-of-" + name, Role: user.RoleAdmin})
+	if err != nil {
+		t.Fatalf("Create(%q, admin): %v", name, err)
+	}
+	return u
+}
+
+// enabledAdmins returns the names of the enabled administrators.
+func enabledAdmins(t *testing.T, s user.Store) []string {
+	t.Helper()
+	users, err := s.List(ctx(t), user.ListOptions{})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	var out []string
+	for _, u := range users {
+		if u.Role == user.RoleAdmin && !u.Disabled {
+			out = append(out, u.Username)
+		}
+	}
+	return out
+}
+
+func testLastAdminCannotBeDisabled(t *testing.T, s user.Store) {
+	root := createAdmin(t, s, "root")
+	create(t, s, "alice") // plain users do not count
+	for range 2 {
+		if err := s.SetDisabled(ctx(t), root.ID, true); !errors.Is(err, user.ErrLastAdmin) {
+			t.Fatalf("SetDisabled(last admin) = %v, want ErrLastAdmin", err)
+		}
+		if got := byID(t, s, root.ID); got != root {
+			t.Errorf("the refused disable changed root to %+v, was %+v", got, root)
+		}
+	}
+
+	// A disabled administrator is no administrator to fall back on.
+	other := createAdmin(t, s, "other")
+	if err := s.SetDisabled(ctx(t), other.ID, true); err != nil {
+		t.Fatalf("SetDisabled(other admin): %v", err)
+	}
+	if err := s.SetDisabled(ctx(t), root.ID, true); !errors.Is(err, user.ErrLastAdmin) {
+		t.Errorf("SetDisabled(root) beside a disabled admin = %v, want ErrLastAdmin", err)
+	}
+	// Once another is enabled again, root is not the last any more.
+	if err := s.SetDisabled(ctx(t), other.ID, false); err != nil {
+		t.Fatalf("re-enable other: %v", err)
+	}
+	if err := s.SetDisabled(ctx(t), root.ID, true); err != nil {
+		t.Errorf("SetDisabled(root) beside an enabled admin: %v", err)
+	}
+	if got := enabledAdmins(t, s); !slices.Equal(got, []string{"other"}) {
+		t.Errorf("enabled admins %q, want [other]", got)
+	}
+}
+
+func testNonLastAdminCanBeDisabled(t *testing.T, s user.Store) {
+	root, backup := createAdmin(t, s, "root"), createAdmin(t, s, "backup")
+	if err := s.SetDisabled(ctx(t), backup.ID, true); err != nil {
+		t.Fatalf("SetDisabled(one of two admins): %v", err)
+	}
+	got := byID(t, s, backup.ID)
+	if !got.Disabled {
+		t.Error("backup is still enabled")
+	}
+	checkUpdated(t, backup, got)
+	// Disabling a disabled administrator again changes nothing about who
+	// can administer, so it is not refused.
+	if err := s.SetDisabled(ctx(t), backup.ID, true); err != nil {
+		t.Errorf("SetDisabled(already disabled admin): %v", err)
+	}
+	if err := s.SetDisabled(ctx(t), root.ID, true); !errors.Is(err, user.ErrLastAdmin) {
+		t.Errorf("SetDisabled(the admin left) = %v, want ErrLastAdmin", err)
+	}
+	if got := enabledAdmins(t, s); !slices.Equal(got, []string{"root"}) {
+		t.Errorf("enabled admins %q, want [root]", got)
+	}
+}
+
+func testPlainUserCanAlwaysBeDisabled(t *testing.T, s user.Store) {
+	// With no administrator at all, with one, and with one disabled.
+	alice := create(t, s, "alice")
+	if err := s.SetDisabled(ctx(t), alice.ID, true); err != nil {
+		t.Errorf("SetDisabled(user) with no admin: %v", err)
+	}
+	createAdmin(t, s, "root")
+	bob := create(t, s, "bob")
+	if err := s.SetDisabled(ctx(t), bob.ID, true); err != nil {
+		t.Errorf("SetDisabled(user) beside the last admin: %v", err)
+	}
+	for _, u := range []user.User{alice, bob} {
+		if !byID(t, s, u.ID).Disabled {
+			t.Errorf("%s is still enabled", u.Username)
+		}
+	}
+	if got := enabledAdmins(t, s); !slices.Equal(got, []string{"root"}) {
+		t.Errorf("enabled admins %q, want [root]", got)
+	}
+}
+
+// adminsDisablingEachOtherAtOnce is the attack the rule is for: every one
+// of n administrators, at the same instant, disables every other one, and
+// again, rounds times. Each admin is the target of n-1 disables, so all but
+// one end up disabled; the one left is the survivor, and exactly its n-1
+// disables are refused. A check that reads and then writes without
+// excluding the others (or one statement under PostgreSQL's READ COMMITTED,
+// which reads a snapshot) leaves none.
+func adminsDisablingEachOtherAtOnce(n, rounds int) func(t *testing.T, s user.Store) {
+	return func(t *testing.T, s user.Store) {
+		admins := make([]user.User, n)
+		for i := range admins {
+			admins[i] = createAdmin(t, s, fmt.Sprintf("admin%d", i))
+		}
+		c := ctx(t)
+		for round := range rounds {
+			var (
+				wg      sync.WaitGroup
+				start   = make(chan struct{})
+				mu      sync.Mutex
+				refused int
+			)
+			for i, actor := range admins {
+				// Admin i disables the others starting with the next one,
+				// so that every admin is a target from the first instant.
+				for k := 1; k < n; k++ {
+					target := admins[(i+k)%n]
+					wg.Go(func() {
+						<-start
+						err := s.SetDisabled(c, target.ID, true)
+						switch {
+						case errors.Is(err, user.ErrLastAdmin):
+							mu.Lock()
+							refused++
+							mu.Unlock()
+						case err != nil:
+							t.Errorf("round %d: %s disables %s: %v", round, actor.Username, target.Username, err)
+						}
+					})
+				}
+			}
+			close(start)
+			wg.Wait()
+			enabled := enabledAdmins(t, s)
+			if len(enabled) != 1 {
+				t.Fatalf("round %d: enabled admins after all disabled each other: %q, want exactly one", round, enabled)
+			}
+			if refused != n-1 {
+				t.Errorf("round %d: %d disables refused with ErrLastAdmin, want %d (those of %s)", round, refused, n-1, enabled[0])
+			}
+			for _, a := range admins {
+				if err := s.SetDisabled(c, a.ID, false); err != nil {
+					t.Fatalf("round %d: re-enable %s: %v", round, a.Username, err)
+				}
+			}
 		}
 	}
 }

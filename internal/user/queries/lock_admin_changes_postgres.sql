@@ -1,0 +1,23 @@
+-- Serialises every disable on PostgreSQL, so that "another administrator is
+-- still enabled" (disable.sql) cannot hold for two disables at once.
+--
+-- Why a lock: under READ COMMITTED each statement reads a snapshot taken
+-- when it starts. Two administrators disabling each other at once would each
+-- see the other still enabled and both succeed, leaving none. The UPDATE
+-- locks only its own target row, and the re-check PostgreSQL makes after
+-- waiting on that row re-reads that row alone, not the other administrators.
+--
+-- Why this is enough: (1) every statement that can lower the number of
+-- enabled administrators runs while holding this lock, which is kept until
+-- its transaction ends (disable.sql is the only one: no statement deletes a
+-- user or changes a role; one that does must take this lock too); (2) the
+-- store runs disable.sql after the lock is granted, in READ COMMITTED, so its
+-- snapshot holds every earlier holder's committed disable; (3) every other
+-- change (create, enable) only adds enabled administrators. So the
+-- administrator disable.sql saw still enabled is still enabled when it
+-- commits.
+--
+-- An advisory lock, not a table or row lock: sign-ins, password changes and
+-- revocations never wait for it. The server computes the key from the name,
+-- so every replica and the command line take the same lock.
+SELECT pg_advisory_xact_lock(hashtextextended('hallpass: disable a user', 0))

@@ -1,1 +1,0 @@
-UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?
