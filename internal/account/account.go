@@ -44,6 +44,7 @@ type Sessions interface {
 	Login(ctx context.Context, id session.Identity, client session.Client) (evicted int, err error)
 	Logout(ctx context.Context) error
 	Current(ctx context.Context) (session.Info, bool)
+	StillLive(ctx context.Context) (bool, error)
 	CurrentPublicID(ctx context.Context) (string, bool)
 	ListUser(ctx context.Context, userID int64) ([]session.Record, error)
 	CountUsers(ctx context.Context, userIDs []int64) (map[int64]int, error)

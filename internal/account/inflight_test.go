@@ -152,44 +152,52 @@ func TestManySignInsInFlightDuringARevocationAllGetNoSession(t *testing.T) {
 	}
 }
 
-// TestPasswordChangeWhoseSessionEndsInFlightLeavesItEnded: the session
-// changing the password is signed out from another device while the
-// current password is being checked. The new password is stored (the user
-// proved the old one), but the ended session is not brought back on a
-// fresh token.
-func TestPasswordChangeWhoseSessionEndsInFlightLeavesItEnded(t *testing.T) {
+// TestPasswordChangeWhoseSessionEndsInFlightChangesNothing: a thief with
+// the cookie and the password is changing the password when the owner, on
+// their phone, signs out every other device. The change already running
+// does not complete: the password stays the owner's, and the thief's
+// session stays ended.
+func TestPasswordChangeWhoseSessionEndsInFlightChangesNothing(t *testing.T) {
 	r := newRig(t, rigOptions{})
 	alice := r.createUser("alice", user.RoleUser)
-	laptop, phone := r.newBrowser("198.51.100.1"), r.newBrowser("198.51.100.2")
-	laptopKey := laptop.mustSignIn(alice)
+	thief, phone := r.newBrowser("203.0.113.66"), r.newBrowser("198.51.100.2")
+	thiefKey := thief.mustSignIn(alice)
 	phone.mustSignIn(alice)
-	var once sync.Once
+	var first atomic.Bool
 	r.duringVerify(func() {
-		once.Do(func() {
+		if first.CompareAndSwap(false, true) {
 			var err error
 			phone.do(func(ctx context.Context) { _, err = r.svc.EndOtherSessions(ctx, phone.as(alice)) })
 			if err != nil {
 				t.Errorf("phone signs out the other devices: %v", err)
 			}
-		})
+		}
 	})
 
-	const newPassword = "a brand new passphrase"
+	const thiefsPassword = "the thief's new passphrase"
 	var err error
-	laptop.do(func(ctx context.Context) {
-		err = r.svc.ChangePassword(ctx, laptop.as(alice), goodPassword, newPassword, newPassword)
+	thief.do(func(ctx context.Context) {
+		err = r.svc.ChangePassword(ctx, thief.as(alice), goodPassword, thiefsPassword, thiefsPassword)
 	})
 	if !errors.Is(err, account.ErrNotSignedIn) {
-		t.Fatalf("change password on the laptop signed out meanwhile: %v, want ErrNotSignedIn", err)
+		t.Fatalf("password change on the session signed out meanwhile: %v, want ErrNotSignedIn", err)
 	}
-	if _, signedIn, _ := laptop.whoami(); signedIn {
-		t.Error("the laptop is signed in again")
+	if _, signedIn, _ := thief.whoami(); signedIn {
+		t.Error("the thief's browser is signed in again")
 	}
-	if reason := r.endReason(laptopKey); reason != session.EndedFromOtherDevice {
-		t.Errorf("the laptop's session ended with %q, want %q", reason, session.EndedFromOtherDevice)
+	if reason := r.endReason(thiefKey); reason != session.EndedFromOtherDevice {
+		t.Errorf("the thief's session ended with %q, want %q", reason, session.EndedFromOtherDevice)
 	}
 	r.beforeVerify.Store(nil)
-	if _, err := r.newBrowser("198.51.100.3").signIn("alice", newPassword); err != nil {
-		t.Errorf("sign in with the new password: %v", err)
+	if _, err := r.newBrowser("198.51.100.3").signIn("alice", thiefsPassword); !errors.Is(err, account.ErrBadCredentials) {
+		t.Errorf("sign in with the thief's password: %v, want ErrBadCredentials", err)
+	}
+	if _, err := r.newBrowser("198.51.100.4").signIn("alice", goodPassword); err != nil {
+		t.Errorf("sign in with alice's own password: %v", err)
+	}
+	for _, ev := range r.auditTrail() {
+		if ev.Action == audit.PasswordChanged {
+			t.Errorf("the audit trail records a password change: %+v", ev)
+		}
 	}
 }

@@ -90,6 +90,16 @@ func (s *Service) ChangePassword(ctx context.Context, a Actor, current, plain, c
 	if err != nil {
 		return err
 	}
+	// The checks above took two password hashes' time: a session signed
+	// out meanwhile (say, by its owner's "sign out all other devices")
+	// must not go on to change the password. The re-issue below checks it
+	// again, atomically with the new session.
+	switch live, err := s.sessions.StillLive(ctx); {
+	case err != nil:
+		return unavailable(DepSessions, err)
+	case !live:
+		return ErrNotSignedIn
+	}
 	if err := s.users.SetPasswordHash(ctx, u.ID, hash); err != nil {
 		return unavailable(DepDatabase, err)
 	}

@@ -495,6 +495,22 @@ func (m *Manager) Current(ctx context.Context) (Info, bool) {
 	}, true
 }
 
+// StillLive reports whether the request's session is still in the store:
+// false once it has been signed out, revoked or evicted since the request
+// loaded it. A use case that changes something lasting (a password) asks
+// just before it does, so an action already running when its session was
+// revoked does not go on to complete. One store read.
+func (m *Manager) StillLive(ctx context.Context) (bool, error) {
+	if _, ok := m.Current(ctx); !ok {
+		return false, nil
+	}
+	_, found, err := m.store.FindCtx(ctx, hashToken(m.scs.Token(ctx)))
+	if err != nil {
+		return false, fmt.Errorf("check session: %w", err)
+	}
+	return found, nil
+}
+
 // Ended reports why the session the browser presented on this request was
 // ended by the middleware, or "" if it was not.
 func (m *Manager) Ended(ctx context.Context) EndReason {
