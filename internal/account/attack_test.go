@@ -59,6 +59,7 @@ func TestParallelSignUpsFromOneAddressStopAtTheLimit(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	t.Logf("30 parallel sign-ups from one address made %d accounts", created)
 	// The 11th attempt is the one that starts the wait, as for sign-in.
 	if created > p.Limit+1 {
 		t.Errorf("30 parallel sign-ups from one address made %d accounts; the policy allows %d", created, p.Limit+1)
