@@ -5,7 +5,14 @@ GO      ?= go
 BIN     := bin/hallpass
 PKGS    := ./...
 
-.PHONY: run build test test-deps bench fuzz vet fmt clean screenshots
+# What `hallpass version` and hallpass_build_info report: git's names for this
+# checkout, set at link time (the Dockerfile gets them as build arguments).
+VERSION := $(or $(HALLPASS_VERSION),$(shell git describe --tags --always --dirty 2>/dev/null),unknown)
+COMMIT  := $(or $(HALLPASS_COMMIT),$(shell git rev-parse HEAD 2>/dev/null),unknown)
+LDFLAGS := -X github.com/hallpass/hallpass/internal/metrics.version=$(VERSION) \
+           -X github.com/hallpass/hallpass/internal/metrics.commit=$(COMMIT)
+
+.PHONY: run build test test-deps bench fuzz vet fmt clean screenshots image
 
 ## run: build and serve the embedded default (SQLite + in-process sessions) on http://localhost:8080
 run: build
@@ -13,16 +20,22 @@ run: build
 
 ## build: compile the hallpass binary into bin/
 build:
-	$(GO) build -o $(BIN) ./cmd/hallpass
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hallpass
 
 ## test-deps: install the real backends the tests run against (Debian packages)
 test-deps:
 	bash deploy/test-deps.sh
 
-## test: install test dependencies, then run every test with the race detector; no backend may be skipped
+## test: install test dependencies, then run every test with the race detector; no backend may be skipped.
+## The bench module (bench/go.mod) is checked too; both modules must be tidy. The tests of deploy/ run
+## promtool on the alert rules and check the Grafana dashboard against the metrics.
 test: test-deps
+	$(GO) mod tidy -diff
+	$(GO) -C bench mod tidy -diff
 	$(GO) vet $(PKGS)
+	$(GO) -C bench vet ./...
 	HALLPASS_REQUIRE_BACKENDS=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) -C bench test -race -count=1 ./...
 
 ## bench: the scale benchmarks behind docs/SESSIONS.md, then bench/cmd/benchmarks, which loads the signed-in page
 ## (replica with Redis, with memory, the cluster, a stateless JWT baseline) and writes docs/BENCHMARKS.md with charts
@@ -34,7 +47,7 @@ bench: test-deps
 	$(GO) test -run '^$$' -bench 'BenchmarkForcedLogoutScale' -benchtime=2000x -count=3 -timeout 20m ./internal/session/ 2>&1 | tee bin/bench/logout.txt
 	$(GO) test -run '^$$' -bench 'BenchmarkHashDefault' ./internal/password/ 2>&1 | tee bin/bench/hash.txt
 	command -v haproxy >/dev/null && command -v redis-benchmark >/dev/null || { echo "bench: needs haproxy and redis-benchmark (Debian: apt-get install haproxy redis-tools)" >&2; exit 1; }
-	$(GO) run ./bench/cmd/benchmarks -gotest-dir bin/bench -out docs/BENCHMARKS.md -charts docs/benchmarks
+	$(GO) -C bench run ./cmd/benchmarks -repo .. -gotest-dir ../bin/bench -out ../docs/BENCHMARKS.md -charts ../docs/benchmarks
 
 ## fuzz: a short bounded run of every fuzz target (CI runs it too)
 fuzz:
@@ -47,6 +60,7 @@ screenshots: test-deps
 
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) -C bench vet ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -58,19 +72,28 @@ clean:
 
 # docker-compose (1.29) when installed, else `docker compose` (v2).
 COMPOSE = $(shell command -v docker-compose >/dev/null 2>&1 && echo docker-compose || echo docker compose)
-# The stand-in images deploy/images/build.sh builds, unless the environment names others.
+# The stand-in images deploy/images/build.sh builds (the app is built from the Dockerfile on the Go and base
+# ones), unless the environment names others; the build fetches modules as this machine's go command does.
 STANDIN_IMAGES = REDIS_IMAGE=$${REDIS_IMAGE:-hallpass-redis:local} HAPROXY_IMAGE=$${HAPROXY_IMAGE:-hallpass-haproxy:local} \
-	POSTGRES_IMAGE=$${POSTGRES_IMAGE:-hallpass-postgres:local} HALLPASS_IMAGE=$${HALLPASS_IMAGE:-hallpass-app:local}
+	POSTGRES_IMAGE=$${POSTGRES_IMAGE:-hallpass-postgres:local} HALLPASS_IMAGE=$${HALLPASS_IMAGE:-hallpass-app:local} \
+	HALLPASS_GO_IMAGE=$${HALLPASS_GO_IMAGE:-hallpass-go:local} HALLPASS_RUNTIME_IMAGE=$${HALLPASS_RUNTIME_IMAGE:-hallpass-base:local}
+BUILD_ENV = HALLPASS_VERSION=$(VERSION) HALLPASS_COMMIT=$(COMMIT) \
+	GOPROXY="$$($(GO) env GOPROXY)" GOSUMDB="$$($(GO) env GOSUMDB)" GOFLAGS="$$($(GO) env GOFLAGS)"
 
 .PHONY: images compose-up compose-down test-compose
 
-## images: build the stand-in container images from Debian's packages (as root; no registry needed)
+## image: build the app image from the Dockerfile with its default bases (needs a registry), as $$HALLPASS_IMAGE
+image:
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
+		--build-arg GOPROXY="$$($(GO) env GOPROXY)" -t $${HALLPASS_IMAGE:-hallpass:latest} .
+
+## images: build the stand-in container images from Debian's packages and this machine's Go (as root; no registry needed)
 images:
 	bash deploy/images/build.sh
 
-## compose-up: build the images and start the cluster on http://localhost:8080 ($$HALLPASS_HTTP_PORT)
+## compose-up: build the images (the app from the Dockerfile) and start the cluster on http://localhost:8080 ($$HALLPASS_HTTP_PORT)
 compose-up: images
-	$(STANDIN_IMAGES) $(COMPOSE) up -d
+	$(STANDIN_IMAGES) $(BUILD_ENV) $(COMPOSE) up -d --build
 	@echo "Hallpass is up on http://localhost:$${HALLPASS_HTTP_PORT:-8080}. Create the first administrator with:"
 	@echo "  $(STANDIN_IMAGES) $(COMPOSE) run --rm app1 user add admin --admin"
 
@@ -80,7 +103,7 @@ compose-down:
 
 ## test-compose: build the images, start the cluster as project hallpass-ci, sign in and out through HAProxy, tear down
 test-compose:
-	bash deploy/compose-test.sh
+	HALLPASS_VERSION=$(VERSION) HALLPASS_COMMIT=$(COMMIT) bash deploy/compose-test.sh
 
 # --- Loopback cluster: the same topology as local processes on 127.0.0.1 (internal/cluster) ---
 

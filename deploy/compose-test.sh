@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# End-to-end check of docker-compose.yml (`make test-compose`): builds the
-# stand-in images, starts the whole cluster as project hallpass-ci, creates an
-# administrator with `run --rm`, and through HAProxy signs in, loads / thirty
-# times (every replica must serve it, signed in), kills a replica and then the
-# Redis primary under the signed-in client (no failure, no sign-out), and signs
-# out. The project is always torn down with its volumes, pass or fail.
+# End-to-end check of docker-compose.yml and the Dockerfile (`make
+# test-compose`): builds the stand-in images, builds the app through
+# docker-compose.yml's `build:` (the Dockerfile, on the stand-in Go and runtime
+# bases, modules through GOPROXY), checks the image (unprivileged, read-only
+# root, its version), starts the whole cluster as project hallpass-ci, creates
+# an administrator with `run --rm`, and through HAProxy signs in, loads /
+# thirty times (every replica must serve it, signed in), kills a replica and
+# then the Redis primary under the signed-in client (no failure, no sign-out),
+# and signs out. The project is always torn down with its volumes, pass or
+# fail.
 #
 #   HALLPASS_CI_PROJECT   compose project name (default hallpass-ci)
 #   HALLPASS_HTTP_PORT    published port (default: a free one)
 #   HALLPASS_SUBNET       the project network (default: a free 172.28.N.0/24)
 #   HALLPASS_SKIP_IMAGES  1: do not run deploy/images/build.sh
 #   REDIS_IMAGE HAPROXY_IMAGE POSTGRES_IMAGE HALLPASS_IMAGE  default: the stand-ins
+#   HALLPASS_GO_IMAGE HALLPASS_RUNTIME_IMAGE  the Dockerfile's bases (default: the stand-ins)
+#   GOPROXY GOFLAGS GOSUMDB   for the build (default: this machine's `go env`)
+#   HALLPASS_VERSION HALLPASS_COMMIT  name the build (default: git describe, git rev-parse HEAD)
 #
 # Uses docker-compose (1.29) and falls back to `docker compose` (v2).
 set -euo pipefail
@@ -41,6 +48,14 @@ export REDIS_IMAGE=${REDIS_IMAGE:-hallpass-redis:local}
 export HAPROXY_IMAGE=${HAPROXY_IMAGE:-hallpass-haproxy:local}
 export POSTGRES_IMAGE=${POSTGRES_IMAGE:-hallpass-postgres:local}
 export HALLPASS_IMAGE=${HALLPASS_IMAGE:-hallpass-app:local}
+export HALLPASS_GO_IMAGE=${HALLPASS_GO_IMAGE:-hallpass-go:local}
+export HALLPASS_RUNTIME_IMAGE=${HALLPASS_RUNTIME_IMAGE:-hallpass-base:local}
+# The build downloads modules the way this machine's go command does.
+if command -v go >/dev/null 2>&1; then
+  export GOPROXY=${GOPROXY:-$(go env GOPROXY)} GOSUMDB=${GOSUMDB:-$(go env GOSUMDB)} GOFLAGS=${GOFLAGS:-$(go env GOFLAGS)}
+fi
+export HALLPASS_VERSION=${HALLPASS_VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo unknown)}
+export HALLPASS_COMMIT=${HALLPASS_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 project=${HALLPASS_CI_PROJECT:-hallpass-ci}
 
 # free_port prints a TCP port nothing listens on.
@@ -115,6 +130,27 @@ say "using ${compose_cmd[*]}; images $HALLPASS_IMAGE $REDIS_IMAGE $HAPROXY_IMAGE
 compose config -q || fail "docker-compose.yml does not validate"
 pass "docker-compose.yml validates"
 
+# The three replicas share one image: building app1's builds it.
+say "building $HALLPASS_IMAGE from the Dockerfile on $HALLPASS_GO_IMAGE and $HALLPASS_RUNTIME_IMAGE (GOPROXY=${GOPROXY:-default})"
+build_started=$SECONDS
+build_log=$(mktemp)
+if ! compose build app1 >"$build_log" 2>&1; then
+  tail -n 40 "$build_log" >&2
+  rm -f "$build_log"
+  fail "${compose_cmd[*]} build app1 (the Dockerfile)"
+fi
+rm -f "$build_log"
+pass "$HALLPASS_IMAGE built from the Dockerfile through compose's build: in $((SECONDS - build_started)) s"
+
+image_user=$(docker image inspect -f '{{.Config.User}}' "$HALLPASS_IMAGE")
+image_check=$(docker image inspect -f '{{if .Config.Healthcheck}}{{join .Config.Healthcheck.Test " "}}{{end}}' "$HALLPASS_IMAGE")
+[ "$image_user" = 10001:10001 ] || fail "the image runs as '$image_user', want 10001:10001"
+[[ $image_check == *"hallpass healthcheck"* ]] || fail "the image's health check is '$image_check', want hallpass healthcheck"
+version_out=$(docker run --rm --read-only "$HALLPASS_IMAGE" version) || fail "docker run $HALLPASS_IMAGE version"
+grep -qxF "hallpass $HALLPASS_VERSION" <<<"$version_out" && grep -qxF "commit   $HALLPASS_COMMIT" <<<"$version_out" ||
+  fail "hallpass version printed '$version_out', want $HALLPASS_VERSION and $HALLPASS_COMMIT"
+pass "the image runs as 10001:10001 with a hallpass healthcheck; version $HALLPASS_VERSION, commit ${HALLPASS_COMMIT:0:12}"
+
 # A project left over by an interrupted run would otherwise be reused.
 compose down -v --remove-orphans >/dev/null 2>&1 || true
 
@@ -139,6 +175,17 @@ while :; do
   sleep 1
 done
 pass "all $(containers | wc -l) containers running and healthy, $((SECONDS - up_started)) s after up"
+
+app1=$(containers --filter label=com.docker.compose.service=app1 | head -n 1)
+[ "$(docker inspect -f '{{.HostConfig.ReadonlyRootfs}} {{.Config.User}}' "$app1")" = "true 10001:10001" ] ||
+  fail "app1 is not read-only as 10001:10001: $(docker inspect -f '{{.HostConfig.ReadonlyRootfs}} {{.Config.User}}' "$app1")"
+# The metrics listener is on the project network only; ask it from HAProxy's
+# container (bash's /dev/tcp: no HTTP client needed).
+build_info=$(in_service haproxy bash -c 'exec 3<>/dev/tcp/app1/9100 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' |
+  tr -d '\r' | grep '^hallpass_build_info' || true)
+[[ $build_info == *"commit=\"$HALLPASS_COMMIT\""*"version=\"$HALLPASS_VERSION\""*" 1" ]] ||
+  fail "app1:9100/metrics hallpass_build_info is '$build_info'"
+pass "replicas run read-only as 10001:10001; app1:9100/metrics: $build_info"
 
 sentinel_master=$(in_service redis-sentinel1 redis-cli -p 26379 sentinel get-master-addr-by-name hallpass | tr -d '\r' | xargs)
 [ "$sentinel_master" = "redis-primary 6379" ] || fail "Sentinel names the primary '$sentinel_master', want 'redis-primary 6379'"

@@ -15,9 +15,11 @@ have chromium || have chromium-browser || missing+=(chromium)
 # The loopback cluster (internal/cluster, make cluster); haproxy lives in sbin.
 have redis-sentinel || missing+=(redis-sentinel)
 have haproxy || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# promtool checks and unit-tests the alert rules in deploy/prometheus/.
+have promtool || missing+=(prometheus)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test-deps: all present (redis-server, postgresql, chromium, redis-sentinel, haproxy)"
+  echo "test-deps: all present (redis-server, postgresql, chromium, redis-sentinel, haproxy, promtool)"
   exit 0
 fi
 
@@ -32,7 +34,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts the packaged services; the tests start their own on free ports.
-for svc in redis-server postgresql redis-sentinel haproxy; do
+for svc in redis-server postgresql redis-sentinel haproxy prometheus; do
   if have systemctl; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
   if have service; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done

@@ -6,24 +6,41 @@
 #   hallpass-haproxy:local   haproxy (2.6)
 #   hallpass-postgres:local  postgresql-15, with an entrypoint that initialises
 #                            the data directory like the official image's basics
-#   hallpass-app:local       the hallpass binary of this checkout + ca-certificates
+#   hallpass-go:local        the Dockerfile's builder (for golang:1.26-bookworm):
+#                            this machine's Go toolchain (go env GOROOT) at
+#                            /usr/local/go + ca-certificates
+#   hallpass-base:local      the Dockerfile's runtime base (for
+#                            debian:bookworm-slim): the minimal root itself
+#
+# The app image itself is not made here: docker-compose.yml builds it from the
+# Dockerfile (`build:`) with GO_IMAGE=hallpass-go:local and
+# RUNTIME_IMAGE=hallpass-base:local, which make compose-up and make
+# test-compose pass; or by hand:
+#
+#   docker build --build-arg GO_IMAGE=hallpass-go:local --build-arg RUNTIME_IMAGE=hallpass-base:local \
+#     --build-arg GOPROXY="$(go env GOPROXY)" -t hallpass-app:local .
 #
 # A minimal bookworm root is debootstrapped once into a cache directory and
 # reused; each image is a copy of it with its packages installed in a chroot,
 # trimmed (no docs, no apt lists) and turned into an image with `docker import`.
 # Every image carries a label with the hash of its inputs (this script, its
-# files under deploy/images/, its package list, the base root and, for the app,
-# the binary), and an image whose inputs did not change is not rebuilt.
+# files under deploy/images/, its package list, the base root and, for the Go
+# image, the toolchain's version), and an image whose inputs did not change is
+# not rebuilt.
 #
-# Usage: deploy/images/build.sh [--force] [redis|haproxy|postgres|app ...]
+# Usage: deploy/images/build.sh [--force] [redis|haproxy|postgres|go|base ...]
 #
 #   HALLPASS_IMAGE_CACHE   cache directory (default /var/cache/hallpass-images)
 #   HALLPASS_IMAGE_TAG     tag of the images (default local)
 #   DEBIAN_MIRROR          default http://deb.debian.org/debian
 #   DEBIAN_SECURITY_MIRROR default http://deb.debian.org/debian-security
+#   HALLPASS_CA_BUNDLE     the certificate authorities the Go image trusts
+#                          (default /etc/ssl/certs/ca-certificates.crt: this
+#                          machine's, so module downloads work where it works)
 #
-# Needs root (debootstrap, chroot, mount), docker and go. Security updates to
-# the packages do not change the inputs: rebuild with --force to pick them up.
+# Needs root (debootstrap, chroot, mount), docker and, for the Go image, go.
+# Security updates to the packages do not change the inputs: rebuild with
+# --force to pick them up.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,8 +50,9 @@ tag=${HALLPASS_IMAGE_TAG:-local}
 suite=bookworm
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+ca_bundle=${HALLPASS_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 label=org.hallpass.inputs
-all_images=(redis haproxy postgres app)
+all_images=(redis haproxy postgres go base)
 
 started=$SECONDS
 say() { printf 'images: [%3ds] %s\n' "$((SECONDS - started))" "$*"; }
@@ -45,7 +63,7 @@ wanted=()
 for arg in "$@"; do
   case $arg in
     --force) force=1 ;;
-    redis | haproxy | postgres | app) wanted+=("$arg") ;;
+    redis | haproxy | postgres | go | base) wanted+=("$arg") ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $arg (want --force or any of: ${all_images[*]})" ;;
   esac
@@ -55,7 +73,7 @@ done
 [ "$(id -u)" -eq 0 ] || die "run as root: debootstrap, chroot and mount need it (sudo $0)"
 command -v docker >/dev/null || die "docker is not installed"
 docker info >/dev/null 2>&1 || die "the docker engine does not answer (docker info)"
-if [[ " ${wanted[*]} " == *" app "* ]]; then command -v go >/dev/null || die "go is needed to build the hallpass binary"; fi
+if [[ " ${wanted[*]} " == *" go "* ]]; then command -v go >/dev/null || die "go is needed: the Go image carries this machine's toolchain"; fi
 if ! command -v debootstrap >/dev/null; then
   say "installing debootstrap (apt-get)"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -290,32 +308,53 @@ build_postgres() {
     --change 'CMD ["postgres"]'
 }
 
-build_app() {
-  local image=hallpass-app:$tag packages=(ca-certificates) bin=$cache/work/hallpass
-  say "$name: CGO_ENABLED=0 go build ./cmd/hallpass"
-  # -trimpath and no VCS stamp keep the binary reproducible, so its hash
-  # says whether the code changed.
-  (cd "$repo" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags='-s -w' -o "$bin" ./cmd/hallpass) ||
-    die "$name: go build failed"
-  hash=$(inputs_hash "${packages[@]}" "$(sha256sum <"$bin")")
-  if up_to_date "$image"; then say "$name: $image is up to date ($hash)"; rm -f "$bin"; return; fi
+build_go() {
+  local image=hallpass-go:$tag packages=(ca-certificates) goroot goversion cas=$ca_bundle
+  goroot=$(go env GOROOT)
+  goversion=$(go env GOVERSION)
+  [[ $goversion == go1.26* ]] || die "$name: the Dockerfile wants Go 1.26; this machine has $goversion"
+  [ -s "$cas" ] || cas=
+  hash=$(inputs_hash "${packages[@]}" "$goversion" "$(go env GOARCH)" "$(sha256sum <"$goroot/bin/go")" \
+    "${cas:+$(sha256sum <"$cas")}")
+  if up_to_date "$image"; then say "$name: $image is up to date ($hash)"; return; fi
   start_root "$name"
   install_packages "${packages[@]}"
-  # A fixed unprivileged uid, so volumes and policies can name it.
-  in_root groupadd --gid 10001 hallpass
-  in_root useradd --uid 10001 --gid 10001 --home-dir /var/lib/hallpass --no-create-home --no-log-init \
-    --shell /usr/sbin/nologin hallpass
-  install -d -o 10001 -g 10001 -m 750 "$root/var/lib/hallpass"
-  install -m 755 "$bin" "$root/usr/local/bin/hallpass"
-  rm -f "$bin"
+  # The build downloads modules through GOPROXY from inside the image: it
+  # trusts the certificate authorities this machine trusts, so it works
+  # behind the same TLS-inspecting proxy as this machine's own go command.
+  if [ -n "$cas" ]; then
+    say "$name: trusting this machine's certificate authorities ($cas)"
+    install -m 644 "$cas" "$root/etc/ssl/certs/ca-certificates.crt"
+  fi
+  # Like the official golang image: the toolchain in /usr/local/go (its own
+  # test suite left out), GOPATH /go, no toolchain downloads.
+  say "$name: copying $goroot ($goversion) to /usr/local/go"
+  mkdir -p "$root/usr/local/go" "$root/go/bin" "$root/go/src"
+  tar -C "$goroot" --exclude=./test -cf - . | tar -C "$root/usr/local/go" -xf -
   finish_root
   import_root "$image" \
     --change 'ENV LANG=C.UTF-8' \
-    --change 'WORKDIR /var/lib/hallpass' \
-    --change 'USER 10001:10001' \
-    --change 'EXPOSE 8080' \
-    --change 'ENTRYPOINT ["hallpass"]' \
-    --change 'CMD ["serve"]'
+    --change 'ENV GOLANG_VERSION='"${goversion#go}" \
+    --change 'ENV GOTOOLCHAIN=local' \
+    --change 'ENV GOPATH=/go' \
+    --change 'ENV PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'WORKDIR /go' \
+    --change 'CMD ["bash"]'
+}
+
+build_base() {
+  local image=hallpass-base:$tag
+  hash=$(inputs_hash)
+  if up_to_date "$image"; then say "$name: $image is up to date ($hash)"; return; fi
+  # debian:bookworm-slim's counterpart: the trimmed minimal root, unchanged.
+  root=$cache/work/$name
+  rm -rf "$root"
+  cp -a "$base" "$root"
+  rm -f "$root/.hallpass-base"
+  trim_root "$root"
+  import_root "$image" \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["bash"]'
 }
 
 for name in "${wanted[@]}"; do
@@ -325,8 +364,10 @@ unmount_all
 
 say "done in $((SECONDS - started)) s:"
 docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}\t{{.ID}}' |
-  grep -E "^hallpass-(redis|haproxy|postgres|app):$tag[[:space:]]" | sed 's/^/  /' || true
+  grep -E "^hallpass-(redis|haproxy|postgres|go|base):$tag[[:space:]]" | sed 's/^/  /' || true
 cat <<EOF
-images: docker-compose.yml runs them when these are set (make compose-up and test-compose set them):
-  export REDIS_IMAGE=hallpass-redis:$tag HAPROXY_IMAGE=hallpass-haproxy:$tag POSTGRES_IMAGE=hallpass-postgres:$tag HALLPASS_IMAGE=hallpass-app:$tag
+images: docker-compose.yml runs them, and builds the app on the Go and base images, when these are set
+(make compose-up and test-compose set them):
+  export REDIS_IMAGE=hallpass-redis:$tag HAPROXY_IMAGE=hallpass-haproxy:$tag POSTGRES_IMAGE=hallpass-postgres:$tag \\
+    HALLPASS_GO_IMAGE=hallpass-go:$tag HALLPASS_RUNTIME_IMAGE=hallpass-base:$tag HALLPASS_IMAGE=hallpass-app:$tag
 EOF

@@ -1,8 +1,9 @@
 // Package metrics exposes Hallpass's Prometheus metrics: sign-ins by result,
 // live sessions, revocations by reason, throttled attempts, session store and
-// database latency and errors, and HTTP requests by route pattern. Every
-// name starts with hallpass_. The metrics are served on their own listener
-// (HALLPASS_METRICS_ADDR), never on the public one.
+// database latency and errors, HTTP requests by route pattern, and the
+// running build (hallpass_build_info, which `hallpass version` also prints).
+// Every name starts with hallpass_. The metrics are served on their own
+// listener (HALLPASS_METRICS_ADDR), never on the public one.
 package metrics
 
 import (
@@ -69,7 +70,7 @@ func New(activeSessions func(ctx context.Context) (int, error)) *Metrics {
 		}, []string{"route"}),
 	}
 	m.registry.MustRegister(m.logins, m.revocations, m.throttled, m.storeLatency, m.storeErrors,
-		m.dbLatency, m.dbErrors, m.httpRequests, m.httpDuration,
+		m.dbLatency, m.dbErrors, m.httpRequests, m.httpDuration, buildInfo(ReadBuild()),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "hallpass"}))
 	// The Go runtime's metrics too carry the hallpass_ prefix, so every
 	// series of this process is found under one name space.

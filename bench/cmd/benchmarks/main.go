@@ -57,10 +57,12 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	var o options
 	var conc, loginConc string
-	fs.StringVar(&o.repo, "repo", ".", "repository root")
-	fs.StringVar(&o.out, "out", "docs/BENCHMARKS.md", "report to write")
-	fs.StringVar(&o.charts, "charts", "docs/benchmarks", "directory for the PNG charts")
-	fs.StringVar(&o.goTestDir, "gotest-dir", "bin/bench", "where the Makefile saved the Go benchmarks' output (missing ones are run)")
+	// The defaults suit running from bench/, the module's directory
+	// (`go -C bench run ./cmd/benchmarks`); make bench passes them all.
+	fs.StringVar(&o.repo, "repo", "..", "repository root")
+	fs.StringVar(&o.out, "out", "../docs/BENCHMARKS.md", "report to write")
+	fs.StringVar(&o.charts, "charts", "../docs/benchmarks", "directory for the PNG charts")
+	fs.StringVar(&o.goTestDir, "gotest-dir", "../bin/bench", "where the Makefile saved the Go benchmarks' output (missing ones are run)")
 	fs.StringVar(&o.work, "work", "", "directory for binaries, databases and logs (default: a new temporary one, removed afterwards)")
 	fs.StringVar(&conc, "c", "1,8,32", "concurrency levels for page views")
 	fs.StringVar(&loginConc, "login-c", "1,2,4", "concurrency levels for sign-ins")
@@ -138,11 +140,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logf("building hallpass and the JWT baseline into %s", work)
 	hallpassBin, baselineBin := filepath.Join(work, "hallpass"), filepath.Join(work, "jwtbaseline")
-	for bin, pkg := range map[string]string{hallpassBin: "./cmd/hallpass", baselineBin: "./bench/jwtbaseline"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
-		cmd.Dir = o.repo
+	// The baseline is in the bench module (bench/go.mod), Hallpass in the
+	// product's: each is built from its own module's directory.
+	for _, b := range []struct{ bin, dir, pkg string }{
+		{hallpassBin, o.repo, "./cmd/hallpass"},
+		{baselineBin, filepath.Join(o.repo, "bench"), "./jwtbaseline"},
+	} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.bin, b.pkg)
+		cmd.Dir = b.dir
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+			return fmt.Errorf("go build %s in %s: %w\n%s", b.pkg, b.dir, err, out)
 		}
 	}
 

@@ -1,7 +1,7 @@
 // Command load runs bench/load against one URL from the command line, for
 // poking at a server by hand the way `make bench` does:
 //
-//	go run ./bench/cmd/load -c 8 -d 5s -H 'Cookie: __Host-hallpass=…' -expect 'Hello,' http://127.0.0.1:8080/
+//	go -C bench run ./cmd/load -c 8 -d 5s -H 'Cookie: __Host-hallpass=…' -expect 'Hello,' http://127.0.0.1:8080/
 package main
 
 import (
