@@ -18,6 +18,7 @@ targets=(
   "./internal/web FuzzLoginForm"
   "./internal/web FuzzSafeNext"
   "./internal/config FuzzLoad"
+  "./internal/config FuzzShownHidesTheURLPassword"
   "./internal/session FuzzCodecDecode"
   "./internal/password FuzzParsePHC"
   "./internal/device FuzzLabel"

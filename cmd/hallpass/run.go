@@ -26,6 +26,7 @@ Usage:
   hallpass sessions revoke --user NAME | --id ID  sign sessions out on every replica at once
   hallpass healthcheck [--ready]     ask the server on this machine for /healthz (/readyz): the image's health check
   hallpass version                   print the version, commit and Go version of this binary
+  hallpass config check [flags]      print the effective configuration, secrets masked; non-zero exit on any problem
 
 The database is chosen by HALLPASS_DATABASE_URL (default sqlite:./data/hallpass.db).
 `
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return healthcheck(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		return versionCommand(args[1:], stdout)
+	case "config":
+		return configCommand(args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

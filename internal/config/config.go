@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -93,6 +94,118 @@ type Setting struct {
 	Accepted string
 	Doc      string
 	apply    func(c *Config, v string) error
+	// mask, set on secret settings, returns the value fit to print: a
+	// problem message or `hallpass config check` ends up in logs, tickets and
+	// chat, where a password must not follow it.
+	mask func(v string) string
+}
+
+// Value is one setting as Resolve found it.
+type Value struct {
+	Setting Setting
+	// Value is the text the setting was read from, secrets included: print
+	// Shown instead.
+	Value string
+	// Source says where Value came from: "flag --NAME", "env" or "default".
+	Source string
+}
+
+// Shown returns the value fit to print: as it is, or with its secret part
+// masked. A URL that does not parse is not shown at all, because nothing
+// says where its password would be.
+func (v Value) Shown() string {
+	if v.Setting.mask == nil {
+		return v.Value
+	}
+	return v.Setting.mask(v.Value)
+}
+
+// masked replaces secrets, and hidden replaces a value whose secret part
+// cannot be found.
+const (
+	masked = "****"
+	hidden = "(unparsable, hidden)"
+)
+
+// maskWhole masks a value that is a secret through and through.
+func maskWhole(v string) string {
+	if v == "" {
+		return ""
+	}
+	return masked
+}
+
+// maskDatabaseURL masks the password of a database URL. A sqlite: URL is a
+// file path with nothing to hide, and paths need not parse as URLs.
+func maskDatabaseURL(v string) string {
+	if strings.HasPrefix(v, "sqlite:") {
+		return v
+	}
+	return maskURL(v, false)
+}
+
+// maskRedisURL masks the password of a Redis URL. A lone user name is masked
+// too, because redigo (like redis-cli) sends it as the password.
+func maskRedisURL(v string) string {
+	return maskURL(v, true)
+}
+
+// maskURL returns raw with the password in its userinfo, and the value of any
+// query parameter named like a password (pgx reads ?password=), replaced by
+// "****"; the rest is left as written. It works on the text rather than
+// re-encoding a url.URL, which would escape the mask as %2A%2A%2A%2A. An "@"
+// outside the userinfo means the user probably meant a userinfo the parser
+// did not see (a "?" or "#" in the password, a missing "//"), so such a value
+// is hidden whole.
+func maskURL(raw string, loneUserIsPassword bool) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return hidden
+	}
+	rest, fragment, hasFragment := strings.Cut(raw, "#")
+	rest, query, hasQuery := strings.Cut(rest, "?")
+	start := 0
+	if u.Scheme != "" {
+		start = len(u.Scheme) + 1
+	}
+	if strings.HasPrefix(rest[start:], "//") {
+		start += 2
+		authority := rest[start:]
+		if i := strings.Index(authority, "/"); i >= 0 {
+			authority = authority[:i]
+		}
+		if at := strings.LastIndex(authority, "@"); at >= 0 {
+			user, _, hasPassword := strings.Cut(authority[:at], ":")
+			switch {
+			case hasPassword:
+				user += ":" + masked
+			case loneUserIsPassword:
+				user = masked
+			}
+			rest = rest[:start] + user + rest[start+at:]
+			start += len(user) + 1
+		}
+	}
+	if strings.Contains(rest[start:], "@") || strings.Contains(query, "@") || strings.Contains(fragment, "@") {
+		return hidden
+	}
+	if hasQuery {
+		params := strings.Split(query, "&")
+		for i, p := range params {
+			key, _, _ := strings.Cut(p, "=")
+			if name, err := url.QueryUnescape(key); err != nil || strings.Contains(strings.ToLower(name), "password") {
+				params[i] = key + "=" + masked
+			}
+		}
+		rest += "?" + strings.Join(params, "&")
+	}
+	if hasFragment {
+		rest += "#" + fragment
+	}
+	return rest
 }
 
 // Settings lists every configuration value in the order the README shows them.
@@ -113,6 +226,7 @@ func Settings() []Setting {
 			Env: "HALLPASS_DATABASE_URL", Flag: "database-url", Default: DefaultDatabaseURL,
 			Accepted: "sqlite:PATH or postgres://user:pass@host:port/db",
 			Doc:      "User database. The default is a SQLite file created on first run.",
+			mask:     maskDatabaseURL,
 			apply: func(c *Config, v string) error {
 				if !strings.HasPrefix(v, "sqlite:") && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
 					return errors.New("use sqlite:PATH or postgres://user:pass@host:port/db")
@@ -123,7 +237,8 @@ func Settings() []Setting {
 		},
 		{
 			Env: "HALLPASS_REDIS_URL", Flag: "redis-url", Default: "", Accepted: "redis://[user:pass@]host:port[/db]",
-			Doc: "Shared session store. Empty keeps sessions in this process only (one replica).",
+			Doc:  "Shared session store. Empty keeps sessions in this process only (one replica).",
+			mask: maskRedisURL,
 			apply: func(c *Config, v string) error {
 				if v != "" && !strings.HasPrefix(v, "redis://") {
 					return errors.New("use redis://[user:pass@]host:port[/db], or leave it empty for in-process sessions")
@@ -162,7 +277,8 @@ func Settings() []Setting {
 		},
 		{
 			Env: "HALLPASS_REDIS_PASSWORD", Flag: "redis-password", Default: "", Accepted: "text",
-			Doc: "Password for the Redis servers found through the Sentinels (with HALLPASS_REDIS_URL, put it in the URL).",
+			Doc:  "Password for the Redis servers found through the Sentinels (with HALLPASS_REDIS_URL, put it in the URL).",
+			mask: maskWhole,
 			apply: func(c *Config, v string) error {
 				c.RedisPassword = v
 				return nil
@@ -342,6 +458,17 @@ func positiveDuration(v string) (time.Duration, error) {
 // precedence. hostname is the default replica ID. Every invalid value is
 // reported in one error, each naming its variable and the accepted form.
 func Load(args []string, getenv func(string) string, hostname string) (Config, error) {
+	_, c, err := Resolve(args, getenv, hostname)
+	return c, err
+}
+
+// Resolve is Load that also says, setting by setting, which value was used
+// and where it came from, so `hallpass config check` shows exactly what
+// serve would run with. It returns a value for every setting even when some
+// are invalid, but the Config only when all are. When the flags themselves
+// cannot be parsed it returns no values, and the flag error (flag.ErrHelp for
+// --help).
+func Resolve(args []string, getenv func(string) string, hostname string) ([]Value, Config, error) {
 	settings := Settings()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -350,29 +477,32 @@ func Load(args []string, getenv func(string) string, hostname string) (Config, e
 		flagValues[i] = fs.String(s.Flag, "", s.Doc+" (env "+s.Env+")")
 	}
 	if err := fs.Parse(args); err != nil {
-		return Config{}, fmt.Errorf("serve flags: %w", err)
+		return nil, Config{}, fmt.Errorf("serve flags: %w", err)
 	}
 	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+		return nil, Config{}, fmt.Errorf("serve takes no arguments, got %q", fs.Args())
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	var c Config
 	var problems []error
+	values := make([]Value, len(settings))
 	for i, s := range settings {
-		v, from := *flagValues[i], "--"+s.Flag+" ("+s.Env+")"
+		v := Value{Setting: s, Value: *flagValues[i], Source: "flag --" + s.Flag}
+		from := "--" + s.Flag + " (" + s.Env + ")"
 		if !set[s.Flag] {
-			v, from = getenv(s.Env), s.Env
-			if v == "" {
-				v, from = s.Default, "default of "+s.Env
+			v.Value, v.Source, from = getenv(s.Env), "env", s.Env
+			if v.Value == "" {
+				v.Value, v.Source, from = s.Default, "default", "default of "+s.Env
 				if s.Env == "HALLPASS_REPLICA_ID" {
-					v = hostname
+					v.Value = hostname
 				}
 			}
 		}
-		if err := s.apply(&c, v); err != nil {
-			problems = append(problems, fmt.Errorf("%s: %q is not valid: %w", from, v, err))
+		values[i] = v
+		if err := s.apply(&c, v.Value); err != nil {
+			problems = append(problems, fmt.Errorf("%s: %q is not valid: %w", from, v.Shown(), err))
 		}
 	}
 	if len(problems) == 0 && c.MetricsAddr != "" && c.MetricsAddr == c.Addr {
@@ -382,9 +512,9 @@ func Load(args []string, getenv func(string) string, hostname string) (Config, e
 		problems = append(problems, fmt.Errorf("HALLPASS_SESSION_IDLE_TIMEOUT (%s) must not exceed HALLPASS_SESSION_LIFETIME (%s)", c.SessionIdleTimeout, c.SessionLifetime))
 	}
 	if err := errors.Join(problems...); err != nil {
-		return Config{}, err
+		return values, Config{}, err
 	}
-	return c, nil
+	return values, c, nil
 }
 
 // Usage writes the serve flags with their variables and defaults to w.

@@ -3,6 +3,7 @@ package config
 import (
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"strings"
@@ -114,6 +115,125 @@ func TestIdleTimeoutMayNotExceedLifetime(t *testing.T) {
 	}
 }
 
+func TestResolveSaysWhereEachValueCameFrom(t *testing.T) {
+	values, c, err := Resolve([]string{"--addr", "127.0.0.1:9000"},
+		env(map[string]string{"HALLPASS_ADDR": ":7000", "HALLPASS_SIGNUP": "closed"}), "host-a")
+	if err != nil {
+		t.Fatalf("Resolve: %v", err)
+	}
+	if len(values) != len(Settings()) {
+		t.Fatalf("%d values for %d settings", len(values), len(Settings()))
+	}
+	got := map[string]Value{}
+	for _, v := range values {
+		got[v.Setting.Env] = v
+	}
+	for _, want := range []struct{ env, value, source string }{
+		{"HALLPASS_ADDR", "127.0.0.1:9000", "flag --addr"},
+		{"HALLPASS_SIGNUP", "closed", "env"},
+		{"HALLPASS_LOG_LEVEL", "info", "default"},
+		{"HALLPASS_REPLICA_ID", "host-a", "default"},
+	} {
+		if v := got[want.env]; v.Value != want.value || v.Source != want.source {
+			t.Errorf("%s = %q from %q, want %q from %q", want.env, v.Value, v.Source, want.value, want.source)
+		}
+	}
+	if c.Addr != "127.0.0.1:9000" || c.Signup != SignupClosed {
+		t.Errorf("config %+v does not match the values", c)
+	}
+}
+
+func TestResolveShowsEveryValueEvenWhenSomeAreInvalid(t *testing.T) {
+	values, c, err := Resolve(nil, env(map[string]string{"HALLPASS_ADDR": "nope"}), "h")
+	if err == nil {
+		t.Fatal("Resolve accepted HALLPASS_ADDR=nope")
+	}
+	if len(values) != len(Settings()) || values[0].Value != "nope" || values[0].Source != "env" {
+		t.Errorf("values %+v, want every setting, HALLPASS_ADDR first as nope from env", values)
+	}
+	if !reflect.DeepEqual(c, Config{}) {
+		t.Errorf("Resolve returned a config built from invalid values: %+v", c)
+	}
+}
+
+// TestSettingsThatCanHoldAPasswordAreSecret keeps a new password or URL
+// setting from being printed in the clear.
+func TestSettingsThatCanHoldAPasswordAreSecret(t *testing.T) {
+	for _, s := range Settings() {
+		if (strings.Contains(s.Env, "PASSWORD") || strings.HasSuffix(s.Env, "_URL")) && s.mask == nil {
+			t.Errorf("%s can hold a password but is not masked", s.Env)
+		}
+	}
+}
+
+func TestSecretsAreMaskedWhenShown(t *testing.T) {
+	for _, tc := range []struct{ env, value, want string }{
+		{"HALLPASS_REDIS_PASSWORD", "hunter2", "****"},
+		{"HALLPASS_REDIS_PASSWORD", "", ""},
+		{"HALLPASS_DATABASE_URL", "postgres://app:hunter2@db:5432/hallpass", "postgres://app:****@db:5432/hallpass"},
+		{"HALLPASS_DATABASE_URL", "postgresql://app@db/hallpass", "postgresql://app@db/hallpass"},
+		{"HALLPASS_DATABASE_URL", "postgres://db/hp?sslmode=disable&password=hunter2", "postgres://db/hp?sslmode=disable&password=****"},
+		{"HALLPASS_DATABASE_URL", "sqlite:./data/hallpass.db", "sqlite:./data/hallpass.db"},
+		// A file name need not parse as a URL, and holds nothing to hide.
+		{"HALLPASS_DATABASE_URL", "sqlite:/var/lib/100%.db", "sqlite:/var/lib/100%.db"},
+		{"HALLPASS_DATABASE_URL", "postgres://app:hun ter2@db/hp", "(unparsable, hidden)"},
+		// The "#" ends the URL early, so the parser sees no password; the
+		// "@" after it gives the mistake away.
+		{"HALLPASS_DATABASE_URL", "postgres://app:12#34@db/hp", "(unparsable, hidden)"},
+		{"HALLPASS_REDIS_URL", "redis://u:s3cret@h:6379", "redis://u:****@h:6379"},
+		{"HALLPASS_REDIS_URL", "redis://:s3cret@h:6379/0", "redis://:****@h:6379/0"},
+		// redigo sends a lone user name as the password.
+		{"HALLPASS_REDIS_URL", "redis://s3cret@h:6379", "redis://****@h:6379"},
+		{"HALLPASS_REDIS_URL", "redis://h:6379", "redis://h:6379"},
+		{"HALLPASS_REDIS_URL", "", ""},
+		{"HALLPASS_REDIS_URL", "u:s3cret@h:6379", "(unparsable, hidden)"},
+		{"HALLPASS_ADDR", ":8080", ":8080"},
+	} {
+		v := Value{Setting: setting(t, tc.env), Value: tc.value}
+		if got := v.Shown(); got != tc.want {
+			t.Errorf("%s=%q shown as %q, want %q", tc.env, tc.value, got, tc.want)
+		}
+	}
+}
+
+func TestProblemsNeverEchoASecret(t *testing.T) {
+	_, err := Load([]string{"--redis-url", "rediss://u:hunter2@h:6380"}, env(map[string]string{
+		"HALLPASS_DATABASE_URL": "postgresql+asyncpg://app:hunter2@db/hp",
+	}), "h")
+	if err == nil {
+		t.Fatal("Load accepted a rediss:// and a postgresql+asyncpg:// URL")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "hunter2") {
+		t.Errorf("a problem repeats the password:\n%s", msg)
+	}
+	for _, want := range []string{
+		`HALLPASS_DATABASE_URL: "postgresql+asyncpg://app:****@db/hp" is not valid`,
+		`--redis-url (HALLPASS_REDIS_URL): "rediss://u:****@h:6380" is not valid`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not say %q:\n%s", want, msg)
+		}
+	}
+
+	_, err = Load(nil, env(map[string]string{"HALLPASS_DATABASE_URL": "mysql://app:hun ter2@db"}), "h")
+	if err == nil || strings.Contains(err.Error(), "ter2") || !strings.Contains(err.Error(), "(unparsable, hidden)") {
+		t.Errorf("error for an unparsable URL with a password: %v", err)
+	}
+}
+
+// setting returns the setting read from env.
+func setting(t *testing.T, env string) Setting {
+	t.Helper()
+	for _, s := range Settings() {
+		if s.Env == env {
+			return s
+		}
+	}
+	t.Fatalf("no setting %s", env)
+	return Setting{}
+}
+
 func TestUnknownFlagIsAnError(t *testing.T) {
 	if _, err := Load([]string{"--no-such-flag"}, env(nil), "h"); err == nil {
 		t.Fatal("unknown flag accepted")
@@ -163,6 +283,44 @@ func FuzzLoad(f *testing.F) {
 		c, err := Load(nil, env(map[string]string{key: value}), "h")
 		if err == nil && (c.SessionIdleTimeout <= 0 || c.SessionLifetime <= 0 || c.Addr == "") {
 			t.Fatalf("accepted %s=%q into an invalid config %+v", key, value, c)
+		}
+	})
+}
+
+// FuzzShownHidesTheURLPassword checks the masking, which works on the text,
+// against what url.Parse (and so redigo and pgx) takes for the password.
+func FuzzShownHidesTheURLPassword(f *testing.F) {
+	f.Add("redis://u:s3cret@h:6379/0")
+	f.Add("redis://s3cret@h:6379")
+	f.Add("postgres://app:hunter2@db/hp?sslmode=disable&password=hunter2#x")
+	f.Fuzz(func(t *testing.T, raw string) {
+		shown := Value{Setting: setting(t, "HALLPASS_REDIS_URL"), Value: raw}.Shown()
+		if shown == hidden || raw == "" {
+			return
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatalf("%q does not parse but was shown as %q", raw, shown)
+		}
+		s, err := url.Parse(shown)
+		if err != nil {
+			t.Fatalf("%q shown as %q, which does not parse: %v", raw, shown, err)
+		}
+		if s.Host != u.Host || s.Path != u.Path || (u.User == nil) != (s.User == nil) {
+			t.Fatalf("%q shown as %q: more than the password changed", raw, shown)
+		}
+		if u.User == nil {
+			return
+		}
+		if _, ok := u.User.Password(); ok {
+			if p, _ := s.User.Password(); p != "****" {
+				t.Fatalf("%q shown as %q: password %q", raw, shown, p)
+			}
+		} else if u.User.Username() != "" && s.User.Username() != "****" {
+			t.Fatalf("%q shown as %q: lone user name %q", raw, shown, s.User.Username())
+		}
+		if p := u.Query().Get("password"); p != "" && s.Query().Get("password") != "****" {
+			t.Fatalf("%q shown as %q: password parameter %q", raw, shown, s.Query().Get("password"))
 		}
 	})
 }
