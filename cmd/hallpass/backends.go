@@ -93,12 +93,13 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 		b.userStore = metrics.InstrumentUsers(b.users, m)
 	}
 	b.sessions = session.NewManager(session.ManagerOptions{
-		Store:        b.store,
-		IdleTimeout:  cfg.SessionIdleTimeout,
-		Lifetime:     cfg.SessionLifetime,
-		CookieSecure: cfg.CookieSecure,
-		ReplicaID:    cfg.ReplicaID,
-		Limit:        session.Limit{Max: cfg.MaxSessionsPerUser, Policy: session.LimitPolicy(cfg.SessionLimitPolicy)},
+		Store:                b.store,
+		IdleTimeout:          cfg.SessionIdleTimeout,
+		Lifetime:             cfg.SessionLifetime,
+		CookieSecure:         cfg.CookieSecure,
+		BrowserSessionCookie: cfg.BrowserSessionCookie,
+		ReplicaID:            cfg.ReplicaID,
+		Limit:                session.Limit{Max: cfg.MaxSessionsPerUser, Policy: session.LimitPolicy(cfg.SessionLimitPolicy)},
 		// The manager asks the service, built just below, whether a
 		// session it refreshes may go on.
 		CheckUser: func(ctx context.Context, userID int64, created time.Time) (session.EndReason, error) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
@@ -122,10 +123,11 @@ func TestSessionCookieAsTheBrowserKeepsIt(t *testing.T) {
 	if c.Path != "/" || c.Domain != "localhost" {
 		t.Errorf("cookie path %q domain %q, want / and host-only localhost", c.Path, c.Domain)
 	}
-	// A browser-session cookie: the server, not the cookie, decides when
-	// the session ends.
-	if !c.Session || c.Expires > 0 {
-		t.Errorf("cookie expires %v (session %v), want a browser-session cookie", c.Expires, c.Session)
+	// The cookie expires at the session's absolute end (12 h by default),
+	// never later; the server still decides when the session ends.
+	expires := time.Unix(int64(c.Expires), 0)
+	if end := time.Now().Add(12 * time.Hour); c.Session || expires.After(end.Add(5*time.Second)) || expires.Before(end.Add(-time.Minute)) {
+		t.Errorf("cookie expires %v (session %v), want the session's absolute end, about %v", expires, c.Session, end)
 	}
 
 	if got := eval[string](b, "read document.cookie", `document.cookie`); strings.Contains(got, "hallpass") || strings.Contains(got, c.Value) {

@@ -61,6 +61,9 @@ type Config struct {
 	// SessionLifetime ends a session this long after sign-in, whatever the
 	// activity.
 	SessionLifetime time.Duration
+	// BrowserSessionCookie keeps the session cookie without an expiry, so
+	// closing the browser drops it (shared computers).
+	BrowserSessionCookie bool
 	// CookieSecure marks the session cookie Secure and names it with the
 	// __Host- prefix. Only plain-http test rigs turn it off.
 	CookieSecure bool
@@ -343,6 +346,18 @@ func Settings() []Setting {
 					return errors.New("use true or false")
 				}
 				c.CookieSecure = b
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_COOKIE_PERSISTENT", Flag: "cookie-persistent", Default: "true", Accepted: "true or false",
+			Doc: "true: the session cookie expires at the session's absolute end. false: a browser-session cookie, dropped when the browser closes (shared computers).",
+			apply: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return errors.New("use true or false")
+				}
+				c.BrowserSessionCookie = !b
 				return nil
 			},
 		},

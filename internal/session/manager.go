@@ -109,6 +109,11 @@ type ManagerOptions struct {
 	IdleTimeout  time.Duration
 	Lifetime     time.Duration
 	CookieSecure bool
+	// BrowserSessionCookie makes the session cookie a browser-session
+	// cookie (no Expires or Max-Age), dropped when the browser closes: for
+	// shared computers. Otherwise the cookie expires at the session's
+	// absolute end, and never later than the server keeps the session.
+	BrowserSessionCookie bool
 	// ReplicaID is recorded in sessions this replica creates.
 	ReplicaID string
 	// Now is the clock that decides expiry; nil means time.Now.
@@ -169,9 +174,11 @@ func NewManager(opts ManagerOptions) *Manager {
 	if opts.CookieSecure {
 		sm.Cookie.Name = SecureCookieName
 	}
-	// A browser-session cookie: the server alone decides when the session
-	// ends, and closing the browser drops the cookie.
-	sm.Cookie.Persist = false
+	// The server alone decides when the session ends; the cookie's expiry
+	// (the session's absolute end) only lets the browser forget it in time.
+	// Deployments on shared computers ask for a browser-session cookie,
+	// which closing the browser drops.
+	sm.Cookie.Persist = !opts.BrowserSessionCookie
 
 	now := opts.Now
 	if now == nil {
@@ -457,7 +464,9 @@ func (m *Manager) Login(ctx context.Context, id Identity, client Client) (evicte
 		return 0, fmt.Errorf("create session: %w", err)
 	}
 	st.noSave = false
-	st.created = &createdSession{token: token, expiry: deadline}
+	// The cookie lasts until the absolute end; the store keeps the session
+	// one touch interval longer (deadline), so the cookie never outlives it.
+	st.created = &createdSession{token: token, expiry: now.Add(m.lifetime)}
 	return len(keys), nil
 }
 
@@ -563,6 +572,9 @@ func (sw *savingWriter) save() {
 			sw.failed = true
 			sw.onError(sw.ResponseWriter, sw.req, fmt.Errorf("save session: %w", err))
 			return
+		}
+		if info, ok := sw.m.Current(ctx); ok {
+			expiry = info.AbsoluteExpiry // not the store's deadline: see Login
 		}
 		sw.m.scs.WriteSessionCookie(ctx, sw.ResponseWriter, token, expiry)
 	case scs.Destroyed:

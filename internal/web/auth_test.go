@@ -42,35 +42,60 @@ func TestSignUpSignInAndSignOut(t *testing.T) {
 }
 
 func TestSessionCookieFlags(t *testing.T) {
-	ts := newTestServer(t, testOptions{backend: "memory"})
-	ts.createUser("alice", "correct horse battery", user.RoleUser)
-	res := ts.newBrowser().login("alice", "correct horse battery")
+	for _, browserSession := range []bool{false, true} {
+		t.Run(map[bool]string{false: "persistent", true: "browser-session"}[browserSession], func(t *testing.T) {
+			ts := newTestServer(t, testOptions{backend: "memory", browserSessionCookie: browserSession})
+			ts.createUser("alice", "correct horse battery", user.RoleUser)
+			b := ts.newBrowser()
+			res := b.login("alice", "correct horse battery")
+			cookie := sessionSetCookie(t, res)
+			if !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteLaxMode || cookie.Path != "/" || cookie.Domain != "" {
+				t.Errorf("cookie %+v: want HttpOnly, Secure, SameSite=Lax, Path=/, no Domain", cookie)
+			}
+			if len(cookie.Value) != 43 {
+				t.Errorf("token %d characters, want 43 (32 random bytes, base64url)", len(cookie.Value))
+			}
+			if cc := res.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+				t.Errorf("login response Cache-Control %q, want no-store", cc)
+			}
+			if browserSession {
+				if !cookie.Expires.IsZero() || cookie.MaxAge != 0 {
+					t.Errorf("cookie has Expires %v / Max-Age %d; want a browser-session cookie", cookie.Expires, cookie.MaxAge)
+				}
+			} else {
+				// The session's absolute end (the default 12 h), never
+				// later: the clocks may be a second apart.
+				lifetime := 12 * time.Hour
+				if got := time.Duration(cookie.MaxAge) * time.Second; got < lifetime-3*time.Second || got > lifetime+time.Second {
+					t.Errorf("cookie Max-Age %v, want the session lifetime %v", got, lifetime)
+				}
+				if end := ts.clock.Now().Add(lifetime); cookie.Expires.Before(end.Add(-3*time.Second)) || cookie.Expires.After(end.Add(time.Second)) {
+					t.Errorf("cookie Expires %v, want the absolute end %v", cookie.Expires, end)
+				}
+			}
+			// Signing out expires the cookie at once.
+			out := sessionSetCookie(t, b.postForm("/logout", nil))
+			if out.MaxAge >= 0 {
+				t.Errorf("sign-out cookie Max-Age %d, want it deleted", out.MaxAge)
+			}
+		})
+	}
+}
 
-	var cookie *http.Cookie
+// sessionSetCookie returns the session cookie a response sets.
+func sessionSetCookie(t *testing.T, res response) *http.Cookie {
+	t.Helper()
 	for _, line := range res.Header.Values("Set-Cookie") {
 		c, err := http.ParseSetCookie(line)
 		if err != nil {
 			t.Fatalf("parse Set-Cookie %q: %v", line, err)
 		}
 		if c.Name == session.SecureCookieName {
-			cookie = c
+			return c
 		}
 	}
-	if cookie == nil {
-		t.Fatalf("login set no %s cookie; Set-Cookie: %q", session.SecureCookieName, res.Header.Values("Set-Cookie"))
-	}
-	if !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteLaxMode || cookie.Path != "/" || cookie.Domain != "" {
-		t.Errorf("cookie %+v: want HttpOnly, Secure, SameSite=Lax, Path=/, no Domain", cookie)
-	}
-	if !cookie.Expires.IsZero() || cookie.MaxAge != 0 {
-		t.Errorf("cookie has Expires %v / Max-Age %d; want a browser-session cookie", cookie.Expires, cookie.MaxAge)
-	}
-	if len(cookie.Value) != 43 {
-		t.Errorf("token %d characters, want 43 (32 random bytes, base64url)", len(cookie.Value))
-	}
-	if cc := res.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
-		t.Errorf("login response Cache-Control %q, want no-store", cc)
-	}
+	t.Fatalf("no %s cookie set; Set-Cookie: %q", session.SecureCookieName, res.Header.Values("Set-Cookie"))
+	return nil
 }
 
 func TestInsecureCookieModeDropsHostPrefix(t *testing.T) {

@@ -49,6 +49,8 @@ type testOptions struct {
 	lifetime    time.Duration
 	maxHashes   int
 	cookieInsec bool
+	// browserSessionCookie asks for a cookie without an expiry.
+	browserSessionCookie bool
 	// hashParams are the argon2id parameters; zero means cheap test ones.
 	hashParams password.Params
 	// hashWait bounds the wait for a hashing slot; zero means the default.
@@ -142,7 +144,8 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 	var svc *account.Service
 	sessions := session.NewManager(session.ManagerOptions{
 		Store: store, IdleTimeout: opts.idle, Lifetime: opts.lifetime,
-		CookieSecure: !opts.cookieInsec, ReplicaID: "test-replica", Now: clock.Now,
+		CookieSecure: !opts.cookieInsec, BrowserSessionCookie: opts.browserSessionCookie,
+		ReplicaID: "test-replica", Now: clock.Now,
 		Limit: opts.limit, Logger: logger,
 		CheckUser: func(ctx context.Context, userID int64, created time.Time) (session.EndReason, error) {
 			return svc.CheckSession(ctx, userID, created)
