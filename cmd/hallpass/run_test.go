@@ -279,6 +279,33 @@ func TestUserCommands(t *testing.T) {
 	}
 }
 
+func TestUserCommandsRefuseAWeakPasswordAndSayWhy(t *testing.T) {
+	const guessable = "This password is too easy to guess: it is a common password or close to one. Use a longer passphrase of unrelated words."
+	env := map[string]string{"HALLPASS_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "h.db")}
+	_, err := runCLI(t, env, "password1\n", "user", "add", "carol")
+	if !errors.Is(err, account.ErrInvalid) || !strings.Contains(err.Error(), guessable) {
+		t.Errorf("user add with password1: %v, want the message %q", err, guessable)
+	}
+	if out, err := runCLI(t, env, "", "user", "list"); err != nil || strings.Contains(out, "carol") {
+		t.Errorf("user list after the refusal: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, env, "correct horse battery\n", "user", "add", "carol"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	for pw, want := range map[string]string{
+		"password1":           guessable,
+		"correct horse CAROL": "The password must not contain your user name.",
+	} {
+		out, err := runCLI(t, env, pw+"\n", "user", "passwd", "carol")
+		if !errors.Is(err, account.ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("user passwd with %q: %v, want the message %q", pw, err, want)
+		}
+		if strings.Contains(out, "password of carol changed") {
+			t.Errorf("user passwd with %q said:\n%s", pw, out)
+		}
+	}
+}
+
 func TestSessionsCommandsActOnRunningReplicasAtOnce(t *testing.T) {
 	rs := testsvc.StartRedis(t)
 	env := map[string]string{

@@ -81,12 +81,20 @@ type rig struct {
 	// beforeVerify, when set, runs at the start of every password check of
 	// the service, so a test can act while a sign-in is in flight.
 	beforeVerify atomic.Pointer[func()]
+	// hashes counts the new passwords the service has hashed.
+	hashes atomic.Int64
 }
 
-// hookedHasher is the real hasher with the rig's beforeVerify hook.
+// hookedHasher is the real hasher with the rig's beforeVerify hook and hash
+// count.
 type hookedHasher struct {
 	*password.Hasher
 	rig *rig
+}
+
+func (h hookedHasher) Hash(ctx context.Context, plain string) (string, error) {
+	h.rig.hashes.Add(1)
+	return h.Hasher.Hash(ctx, plain)
 }
 
 func (h hookedHasher) Verify(ctx context.Context, plain, encoded string) (bool, bool, error) {
@@ -946,13 +954,13 @@ func TestSignUpRefusesBadInputByField(t *testing.T) {
 		want                        []account.Field
 	}{
 		{"short password", "carol", "short", "short", []account.Field{account.FieldPassword}},
-		{"mismatched confirmation", "carol", "carols password", "carols passw0rd", []account.Field{account.FieldConfirmPassword}},
-		{"username too short", "ca", "carols password", "carols password", []account.Field{account.FieldUsername}},
-		{"username with a space", "carol smith", "carols password", "carols password", []account.Field{account.FieldUsername}},
-		{"username starting with a dash", "-carol", "carols password", "carols password", []account.Field{account.FieldUsername}},
+		{"mismatched confirmation", "carol", "rosemary tin lantern", "rosemary tin lant3rn", []account.Field{account.FieldConfirmPassword}},
+		{"username too short", "ca", "rosemary tin lantern", "rosemary tin lantern", []account.Field{account.FieldUsername}},
+		{"username with a space", "carol smith", "rosemary tin lantern", "rosemary tin lantern", []account.Field{account.FieldUsername}},
+		{"username starting with a dash", "-carol", "rosemary tin lantern", "rosemary tin lantern", []account.Field{account.FieldUsername}},
 		{"bad username and short password", "c@rol", "short", "short", []account.Field{account.FieldPassword, account.FieldUsername}},
-		{"taken username", "alice", "carols password", "carols password", []account.Field{account.FieldUsername}},
-		{"taken username in other case", "ALICE", "carols password", "carols password", []account.Field{account.FieldUsername}},
+		{"taken username", "alice", "rosemary tin lantern", "rosemary tin lantern", []account.Field{account.FieldUsername}},
+		{"taken username in other case", "ALICE", "rosemary tin lantern", "rosemary tin lantern", []account.Field{account.FieldUsername}},
 	}
 	r := newRig(t, rigOptions{})
 	r.createUser("alice", user.RoleUser)
@@ -985,7 +993,7 @@ func TestSignUpSignsTheNewUserIn(t *testing.T) {
 		err error
 	)
 	b.do(func(ctx context.Context) {
-		u, err = r.svc.SignUp(ctx, b.visitor(), "  carol  ", "carols password", "carols password")
+		u, err = r.svc.SignUp(ctx, b.visitor(), "  carol  ", "rosemary tin lantern", "rosemary tin lantern")
 	})
 	if err != nil {
 		t.Fatalf("sign up: %v", err)
@@ -1025,11 +1033,11 @@ func TestCreateUserRefusesBadInputByField(t *testing.T) {
 	}{
 		{"short password", "carol", "short", []account.Field{account.FieldPassword}},
 		{"password over 256 bytes", "carol", string(make([]byte, 257)), []account.Field{account.FieldPassword}},
-		{"username too long", string(slices.Repeat([]byte("c"), 65)), "carols password", []account.Field{account.FieldUsername}},
-		{"username with a slash", "carol/admin", "carols password", []account.Field{account.FieldUsername}},
+		{"username too long", string(slices.Repeat([]byte("c"), 65)), "rosemary tin lantern", []account.Field{account.FieldUsername}},
+		{"username with a slash", "carol/admin", "rosemary tin lantern", []account.Field{account.FieldUsername}},
 		{"bad username and short password", "_carol", "short", []account.Field{account.FieldPassword, account.FieldUsername}},
-		{"taken username", "alice", "carols password", []account.Field{account.FieldUsername}},
-		{"taken username in other case", "Alice", "carols password", []account.Field{account.FieldUsername}},
+		{"taken username", "alice", "rosemary tin lantern", []account.Field{account.FieldUsername}},
+		{"taken username in other case", "Alice", "rosemary tin lantern", []account.Field{account.FieldUsername}},
 	}
 	r := newRig(t, rigOptions{})
 	r.createUser("alice", user.RoleUser)
@@ -1052,7 +1060,7 @@ func TestCreateUserRefusesBadInputByField(t *testing.T) {
 
 func TestCreateUserRecordsWhoCreatedWhom(t *testing.T) {
 	r := newRig(t, rigOptions{})
-	u, err := r.svc.CreateUser(context.Background(), account.CommandLine(), "carol", "carols password", user.RoleAdmin)
+	u, err := r.svc.CreateUser(context.Background(), account.CommandLine(), "carol", "rosemary tin lantern", user.RoleAdmin)
 	if err != nil {
 		t.Fatalf("create user: %v", err)
 	}
@@ -1063,7 +1071,7 @@ func TestCreateUserRecordsWhoCreatedWhom(t *testing.T) {
 	if ev.ActorName != "cli" || ev.TargetUserID != u.ID || ev.TargetName != "carol" || ev.Detail != "role admin" {
 		t.Errorf("audit record %+v", ev)
 	}
-	if _, err := r.newBrowser("192.0.2.1").signIn("carol", "carols password"); err != nil {
+	if _, err := r.newBrowser("192.0.2.1").signIn("carol", "rosemary tin lantern"); err != nil {
 		t.Errorf("carol signs in: %v", err)
 	}
 }

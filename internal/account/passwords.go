@@ -14,9 +14,10 @@ import (
 // usernameRule says what a username may be, in words fit for a form.
 const usernameRule = "Use 3 to 64 letters, digits, dots, dashes or underscores, starting with a letter or digit."
 
-// checkNewPassword adds to fields what is wrong with a new password and its
-// confirmation, under the name field.
-func checkNewPassword(fields map[Field]string, field Field, plain, confirm string) {
+// checkNewPassword adds to fields what is wrong with a new password of the
+// user named username and its confirmation, under the name field. It runs
+// before any hashing, so a refused password costs no hash.
+func checkNewPassword(fields map[Field]string, field Field, plain, confirm, username string) {
 	switch err := password.Validate(plain); {
 	case errors.Is(err, password.ErrTooShort):
 		fields[field] = "Use at least 8 characters."
@@ -24,6 +25,13 @@ func checkNewPassword(fields map[Field]string, field Field, plain, confirm strin
 		fields[field] = "Use at most 256 bytes."
 	case !utf8.ValidString(plain):
 		fields[field] = "The password contains characters that are not valid text."
+	default:
+		switch err := password.CheckStrength(plain, username); {
+		case errors.Is(err, password.ErrContainsUsername):
+			fields[field] = "The password must not contain your user name."
+		case errors.Is(err, password.ErrGuessable):
+			fields[field] = "This password is too easy to guess: it is a common password or close to one. Use a longer passphrase of unrelated words."
+		}
 	}
 	if plain != confirm && fields[field] == "" {
 		fields[FieldConfirmPassword] = "The two passwords do not match."
@@ -82,7 +90,7 @@ func (s *Service) ChangePassword(ctx context.Context, a Actor, current, plain, c
 		s.record(ctx, a, audit.Event{Action: audit.PasswordChangeFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "wrong current password"})
 		fields[FieldCurrentPassword] = "That is not your current password."
 	}
-	checkNewPassword(fields, FieldPassword, plain, confirm)
+	checkNewPassword(fields, FieldPassword, plain, confirm, u.Username)
 	if len(fields) > 0 {
 		return &ValidationError{Fields: fields}
 	}
@@ -124,7 +132,7 @@ func (s *Service) SetPassword(ctx context.Context, a Actor, userID int64, plain 
 		return Ended{}, err
 	}
 	fields := map[Field]string{}
-	checkNewPassword(fields, FieldPassword, plain, plain)
+	checkNewPassword(fields, FieldPassword, plain, plain, u.Username)
 	if len(fields) > 0 {
 		return Ended{}, &ValidationError{Fields: fields}
 	}
@@ -153,7 +161,7 @@ func (s *Service) CreateUser(ctx context.Context, a Actor, username, plain strin
 	if err := user.ValidateUsername(username); err != nil {
 		fields[FieldUsername] = usernameRule
 	}
-	checkNewPassword(fields, FieldPassword, plain, plain)
+	checkNewPassword(fields, FieldPassword, plain, plain, username)
 	if len(fields) > 0 {
 		return user.User{}, &ValidationError{Fields: fields}
 	}

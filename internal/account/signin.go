@@ -224,7 +224,7 @@ func (s *Service) SignUp(ctx context.Context, a Actor, username, plain, confirm 
 	if err := user.ValidateUsername(username); err != nil {
 		fields[FieldUsername] = usernameRule
 	}
-	checkNewPassword(fields, FieldPassword, plain, confirm)
+	checkNewPassword(fields, FieldPassword, plain, confirm, username)
 	if len(fields) > 0 {
 		return user.User{}, &ValidationError{Fields: fields}
 	}

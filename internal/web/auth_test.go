@@ -418,6 +418,28 @@ func TestSignupValidationRerendersWith422(t *testing.T) {
 	}
 }
 
+func TestSignupRefusesAWeakPasswordAndSaysWhy(t *testing.T) {
+	ts := newTestServer(t, testOptions{backend: "memory", signup: true})
+	for _, tc := range []struct{ pw, message string }{
+		{"password1", "This password is too easy to guess: it is a common password or close to one. Use a longer passphrase of unrelated words."},
+		{"correct horse Bob", "The password must not contain your user name."},
+	} {
+		t.Run(tc.pw, func(t *testing.T) {
+			b := ts.newBrowser()
+			res := b.postForm("/signup", url.Values{"username": {"bob"}, "password": {tc.pw}, "confirm_password": {tc.pw}})
+			if res.StatusCode != http.StatusUnprocessableEntity {
+				t.Fatalf("status %d, want 422", res.StatusCode)
+			}
+			if got := res.text(t, "#password ~ .field-error"); got != tc.message {
+				t.Errorf("password field error %q, want %q", got, tc.message)
+			}
+			if b.sessionCookie() != "" {
+				t.Error("a refused sign-up created a session")
+			}
+		})
+	}
+}
+
 func TestSignupClosedIsNotFound(t *testing.T) {
 	ts := newTestServer(t, testOptions{backend: "memory", signup: false})
 	b := ts.newBrowser()
