@@ -3,6 +3,7 @@ package web
 import (
 	"fmt"
 	"html/template"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -15,13 +16,20 @@ import (
 // templates adds its own page-specific functions on top.
 func Funcs(now func() time.Time) template.FuncMap {
 	return template.FuncMap{
-		"isoTime":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-		"fullTime":  func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04:05 UTC") },
+		"isoTime":   ISOTime,
+		"fullTime":  FullTime,
 		"ago":       func(t time.Time) string { return RelativeTime(now(), t) },
 		"hasPrefix": strings.HasPrefix,
 		"visible":   Visible,
 	}
 }
+
+// ISOTime writes t for machines, as a <time> element's datetime: RFC 3339
+// in UTC.
+func ISOTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// FullTime writes t in full for people, in UTC: "2 Jan 2006, 15:04:05 UTC".
+func FullTime(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04:05 UTC") }
 
 // Visible shows text that came from a client (a username typed at a failed
 // sign-in, say) with every control, formatting and bidirectional character
@@ -66,10 +74,26 @@ func RelativeTime(now, t time.Time) string {
 	return amount + " ago"
 }
 
+// Duration says d as people say it: "30 days", "2 hours", "30 minutes",
+// "90 minutes"; a duration that is not whole minutes as Go writes it
+// ("1m30s").
+func Duration(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d >= day && d%day == 0:
+		return Plural(int(d/day), "day")
+	case d >= time.Hour && d%time.Hour == 0:
+		return Plural(int(d/time.Hour), "hour")
+	case d >= time.Minute && d%time.Minute == 0:
+		return Plural(int(d/time.Minute), "minute")
+	}
+	return d.String()
+}
+
 // Plural writes a count with its unit: "1 minute", "3 minutes".
 func Plural(n int, unit string) string {
 	if n == 1 {
 		return "1 " + unit
 	}
-	return fmt.Sprintf("%d %ss", n, unit)
+	return strconv.Itoa(n) + " " + unit + "s"
 }

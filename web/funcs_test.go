@@ -39,3 +39,25 @@ func TestVisibleWritesOutControlAndBidiCharacters(t *testing.T) {
 		}
 	}
 }
+
+func TestDuration(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{30 * 24 * time.Hour, "30 days"},
+		{24 * time.Hour, "1 day"},
+		{36 * time.Hour, "36 hours"},
+		{time.Hour, "1 hour"},
+		{12 * time.Hour, "12 hours"},
+		{30 * time.Minute, "30 minutes"},
+		{time.Minute, "1 minute"},
+		{90 * time.Minute, "90 minutes"},
+		{90 * time.Second, "1m30s"},
+		{45 * time.Second, "45s"},
+	} {
+		if got := Duration(tc.d); got != tc.want {
+			t.Errorf("Duration(%v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}

@@ -64,7 +64,12 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 	b.userStore = b.users
 	b.audit = audit.NewSQLStore(db, time.Now)
 
-	storeOpts := session.StoreOptions(cfg.SessionIdleTimeout, cfg.SessionLifetime, nil)
+	// The store keeps sessions and tombstones for the longest any session
+	// may last (a "keep me signed in" one); each refresh shortens a
+	// session's own key to its own idle timeout.
+	policies := cfg.SessionPolicies()
+	longestIdle, longestLifetime := policies.Longest()
+	storeOpts := session.StoreOptions(longestIdle, longestLifetime, nil)
 	storeOpts.WaitReplicas, storeOpts.WaitTimeout = cfg.RedisWaitReplicas, cfg.RedisWaitTimeout
 	pool, where, err := openRedis(cfg, b)
 	if err != nil {
@@ -94,12 +99,10 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 	}
 	b.sessions = session.NewManager(session.ManagerOptions{
 		Store:                b.store,
-		IdleTimeout:          cfg.SessionIdleTimeout,
-		Lifetime:             cfg.SessionLifetime,
+		Policies:             &policies,
 		CookieSecure:         cfg.CookieSecure,
 		BrowserSessionCookie: cfg.BrowserSessionCookie,
 		ReplicaID:            cfg.ReplicaID,
-		Limit:                session.Limit{Max: cfg.MaxSessionsPerUser, Policy: session.LimitPolicy(cfg.SessionLimitPolicy)},
 		// The manager asks the service, built just below, whether a
 		// session it refreshes may go on.
 		CheckUser: func(ctx context.Context, userID int64, created time.Time) (session.EndReason, error) {

@@ -23,7 +23,7 @@ Usage:
   hallpass user enable NAME          let a disabled user sign in again
   hallpass user list                 list users
   hallpass sessions list [--user NAME]            list live sessions (needs HALLPASS_REDIS_URL)
-  hallpass sessions revoke --user NAME | --id ID  sign sessions out on every replica at once
+  hallpass sessions revoke --user NAME | --id ID | --everyone  sign sessions out on every replica at once
   hallpass healthcheck [--ready]     ask the server on this machine for /healthz (/readyz): the image's health check
   hallpass version                   print the version, commit and Go version of this binary
   hallpass config check [flags]      print the effective configuration, secrets masked; non-zero exit on any problem

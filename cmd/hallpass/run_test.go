@@ -353,6 +353,25 @@ func TestSessionsCommandsActOnRunningReplicasAtOnce(t *testing.T) {
 	if _, err := runCLI(t, env, "", "sessions", "revoke"); !errors.Is(err, errUsage) {
 		t.Errorf("sessions revoke without a target: %v, want a usage error", err)
 	}
+	if _, err := runCLI(t, env, "", "sessions", "revoke", "--everyone", "--user", "dave"); !errors.Is(err, errUsage) {
+		t.Errorf("sessions revoke with two targets: %v, want a usage error", err)
+	}
+
+	// Incident response from the command line: everyone, on every replica.
+	if out, err := runCLI(t, env, "correct horse battery\n", "user", "add", "erin"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	erin := newClient(t)
+	phone.login(r.url, "dave", "correct horse battery")
+	erin.login(r.url, "erin", "correct horse battery")
+	if out, err := runCLI(t, env, "", "sessions", "revoke", "--everyone"); err != nil || !strings.Contains(out, "2 session(s) of every user signed out") {
+		t.Fatalf("sessions revoke --everyone: %v\n%s", err, out)
+	}
+	for _, c := range []*client{phone, erin} {
+		if res, _ := c.do(http.MethodGet, r.url+"/", nil); res.StatusCode != http.StatusSeeOther {
+			t.Errorf("a device is still signed in after sessions revoke --everyone: %d", res.StatusCode)
+		}
+	}
 }
 
 func TestSessionsListNeedsASharedStore(t *testing.T) {

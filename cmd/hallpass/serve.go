@@ -68,6 +68,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		SignupOpen:   cfg.Signup == config.SignupOpen,
 		CookieSecure: cfg.CookieSecure,
 		IdleTimeout:  cfg.SessionIdleTimeout,
+		RememberFor:  rememberFor(cfg),
 		Sessions:     b.sessions,
 		Account:      b.account,
 		Ready:        []web.Check{{Name: "session store", Ping: b.store.Ping}, {Name: "database", Ping: b.users.Ping}},
@@ -156,4 +157,13 @@ func displayHost(a net.Addr) string {
 		return a.String()
 	}
 	return tcp.String()
+}
+
+// rememberFor is how long "keep me signed in" keeps a session, or zero
+// when no role may use it (the sign-in form then hides the box).
+func rememberFor(cfg config.Config) time.Duration {
+	if len(cfg.RememberRoles) == 0 {
+		return 0
+	}
+	return cfg.RememberLifetime
 }

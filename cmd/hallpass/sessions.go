@@ -18,15 +18,20 @@ import (
 const sessionsListMax = 1000
 
 // sessionsCommand runs `hallpass sessions list [--user NAME]` and
-// `hallpass sessions revoke --user NAME | --id ID`.
+// `hallpass sessions revoke --user NAME | --id ID | --everyone`.
 func sessionsCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: sessions needs a subcommand: list or revoke", errUsage)
 	}
 	sub := args[0]
 	flags := map[string]string{}
+	everyone := false
 	rest := args[1:]
 	for len(rest) > 0 {
+		if rest[0] == "--everyone" {
+			everyone, rest = true, rest[1:]
+			continue
+		}
 		name, value, hasValue := strings.Cut(rest[0], "=")
 		if name != "--user" && name != "--id" {
 			return fmt.Errorf("%w: unknown argument %q for sessions %s", errUsage, rest[0], sub)
@@ -42,12 +47,12 @@ func sessionsCommand(ctx context.Context, args []string, getenv func(string) str
 	}
 	switch sub {
 	case "list":
-		if flags["--id"] != "" {
+		if flags["--id"] != "" || everyone {
 			return fmt.Errorf("%w: sessions list takes only --user", errUsage)
 		}
 	case "revoke":
-		if (flags["--user"] == "") == (flags["--id"] == "") {
-			return fmt.Errorf("%w: sessions revoke takes either --user NAME or --id ID", errUsage)
+		if n := len(flags) + map[bool]int{true: 1}[everyone]; n != 1 {
+			return fmt.Errorf("%w: sessions revoke takes one of --user NAME, --id ID or --everyone", errUsage)
 		}
 	default:
 		return fmt.Errorf("%w: unknown sessions subcommand %q", errUsage, sub)
@@ -67,6 +72,13 @@ func sessionsCommand(ctx context.Context, args []string, getenv func(string) str
 		}
 	}
 	switch {
+	case sub == "revoke" && everyone:
+		ended, err := svc.SignOutEveryone(ctx, cli)
+		if err != nil {
+			return fmt.Errorf("sign everyone out: %w", err)
+		}
+		printEnded(stdout, "every user", ended)
+		return nil
 	case sub == "revoke" && u.ID != 0:
 		ended, err := svc.EndAllSessions(ctx, cli, u.ID)
 		if err != nil {

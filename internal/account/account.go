@@ -1,10 +1,11 @@
 // Package account holds Hallpass's use cases: signing in and up, changing
 // passwords, ending sessions (one, all others, all — by the user, an
-// administrator or the command line), disabling accounts, the periodic check
-// that keeps a session honest, and the lists the account and admin pages
-// show. Each rule lives here once: the web handlers and the command line
-// call the same methods, so the same action leaves the same audit record and
-// the same effect on sessions wherever it starts.
+// administrator or the command line — or every user's at once), disabling
+// accounts, the periodic check that keeps a session honest, and the lists
+// the account and admin pages show. Each rule lives here once: the web
+// handlers and the command line call the same methods, so the same action
+// leaves the same audit record and the same effect on sessions wherever it
+// starts.
 //
 // The Service owns the order of the steps (throttle → verify → audit →
 // session), takes a clock, and answers with the sentinel errors of errors.go:
@@ -35,11 +36,14 @@ type Users interface {
 	SetPasswordHash(ctx context.Context, id int64, hash string) error
 	SetDisabled(ctx context.Context, id int64, disabled bool) error
 	SetSessionsValidAfter(ctx context.Context, id int64, t time.Time) error
+	SetAllSessionsValidAfter(ctx context.Context, t time.Time) (int, error)
+	ListIDs(ctx context.Context, afterID int64, limit int) ([]int64, error)
 }
 
 // Sessions is what the use cases need of the session manager. The methods
 // that take a request's context (Login, Logout, Current, CurrentPublicID,
-// RevokeOthers) work only inside its LoadAndSave middleware.
+// RevokeOthers, and RevokeEveryone's keeping of the request's own session)
+// work only inside its LoadAndSave middleware.
 type Sessions interface {
 	Login(ctx context.Context, id session.Identity, client session.Client) (evicted int, err error)
 	Logout(ctx context.Context) error
@@ -51,6 +55,7 @@ type Sessions interface {
 	Revoke(ctx context.Context, userID int64, publicID string, reason session.EndReason) (bool, error)
 	RevokeOthers(ctx context.Context, reason session.EndReason) (int, error)
 	RevokeUser(ctx context.Context, userID int64, reason session.EndReason) (int, error)
+	RevokeEveryone(ctx context.Context, userIDs []int64, reason session.EndReason) (int, error)
 	Count(ctx context.Context) (int, error)
 	Recent(ctx context.Context, offset, limit int) ([]session.Record, error)
 }

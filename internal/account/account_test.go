@@ -331,7 +331,7 @@ func (b *browser) signIn(username, plain string) (user.User, error) {
 	)
 	b.do(func(ctx context.Context) {
 		var done account.SignedIn
-		done, err = b.rig.svc.SignIn(ctx, b.visitor(), username, plain, "")
+		done, err = b.rig.svc.SignIn(ctx, b.visitor(), username, plain, account.SignInOptions{})
 		u = done.User
 		if done.DeviceToken != "" {
 			b.deviceToken = done.DeviceToken

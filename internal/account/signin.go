@@ -15,6 +15,19 @@ import (
 	"github.com/hallpass/hallpass/internal/user"
 )
 
+// SignInOptions are the choices a sign-in form makes besides the
+// credentials.
+type SignInOptions struct {
+	// EndSession, when not "", is the public ID of one of the user's
+	// sessions to end first, so a user at the limit can sign in in its
+	// place; it is honoured only once the password is right.
+	EndSession string
+	// Remember asks for a "keep me signed in" session, with its longer
+	// idle timeout and lifetime; a role not allowed to stay signed in gets
+	// a plain session.
+	Remember bool
+}
+
 // SignedIn is what a successful sign-in gives the browser besides its
 // session.
 type SignedIn struct {
@@ -31,11 +44,7 @@ type SignedIn struct {
 // nor its timing tells which usernames exist (ErrBadCredentials, counted as
 // a failure); the account's state (ErrDisabled); then the session, under
 // the concurrent-session limit (SessionLimitError under the reject policy).
-//
-// endSession, when not "", is the public ID of one of the user's sessions
-// to end first, so a user at the limit can sign in in its place; it is
-// honoured only once the password is right.
-func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSession string) (SignedIn, error) {
+func (s *Service) SignIn(ctx context.Context, a Actor, username, plain string, opts SignInOptions) (SignedIn, error) {
 	// The moment the user starts proving who they are: a whole-user
 	// revocation (disable, password change, sign out everywhere) after it
 	// voids this sign-in even if the password checks out later.
@@ -115,7 +124,7 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 		s.upgradeHash(ctx, u, plain)
 	}
 	self := Actor{UserID: u.ID, Username: u.Username, Role: u.Role, IP: a.IP, Device: a.Device}
-	if endSession != "" {
+	if endSession := opts.EndSession; endSession != "" {
 		ended, err := s.sessions.Revoke(ctx, u.ID, endSession, session.EndedFromOtherDevice)
 		if err != nil {
 			return SignedIn{}, unavailable(DepSessions, err)
@@ -125,7 +134,7 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 				Detail: "session " + endSession + " to sign in under the session limit"})
 		}
 	}
-	if err := s.startSession(ctx, self, u, began); err != nil {
+	if err := s.startSessionRemembering(ctx, self, u, began, opts.Remember); err != nil {
 		return SignedIn{}, err
 	}
 	done := SignedIn{User: u}
@@ -141,8 +150,19 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain, endSessi
 // whole-user revocation landed after authenticatedAt, or the session the
 // request carried ended while it was in flight, nothing is stored and the
 // answer is ErrRevokedInFlight: the sign-in must not undo the revocation.
+//
+// The new session keeps the "keep me signed in" choice of the request's
+// current one: a token re-issued after a password change stays as long-lived
+// as the session it replaces.
 func (s *Service) startSession(ctx context.Context, a Actor, u user.User, authenticatedAt time.Time) error {
-	id := session.Identity{UserID: u.ID, Username: u.Username, Role: string(u.Role), AuthenticatedAt: authenticatedAt}
+	current, _ := s.sessions.Current(ctx)
+	return s.startSessionRemembering(ctx, a, u, authenticatedAt, current.Remember)
+}
+
+// startSessionRemembering is startSession with the "keep me signed in"
+// choice made explicitly, as a sign-in form makes it.
+func (s *Service) startSessionRemembering(ctx context.Context, a Actor, u user.User, authenticatedAt time.Time, remember bool) error {
+	id := session.Identity{UserID: u.ID, Username: u.Username, Role: string(u.Role), AuthenticatedAt: authenticatedAt, Remember: remember}
 	evicted, err := s.sessions.Login(ctx, id, a.client())
 	switch {
 	case errors.Is(err, session.ErrRevoked):

@@ -33,6 +33,10 @@ const (
 	SessionRevoked Action = "session.revoked"
 	// SessionsRevokedAll is every session of a user ended at once.
 	SessionsRevokedAll Action = "sessions.revoked_all"
+	// SessionsRevokedEveryone is every session of every user ended at once
+	// by an administrator (incident response), all but their own; Detail
+	// says how many.
+	SessionsRevokedEveryone Action = "sessions.revoked_everyone"
 	// SessionEvicted is a session ended because its user signed in again
 	// beyond the concurrent-session limit.
 	SessionEvicted Action = "session.evicted"

@@ -12,11 +12,13 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hallpass/hallpass/internal/clientip"
+	"github.com/hallpass/hallpass/internal/session"
 )
 
 // SignupMode says whether visitors may create their own accounts.
@@ -61,6 +63,20 @@ type Config struct {
 	// SessionLifetime ends a session this long after sign-in, whatever the
 	// activity.
 	SessionLifetime time.Duration
+	// AdminSessionIdleTimeout, AdminSessionLifetime, AdminMaxSessions and
+	// AdminSessionLimitPolicy are the administrators' session policy; zero
+	// (or "") means the same as everyone's.
+	AdminSessionIdleTimeout time.Duration
+	AdminSessionLifetime    time.Duration
+	AdminMaxSessions        int // -1: the same as MaxSessionsPerUser
+	AdminSessionLimitPolicy string
+	// RememberIdleTimeout and RememberLifetime are the timeouts of a
+	// session whose user ticked "keep me signed in", for the roles in
+	// RememberRoles (none: the option is off).
+	RememberIdleTimeout time.Duration
+	RememberLifetime    time.Duration
+	RememberRoles       []string
+
 	// BrowserSessionCookie keeps the session cookie without an expiry, so
 	// closing the browser drops it (shared computers).
 	BrowserSessionCookie bool
@@ -409,6 +425,87 @@ func Settings() []Setting {
 			},
 		},
 		{
+			Env: "HALLPASS_ADMIN_SESSION_IDLE_TIMEOUT", Flag: "admin-session-idle-timeout", Default: "", Accepted: "Go duration, or empty",
+			Doc: "Idle timeout of administrators' sessions; empty means HALLPASS_SESSION_IDLE_TIMEOUT. Stricter values (15m) suit accounts that can sign everyone out.",
+			apply: func(c *Config, v string) error {
+				return optionalDuration(v, &c.AdminSessionIdleTimeout)
+			},
+		},
+		{
+			Env: "HALLPASS_ADMIN_SESSION_LIFETIME", Flag: "admin-session-lifetime", Default: "", Accepted: "Go duration, or empty",
+			Doc: "Lifetime of administrators' sessions; empty means HALLPASS_SESSION_LIFETIME.",
+			apply: func(c *Config, v string) error {
+				return optionalDuration(v, &c.AdminSessionLifetime)
+			},
+		},
+		{
+			Env: "HALLPASS_ADMIN_MAX_SESSIONS", Flag: "admin-max-sessions", Default: "", Accepted: "whole number ≥ 0, or empty",
+			Doc: "Most concurrent sessions one administrator may have (0: no limit); empty means HALLPASS_MAX_SESSIONS_PER_USER.",
+			apply: func(c *Config, v string) error {
+				c.AdminMaxSessions = -1
+				if v == "" {
+					return nil
+				}
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 || n > 10000 {
+					return errors.New("use a whole number from 0 (no limit) to 10000, or leave it empty")
+				}
+				c.AdminMaxSessions = n
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_ADMIN_SESSION_LIMIT_POLICY", Flag: "admin-session-limit-policy", Default: "", Accepted: "evict-oldest, reject, or empty",
+			Doc: "Administrators' policy at their session limit; empty means HALLPASS_SESSION_LIMIT_POLICY.",
+			apply: func(c *Config, v string) error {
+				if v != "" && v != "evict-oldest" && v != "reject" {
+					return errors.New("use evict-oldest or reject, or leave it empty")
+				}
+				c.AdminSessionLimitPolicy = v
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_REMEMBER_IDLE_TIMEOUT", Flag: "remember-idle-timeout", Default: "168h", Accepted: "Go duration",
+			Doc: "Idle timeout of a session whose user ticked \"keep me signed in\" (default 7 days).",
+			apply: func(c *Config, v string) error {
+				d, err := positiveDuration(v)
+				c.RememberIdleTimeout = d
+				return err
+			},
+		},
+		{
+			Env: "HALLPASS_REMEMBER_LIFETIME", Flag: "remember-lifetime", Default: "720h", Accepted: "Go duration",
+			Doc: "Lifetime of a \"keep me signed in\" session, and of its cookie (default 30 days).",
+			apply: func(c *Config, v string) error {
+				d, err := positiveDuration(v)
+				c.RememberLifetime = d
+				return err
+			},
+		},
+		{
+			Env: "HALLPASS_REMEMBER_ROLES", Flag: "remember-roles", Default: "user", Accepted: "comma-separated roles (user, admin), or none",
+			Doc: "Roles whose users may tick \"keep me signed in\"; none hides the option. Administrators are left out by default.",
+			apply: func(c *Config, v string) error {
+				c.RememberRoles = nil
+				if v == "none" {
+					return nil
+				}
+				for _, r := range strings.Split(v, ",") {
+					switch r = strings.TrimSpace(r); r {
+					case "":
+					case "user", "admin":
+						if !slices.Contains(c.RememberRoles, r) {
+							c.RememberRoles = append(c.RememberRoles, r)
+						}
+					default:
+						return errors.New("use user and admin, comma-separated, or none")
+					}
+				}
+				return nil
+			},
+		},
+		{
 			Env: "HALLPASS_METRICS_ADDR", Flag: "metrics-addr", Default: "", Accepted: "host:port",
 			Doc: "Listen address of the Prometheus /metrics server, separate from the public one. Empty turns it off.",
 			apply: func(c *Config, v string) error {
@@ -458,6 +555,17 @@ func Settings() []Setting {
 			},
 		},
 	}
+}
+
+// optionalDuration sets *d from v, a positive duration, or to zero for "".
+func optionalDuration(v string, d *time.Duration) error {
+	*d = 0
+	if v == "" {
+		return nil
+	}
+	var err error
+	*d, err = positiveDuration(v)
+	return err
 }
 
 func positiveDuration(v string) (time.Duration, error) {
@@ -526,6 +634,15 @@ func Resolve(args []string, getenv func(string) string, hostname string) ([]Valu
 	if len(problems) == 0 && c.SessionIdleTimeout > c.SessionLifetime {
 		problems = append(problems, fmt.Errorf("HALLPASS_SESSION_IDLE_TIMEOUT (%s) must not exceed HALLPASS_SESSION_LIFETIME (%s)", c.SessionIdleTimeout, c.SessionLifetime))
 	}
+	if len(problems) == 0 {
+		admin := c.SessionPolicies().ByRole["admin"]
+		if admin.IdleTimeout > admin.Lifetime {
+			problems = append(problems, fmt.Errorf("administrators' idle timeout (%s) must not exceed their lifetime (%s): see HALLPASS_ADMIN_SESSION_IDLE_TIMEOUT and HALLPASS_ADMIN_SESSION_LIFETIME", admin.IdleTimeout, admin.Lifetime))
+		}
+		if c.RememberIdleTimeout > c.RememberLifetime {
+			problems = append(problems, fmt.Errorf("HALLPASS_REMEMBER_IDLE_TIMEOUT (%s) must not exceed HALLPASS_REMEMBER_LIFETIME (%s)", c.RememberIdleTimeout, c.RememberLifetime))
+		}
+	}
 	if err := errors.Join(problems...); err != nil {
 		return values, Config{}, err
 	}
@@ -537,5 +654,34 @@ func Usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: hallpass serve [flags]\n\nEvery flag can also be set by its environment variable; a flag wins.")
 	for _, s := range Settings() {
 		fmt.Fprintf(w, "  --%-22s %-30s %s (default %q; %s)\n", s.Flag, s.Env, s.Doc, s.Default, s.Accepted)
+	}
+}
+
+// SessionPolicies is the session policy of each role: everyone's settings,
+// with the administrators' overrides, and "keep me signed in".
+func (c Config) SessionPolicies() session.Policies {
+	users := session.Policy{
+		IdleTimeout: c.SessionIdleTimeout,
+		Lifetime:    c.SessionLifetime,
+		Limit:       session.Limit{Max: c.MaxSessionsPerUser, Policy: session.LimitPolicy(c.SessionLimitPolicy)},
+	}
+	admins := users
+	if c.AdminSessionIdleTimeout > 0 {
+		admins.IdleTimeout = c.AdminSessionIdleTimeout
+	}
+	if c.AdminSessionLifetime > 0 {
+		admins.Lifetime = c.AdminSessionLifetime
+	}
+	if c.AdminMaxSessions >= 0 {
+		admins.Limit.Max = c.AdminMaxSessions
+	}
+	if c.AdminSessionLimitPolicy != "" {
+		admins.Limit.Policy = session.LimitPolicy(c.AdminSessionLimitPolicy)
+	}
+	return session.Policies{
+		Default:       users,
+		ByRole:        map[string]session.Policy{"admin": admins},
+		Remembered:    session.Policy{IdleTimeout: c.RememberIdleTimeout, Lifetime: c.RememberLifetime},
+		RememberRoles: c.RememberRoles,
 	}
 }

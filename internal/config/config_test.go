@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/hallpass/hallpass/internal/session"
 	"log/slog"
 	"net/netip"
 	"net/url"
@@ -26,6 +27,8 @@ func TestDefaults(t *testing.T) {
 		Signup: SignupOpen, LogFormat: "text", LogLevel: slog.LevelInfo,
 		MaxSessionsPerUser: 100, SessionLimitPolicy: "evict-oldest", DrainDelay: 5 * time.Second,
 		RedisMaster: "hallpass", RedisWaitTimeout: 250 * time.Millisecond,
+		AdminMaxSessions: -1, RememberIdleTimeout: 7 * 24 * time.Hour, RememberLifetime: 30 * 24 * time.Hour,
+		RememberRoles: []string{"user"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults\n got %+v\nwant %+v", c, want)
@@ -323,4 +326,51 @@ func FuzzShownHidesTheURLPassword(f *testing.F) {
 			t.Fatalf("%q shown as %q: password parameter %q", raw, shown, s.Query().Get("password"))
 		}
 	})
+}
+
+func TestSessionPoliciesPerRole(t *testing.T) {
+	c, err := Load(nil, env(map[string]string{
+		"HALLPASS_ADMIN_SESSION_IDLE_TIMEOUT": "15m", "HALLPASS_ADMIN_SESSION_LIFETIME": "8h",
+		"HALLPASS_ADMIN_MAX_SESSIONS": "2", "HALLPASS_ADMIN_SESSION_LIMIT_POLICY": "reject",
+		"HALLPASS_REMEMBER_ROLES": "user, admin, user",
+	}), "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.SessionPolicies()
+	users := session.Policy{IdleTimeout: 30 * time.Minute, Lifetime: 12 * time.Hour, Limit: session.Limit{Max: 100, Policy: session.EvictOldest}}
+	admins := session.Policy{IdleTimeout: 15 * time.Minute, Lifetime: 8 * time.Hour, Limit: session.Limit{Max: 2, Policy: session.Reject}}
+	if p.Default != users || p.ByRole["admin"] != admins {
+		t.Errorf("policies %+v, want users %+v and admins %+v", p, users, admins)
+	}
+	if !p.CanRemember("user") || !p.CanRemember("admin") || len(p.RememberRoles) != 2 {
+		t.Errorf("remember roles %v, want user and admin once each", p.RememberRoles)
+	}
+	if err := p.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+
+	// Unset, administrators get everyone's policy and cannot stay signed in.
+	d, _ := Load(nil, env(nil), "h")
+	if dp := d.SessionPolicies(); dp.ByRole["admin"] != dp.Default || dp.CanRemember("admin") || !dp.CanRemember("user") {
+		t.Errorf("default policies %+v", dp)
+	}
+	if none, _ := Load(nil, env(map[string]string{"HALLPASS_REMEMBER_ROLES": "none"}), "h"); none.SessionPolicies().CanRemember("user") {
+		t.Error("HALLPASS_REMEMBER_ROLES=none still lets users stay signed in")
+	}
+}
+
+func TestSessionPoliciesThatCannotWorkAreRefused(t *testing.T) {
+	for name, vars := range map[string]map[string]string{
+		"admin idle beyond admin lifetime":       {"HALLPASS_ADMIN_SESSION_IDLE_TIMEOUT": "9h", "HALLPASS_ADMIN_SESSION_LIFETIME": "8h"},
+		"admin idle beyond everyone's lifetime":  {"HALLPASS_ADMIN_SESSION_IDLE_TIMEOUT": "13h"},
+		"remember idle beyond remember lifetime": {"HALLPASS_REMEMBER_IDLE_TIMEOUT": "800h"},
+		"unknown role":                           {"HALLPASS_REMEMBER_ROLES": "user,root"},
+		"bad admin limit":                        {"HALLPASS_ADMIN_MAX_SESSIONS": "-1"},
+		"bad admin policy":                       {"HALLPASS_ADMIN_SESSION_LIMIT_POLICY": "kick"},
+	} {
+		if _, err := Load(nil, env(vars), "h"); err == nil {
+			t.Errorf("%s: Load accepted %v", name, vars)
+		}
+	}
 }

@@ -105,6 +105,14 @@ func (s *instrumentedStore) RevokeUser(ctx context.Context, userID int64, except
 	return n, err
 }
 
+func (s *instrumentedStore) RevokeUsers(ctx context.Context, userIDs []int64, exceptKey string, reason session.EndReason) (int, error) {
+	start := time.Now()
+	n, err := s.Store.RevokeUsers(ctx, userIDs, exceptKey, reason)
+	s.m.Store("revoke_users", start, err)
+	s.m.Revoked(string(reason), n)
+	return n, err
+}
+
 func (s *instrumentedStore) EndReason(ctx context.Context, key string) (session.EndReason, error) {
 	start := time.Now()
 	r, err := s.Store.EndReason(ctx, key)
@@ -214,6 +222,20 @@ func (u *instrumentedUsers) SetSessionsValidAfter(ctx context.Context, id int64,
 	err := u.users.SetSessionsValidAfter(ctx, id, t)
 	u.done("user_set_sessions_valid_after", start, err)
 	return err
+}
+
+func (u *instrumentedUsers) SetAllSessionsValidAfter(ctx context.Context, t time.Time) (int, error) {
+	start := time.Now()
+	n, err := u.users.SetAllSessionsValidAfter(ctx, t)
+	u.done("user_set_all_sessions_valid_after", start, err)
+	return n, err
+}
+
+func (u *instrumentedUsers) ListIDs(ctx context.Context, afterID int64, limit int) ([]int64, error) {
+	start := time.Now()
+	ids, err := u.users.ListIDs(ctx, afterID, limit)
+	u.done("user_list_ids", start, err)
+	return ids, err
 }
 
 func (u *instrumentedUsers) Ping(ctx context.Context) error {

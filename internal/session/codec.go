@@ -24,6 +24,10 @@ type codec struct {
 const (
 	tagGob     byte = 0
 	tagCompact byte = 1
+	// tagCompactRemembered is the compact form of a session whose user
+	// asked to stay signed in: the flag costs no byte, and sessions written
+	// before it existed read as not remembered.
+	tagCompactRemembered byte = 2
 )
 
 var errCorruptSession = errors.New("session: corrupt session data")
@@ -55,7 +59,11 @@ func (c codec) Encode(deadline time.Time, values map[string]any) ([]byte, error)
 	}
 	created := values[keyCreated].(int64)
 	buf := make([]byte, 0, 80)
-	buf = append(buf, tagCompact)
+	if values[keyRemember] == int64(1) {
+		buf = append(buf, tagCompactRemembered)
+	} else {
+		buf = append(buf, tagCompact)
+	}
 	buf = binary.AppendVarint(buf, created)
 	buf = binary.AppendVarint(buf, values[keySeen].(int64)-created)
 	buf = binary.AppendVarint(buf, deadline.UnixMilli()-created)
@@ -71,7 +79,14 @@ func (c codec) Encode(deadline time.Time, values map[string]any) ([]byte, error)
 // isCompact reports whether values hold exactly the compact form's keys,
 // with their types and sizes.
 func isCompact(values map[string]any) bool {
-	if len(values) != len(compactInts)+len(compactStrings) {
+	n := len(compactInts) + len(compactStrings)
+	if r, ok := values[keyRemember]; ok {
+		if r != int64(1) {
+			return false
+		}
+		n++
+	}
+	if len(values) != n {
 		return false
 	}
 	for _, k := range compactInts {
@@ -95,10 +110,11 @@ func (c codec) Decode(b []byte) (time.Time, map[string]any, error) {
 	switch b[0] {
 	case tagGob:
 		return c.fallback.Decode(b[1:])
-	case tagCompact:
+	case tagCompact, tagCompactRemembered:
 	default:
 		return time.Time{}, nil, fmt.Errorf("%w: unknown format %d", errCorruptSession, b[0])
 	}
+	remembered := b[0] == tagCompactRemembered
 	b = b[1:]
 	next := func() (int64, bool) {
 		v, n := binary.Varint(b)
@@ -132,6 +148,9 @@ func (c codec) Decode(b []byte) (time.Time, map[string]any, error) {
 	}
 	if len(b) != 0 {
 		return time.Time{}, nil, errCorruptSession
+	}
+	if remembered {
+		values[keyRemember] = int64(1)
 	}
 	return time.UnixMilli(deadline), values, nil
 }

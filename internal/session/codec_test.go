@@ -19,8 +19,13 @@ func TestCodecRoundTrips(t *testing.T) {
 	deadline := time.UnixMilli(1_700_043_200_123)
 	for name, values := range map[string]map[string]any{
 		"signed-in session": signedInValues(),
-		"other values":      {"flash": "hello", "n": 3},
-		"empty":             {},
+		"remembered session": func() map[string]any {
+			v := signedInValues()
+			v[keyRemember] = int64(1)
+			return v
+		}(),
+		"other values": {"flash": "hello", "n": 3},
+		"empty":        {},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var c codec
@@ -47,6 +52,25 @@ func TestCodecIsCompactForSignedInSessions(t *testing.T) {
 	}
 	if b[0] != tagCompact || len(b) > 80 {
 		t.Errorf("signed-in session encoded in %d bytes with tag %d, want the compact form under 80 bytes", len(b), b[0])
+	}
+}
+
+func TestCodecKeepsARememberedSessionCompactAtNoCost(t *testing.T) {
+	var c codec
+	plain, _ := c.Encode(time.Now(), signedInValues())
+	v := signedInValues()
+	v[keyRemember] = int64(1)
+	remembered, err := c.Encode(time.Now(), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if remembered[0] != tagCompactRemembered || len(remembered) != len(plain) {
+		t.Errorf("remembered session: tag %d, %d bytes; want tag %d and the plain session's %d bytes",
+			remembered[0], len(remembered), tagCompactRemembered, len(plain))
+	}
+	v[keyRemember] = int64(2) // not a value Hallpass writes
+	if b, _ := c.Encode(time.Now(), v); b[0] != tagGob {
+		t.Errorf("an odd remember value was encoded compactly (tag %d): it would read back as 1", b[0])
 	}
 }
 

@@ -34,6 +34,9 @@ const (
 	keyReplica  = "hp.replica" // Replica that created the session.
 	keyIP       = "hp.ip"      // Client IP at sign-in.
 	keyDevice   = "hp.device"  // Readable device label at sign-in.
+	// keyRemember is 1 in a session whose user asked to stay signed in
+	// ("keep me signed in") and whose role allows it; absent otherwise.
+	keyRemember = "hp.remember"
 )
 
 // EndReason says why a session the browser presented is no longer valid.
@@ -59,6 +62,9 @@ const (
 	EndedPasswordChanged EndReason = "password-changed"
 	// EndedDisabled: the user's account was disabled.
 	EndedDisabled EndReason = "disabled"
+	// EndedEveryone: an administrator signed every user out at once
+	// (incident response).
+	EndedEveryone EndReason = "everyone"
 	// EndedRevoked: the database says the user's sessions from before a
 	// point in time are void (the durable record of a revocation).
 	EndedRevoked EndReason = "revoked"
@@ -88,6 +94,11 @@ type Identity struct {
 	// moment Login stores the session. Sessions do not store it, so Info
 	// and Record leave it zero.
 	AuthenticatedAt time.Time
+	// Remember: for Login, the user asked to stay signed in ("keep me
+	// signed in"); in Info and Record, the session is a remembered one
+	// (its role allowed it), with the Remembered idle timeout and
+	// lifetime.
+	Remember bool
 }
 
 // Info describes the signed-in session of the current request.
@@ -120,6 +131,10 @@ type ManagerOptions struct {
 	Now func() time.Time
 	// Limit caps each user's concurrent sessions.
 	Limit Limit
+	// Policies, if set, chooses each session's idle timeout, lifetime and
+	// limit by role and "keep me signed in", and IdleTimeout, Lifetime and
+	// Limit are ignored; nil means they apply to every session.
+	Policies *Policies
 	// Logger receives what the Manager cannot answer with an error (a
 	// last-seen refresh that was not saved); nil discards it.
 	Logger *slog.Logger
@@ -144,16 +159,14 @@ type Client struct {
 // scs's own IdleTimeout is deliberately unused: it marks every loaded session
 // modified, which costs a store write and a Set-Cookie on every request.
 type Manager struct {
-	scs        *scs.SessionManager
-	store      Store
-	limit      Limit
-	checkUser  func(ctx context.Context, userID int64, created time.Time) (EndReason, error)
-	log        *slog.Logger
-	now        func() time.Time
-	idle       time.Duration
-	lifetime   time.Duration
-	touchEvery time.Duration
-	replicaID  string
+	scs       *scs.SessionManager
+	store     Store
+	limit     Limit
+	checkUser func(ctx context.Context, userID int64, created time.Time) (EndReason, error)
+	log       *slog.Logger
+	now       func() time.Time
+	policies  Policies
+	replicaID string
 }
 
 // NewManager returns a Manager over the given store.
@@ -164,7 +177,11 @@ func NewManager(opts ManagerOptions) *Manager {
 	// its 43-character keys cost more Redis memory than the 22 we need.
 	sm.Store = hashingStore{opts.Store}
 	sm.Codec = codec{}
-	sm.Lifetime = opts.Lifetime
+	policies := Policies{Default: Policy{IdleTimeout: opts.IdleTimeout, Lifetime: opts.Lifetime, Limit: opts.Limit}}
+	if opts.Policies != nil {
+		policies = *opts.Policies
+	}
+	_, sm.Lifetime = policies.Longest() // Login sets each session's own deadline
 	sm.Cookie.HttpOnly = true
 	sm.Cookie.Path = "/"
 	sm.Cookie.Domain = ""
@@ -185,16 +202,13 @@ func NewManager(opts ManagerOptions) *Manager {
 		now = time.Now
 	}
 	return &Manager{
-		scs:        sm,
-		store:      opts.Store,
-		limit:      opts.Limit,
-		checkUser:  opts.CheckUser,
-		log:        cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
-		now:        now,
-		idle:       opts.IdleTimeout,
-		lifetime:   opts.Lifetime,
-		touchEvery: touchInterval(opts.IdleTimeout),
-		replicaID:  opts.ReplicaID,
+		scs:       sm,
+		store:     opts.Store,
+		checkUser: opts.CheckUser,
+		log:       cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
+		now:       now,
+		policies:  policies,
+		replicaID: opts.ReplicaID,
 	}
 }
 
@@ -279,10 +293,13 @@ func (m *Manager) enforce(ctx context.Context, st *requestState) error {
 	now := m.now()
 	created := time.UnixMilli(m.scs.GetInt64(ctx, keyCreated))
 	seen := time.UnixMilli(m.scs.GetInt64(ctx, keySeen))
+	// The policy as configured now: a role no longer allowed to stay
+	// signed in falls back to its plain timeouts at once.
+	pol, _ := m.policies.For(m.scs.GetString(ctx, keyRole), m.scs.GetInt64(ctx, keyRemember) == 1)
 	switch {
-	case !now.Before(created.Add(m.lifetime)):
+	case !now.Before(created.Add(pol.Lifetime)):
 		st.ended = EndedLifetime
-	case !now.Before(seen.Add(m.idle)):
+	case !now.Before(seen.Add(pol.IdleTimeout)):
 		st.ended = EndedIdle
 	}
 	if st.ended != "" {
@@ -291,7 +308,8 @@ func (m *Manager) enforce(ctx context.Context, st *requestState) error {
 		}
 		return nil
 	}
-	if now.Sub(seen) < m.touchEvery {
+	touchEvery := touchInterval(pol.IdleTimeout)
+	if now.Sub(seen) < touchEvery {
 		return nil
 	}
 	if m.checkUser != nil {
@@ -308,6 +326,14 @@ func (m *Manager) enforce(ctx context.Context, st *requestState) error {
 		}
 	}
 	m.scs.Put(ctx, keySeen, now.UnixMilli())
+	// The store keeps the session one touch interval past its next idle
+	// end (or its absolute end, if sooner), and no longer: this session's
+	// own idle timeout, not the longest any session may have.
+	end := now.Add(pol.IdleTimeout)
+	if abs := created.Add(pol.Lifetime); abs.Before(end) {
+		end = abs
+	}
+	m.scs.SetDeadline(ctx, end.Add(touchEvery))
 	st.touched = true
 	return nil
 }
@@ -432,9 +458,10 @@ func (m *Manager) Login(ctx context.Context, id Identity, client Client) (evicte
 		return 0, fmt.Errorf("renew session token: %w", err)
 	}
 	now := m.now()
+	pol, remembered := m.policies.For(id.Role, id.Remember)
 	// The store keeps the session one touch interval past its lifetime, so
 	// a request just after the end still learns why it ended.
-	deadline := now.Add(m.lifetime + m.touchEvery)
+	deadline := now.Add(pol.Lifetime + touchInterval(pol.IdleTimeout))
 	m.scs.SetDeadline(ctx, deadline)
 	values := map[string]any{
 		keyUserID:   id.UserID,
@@ -446,6 +473,9 @@ func (m *Manager) Login(ctx context.Context, id Identity, client Client) (evicte
 		keyIP:       client.IP,
 		keyDevice:   client.Device,
 	}
+	if remembered {
+		values[keyRemember] = int64(1)
+	}
 	for k, v := range values {
 		m.scs.Put(ctx, k, v)
 	}
@@ -455,7 +485,7 @@ func (m *Manager) Login(ctx context.Context, id Identity, client Client) (evicte
 	}
 	token := m.scs.Token(ctx)
 	origin := Origin{AuthenticatedAt: id.AuthenticatedAt, Replaces: replaces}
-	keys, err := m.store.Create(ctx, hashToken(token), id.UserID, data, deadline, m.limit, origin)
+	keys, err := m.store.Create(ctx, hashToken(token), id.UserID, data, deadline, pol.Limit, origin)
 	if err != nil {
 		// Nobody is signed in on this request after all.
 		for k := range values {
@@ -466,7 +496,7 @@ func (m *Manager) Login(ctx context.Context, id Identity, client Client) (evicte
 	st.noSave = false
 	// The cookie lasts until the absolute end; the store keeps the session
 	// one touch interval longer (deadline), so the cookie never outlives it.
-	st.created = &createdSession{token: token, expiry: now.Add(m.lifetime)}
+	st.created = &createdSession{token: token, expiry: now.Add(pol.Lifetime)}
 	return len(keys), nil
 }
 
@@ -490,17 +520,20 @@ func (m *Manager) Current(ctx context.Context) (Info, bool) {
 	}
 	created := time.UnixMilli(m.scs.GetInt64(ctx, keyCreated))
 	seen := time.UnixMilli(m.scs.GetInt64(ctx, keySeen))
+	role := m.scs.GetString(ctx, keyRole)
+	pol, remembered := m.policies.For(role, m.scs.GetInt64(ctx, keyRemember) == 1)
 	return Info{
 		Identity: Identity{
 			UserID:   uid,
 			Username: m.scs.GetString(ctx, keyUsername),
-			Role:     m.scs.GetString(ctx, keyRole),
+			Role:     role,
+			Remember: remembered,
 		},
 		Created:        created,
 		LastSeen:       seen,
 		Replica:        m.scs.GetString(ctx, keyReplica),
-		IdleExpiry:     seen.Add(m.idle),
-		AbsoluteExpiry: created.Add(m.lifetime),
+		IdleExpiry:     seen.Add(pol.IdleTimeout),
+		AbsoluteExpiry: created.Add(pol.Lifetime),
 	}, true
 }
 

@@ -251,6 +251,27 @@ func (m *MemoryStore) RevokeUser(_ context.Context, userID int64, exceptKey stri
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweepLocked(now)
+	return m.revokeUserLocked(userID, exceptKey, reason, now), nil
+}
+
+// RevokeUsers is RevokeUser for each of userIDs, under one hold of the
+// store's lock.
+func (m *MemoryStore) RevokeUsers(_ context.Context, userIDs []int64, exceptKey string, reason EndReason) (int, error) {
+	now := m.opts.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sweepLocked(now)
+	n := 0
+	for _, id := range slices.Compact(slices.Sorted(slices.Values(userIDs))) {
+		n += m.revokeUserLocked(id, exceptKey, reason, now)
+	}
+	return n, nil
+}
+
+// revokeUserLocked ends every session of userID but exceptKey and records
+// the time of the revocation, keeping the latest; it returns how many
+// sessions it ended.
+func (m *MemoryStore) revokeUserLocked(userID int64, exceptKey string, reason EndReason, now time.Time) int {
 	at := now.UnixMilli()
 	if rv, ok := m.revoked[userID]; ok && now.Before(rv.until) {
 		at = max(at, rv.at)
@@ -263,7 +284,7 @@ func (m *MemoryStore) RevokeUser(_ context.Context, userID int64, exceptKey stri
 			n++
 		}
 	}
-	return n, nil
+	return n
 }
 
 // EndReason returns the reason the tombstone of key records.

@@ -64,13 +64,14 @@ func (m *Manager) record(e Entry, currentKey string) (Record, error) {
 	str := func(k string) string { v, _ := values[k].(string); return v }
 	created, seen := time.UnixMilli(i64(keyCreated)), time.UnixMilli(i64(keySeen))
 	uid := i64(keyUserID)
+	pol, remembered := m.policies.For(str(keyRole), i64(keyRemember) == 1)
 	return Record{
 		PublicID:       publicIDFor(uid, e.Key),
-		Identity:       Identity{UserID: uid, Username: str(keyUsername), Role: str(keyRole)},
+		Identity:       Identity{UserID: uid, Username: str(keyUsername), Role: str(keyRole), Remember: remembered},
 		Created:        created,
 		LastSeen:       seen,
-		IdleExpiry:     seen.Add(m.idle),
-		AbsoluteExpiry: created.Add(m.lifetime),
+		IdleExpiry:     seen.Add(pol.IdleTimeout),
+		AbsoluteExpiry: created.Add(pol.Lifetime),
 		IP:             str(keyIP),
 		Device:         str(keyDevice),
 		Replica:        str(keyReplica),
@@ -188,6 +189,26 @@ func (m *Manager) RevokeUser(ctx context.Context, userID int64, reason EndReason
 	n, err := m.store.RevokeUser(ctx, userID, "", reason)
 	if err != nil {
 		return 0, fmt.Errorf("revoke sessions of user %d: %w", userID, err)
+	}
+	return n, nil
+}
+
+// RevokeEveryone ends every session of each of userIDs except the
+// request's own (none outside LoadAndSave, or when nobody is signed in), in
+// one store call (see Registry.RevokeUsers), and returns how many it ended. As with RevokeUser,
+// sign-ins of those users that authenticated before it and are still in
+// flight can no longer create a session; the request's own session can
+// re-issue its token with Login, with an Identity.AuthenticatedAt taken
+// after RevokeEveryone returned. A caller ending every user's sessions
+// calls it once per page of users (see Registry.RevokeUsers).
+func (m *Manager) RevokeEveryone(ctx context.Context, userIDs []int64, reason EndReason) (int, error) {
+	except := ""
+	if _, ok := m.Current(ctx); ok {
+		except = hashToken(m.scs.Token(ctx))
+	}
+	n, err := m.store.RevokeUsers(ctx, userIDs, except, reason)
+	if err != nil {
+		return n, fmt.Errorf("revoke sessions of %d users: %w", len(userIDs), err)
 	}
 	return n, nil
 }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"errors"
@@ -88,6 +89,9 @@ type RedisStore struct {
 
 	commit, del, create, listUser, listUserKeys, countUsers *redis.Script
 	revoke, revokeUser, count, recent                       *redis.Script
+	// revokeUserSrc is revokeUser's source, which RevokeUsers loads in
+	// front of its pipeline.
+	revokeUserSrc string
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -95,6 +99,7 @@ var _ Store = (*RedisStore)(nil)
 // NewRedisStore returns a store over pool. The pool stays the caller's to
 // close.
 func NewRedisStore(pool *redis.Pool, opts Options) *RedisStore {
+	revokeUserSrc := libLua + revokeUserLua
 	return &RedisStore{
 		pool:         pool,
 		opts:         opts,
@@ -105,9 +110,11 @@ func NewRedisStore(pool *redis.Pool, opts Options) *RedisStore {
 		listUserKeys: redis.NewScript(2, libLua+listUserKeysLua),
 		countUsers:   redis.NewScript(-1, libLua+countUsersLua), // key count passed first: it varies
 		revoke:       redis.NewScript(2, libLua+revokeLua),
-		revokeUser:   redis.NewScript(3, libLua+revokeUserLua),
+		revokeUser:   redis.NewScript(3, revokeUserSrc),
 		count:        redis.NewScript(1, countLua),
 		recent:       redis.NewScript(1, recentLua),
+
+		revokeUserSrc: revokeUserSrc,
 	}
 }
 
@@ -332,6 +339,111 @@ func (s *RedisStore) RevokeUser(ctx context.Context, userID int64, exceptKey str
 		return err
 	})
 	return n, err
+}
+
+// revokeUsersInFlight is how many of RevokeUsers' scripts may wait in
+// Redis at once. Redis runs every complete command a client has sent before
+// it turns to the next client, so whatever RevokeUsers has queued is what a
+// page view waits behind. Two keep Redis busy (the next script is there
+// when one ends, so no round trip is waited for) and page views behind at
+// most two users' revocations. Measured by BenchmarkSignOutEveryone
+// (1 000 000 sessions, 100 a user, 2 shared cores): with a page of 500 users
+// in one round trip, signing everyone out took 7.9 s and a concurrent GET
+// waited 107 ms on average and 235 ms at worst (1.4 s on a busier run);
+// with two in flight, 9.0 to 10.5 s, and the GET waited 2 ms on average,
+// 7 ms at the 99th percentile, 17 to 24 ms at worst.
+const revokeUsersInFlight = 2
+
+// RevokeUsers ends every session of each of userIDs but exceptKey,
+// recording reason and each user's revocation time: revoke_user.lua once per
+// user, O(that user's sessions), on one connection that keeps
+// revokeUsersInFlight scripts queued (a new one sent as each reply comes
+// back, so Redis never waits for the network), then one WAIT when the store
+// waits for replicas. On an error it stops sending and returns how many
+// sessions the users whose scripts did run lost.
+//
+// One script per user, never one over the batch: Redis serves nobody else
+// while a script runs, so a script over 500 users of 100 sessions each
+// would stall every replica's page views for the whole batch.
+//
+// Each reply must come within the caller's deadline or, without one,
+// within defaultOpTimeout of the one before: a hung Redis fails the call in
+// seconds, while a long batch on a busy one still completes.
+func (s *RedisStore) RevokeUsers(ctx context.Context, userIDs []int64, exceptKey string, reason EndReason) (int, error) {
+	ids := slices.Compact(slices.Sorted(slices.Values(userIDs)))
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	n, err := s.revokeUsers(ctx, ids, exceptKey, reason)
+	if err != nil {
+		return n, fmt.Errorf("session store: revoke users: %w", err)
+	}
+	return n, nil
+}
+
+func (s *RedisStore) revokeUsers(ctx context.Context, ids []int64, exceptKey string, reason EndReason) (n int, err error) {
+	within := func() time.Duration { return defaultOpTimeout }
+	if _, ok := ctx.Deadline(); ok {
+		within = func() time.Duration { return timeLeft(ctx) }
+	}
+	getCtx, cancel := bound(ctx)
+	c, err := s.pool.GetContext(getCtx)
+	cancel()
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+
+	now, ttl := s.opts.now().UnixMilli(), s.opts.tombstoneLifetime().Milliseconds()
+	sent := 0
+	send := func() error {
+		id := ids[sent]
+		sent++
+		return s.revokeUser.SendHash(c,
+			userIndex(id), globalIndex, userRevoked(id),
+			now, sessionPrefix, tombstonePrefix,
+			string(reason), ttl, exceptKey)
+	}
+	// The script is loaded in front, in the same round trip: on a Redis that
+	// has not cached it (restarted, or a replica just promoted) every
+	// EVALSHA would fail, and redigo falls back to EVAL only in a Do, not in
+	// a pipeline.
+	if err := c.Send("SCRIPT", "LOAD", s.revokeUserSrc); err != nil {
+		return 0, err
+	}
+	for sent < len(ids) && sent < revokeUsersInFlight {
+		if err := send(); err != nil {
+			return 0, err
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return 0, err
+	}
+	// Every reply to what was sent is read, even after an error, so the
+	// connection goes back to the pool with nothing pending; the first
+	// error is the answer. After a connection error redigo answers the
+	// rest at once.
+	_, first := redis.ReceiveWithTimeout(c, within())
+	for received := 0; received < sent; received++ {
+		ended, err := redis.Int(redis.ReceiveWithTimeout(c, within()))
+		if err != nil {
+			first = cmp.Or(first, err)
+		} else {
+			n += ended
+		}
+		if first == nil && sent < len(ids) {
+			if err := send(); err != nil {
+				first = err
+			} else if err := c.Flush(); err != nil {
+				first = err
+			}
+		}
+	}
+	if first != nil {
+		return n, first
+	}
+	// Wait even when no session ended, as RevokeUser does.
+	return n, s.waitReplicas(ctx, c)
 }
 
 // EndReason returns the reason the tombstone of key records: one GET.

@@ -188,6 +188,15 @@ type Registry interface {
 	// afterwards (see Origin). It records the time even when it deletes
 	// nothing: a user's first sign-in may be the one in flight.
 	RevokeUser(ctx context.Context, userID int64, exceptKey string, reason EndReason) (int, error)
+	// RevokeUsers is RevokeUser for each of userIDs (duplicates count
+	// once), with the same exceptKey and reason, in one call however many
+	// users are listed (no round trip of its own per user): it returns how
+	// many sessions it deleted in all. Each user's revocation is atomic, as
+	// RevokeUser's, but the batch as a whole is not: one user's sessions
+	// end before the next user's, so that no single step holds the store
+	// for longer than one user's revocation. A caller ending every user's
+	// sessions calls it once per page of users.
+	RevokeUsers(ctx context.Context, userIDs []int64, exceptKey string, reason EndReason) (int, error)
 	// EndReason returns the reason recorded when the session under key was
 	// deleted, or "" if no tombstone is there.
 	EndReason(ctx context.Context, key string) (EndReason, error)

@@ -558,6 +558,7 @@ func TestRedisStoreFailsFastWhileRedisIsDownAndRecovers(t *testing.T) {
 	checkFailsFast(t, "CountUsers", func() error { _, err := store.CountUsers(ctx, []int64{7, 8}); return err })
 	checkFailsFast(t, "Revoke", func() error { _, err := store.Revoke(ctx, 7, []string{key}, session.EndedByAdmin); return err })
 	checkFailsFast(t, "RevokeUser", func() error { _, err := store.RevokeUser(ctx, 7, "", session.EndedByAdmin); return err })
+	checkFailsFast(t, "RevokeUsers", func() error { _, err := store.RevokeUsers(ctx, []int64{7, 8}, "", session.EndedEveryone); return err })
 	checkFailsFast(t, "EndReason", func() error { _, err := store.EndReason(ctx, key); return err })
 	checkFailsFast(t, "Count", func() error { _, err := store.Count(ctx); return err })
 	checkFailsFast(t, "Recent", func() error { _, err := store.Recent(ctx, 0, 10); return err })

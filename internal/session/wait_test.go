@@ -33,6 +33,12 @@ func TestWritesWaitForAReplica(t *testing.T) {
 	if n, err := store.RevokeUser(ctx, user, "", session.EndedByAdmin); err != nil || n != 1 {
 		t.Fatalf("RevokeUser with the replica up = %d, %v", n, err)
 	}
+	if _, err := store.Create(ctx, sessiontest.NewKey(t), user, []byte("replicated"), expiry, session.Limit{}, session.Origin{}); err != nil {
+		t.Fatalf("Create with the replica up: %v", err)
+	}
+	if n, err := store.RevokeUsers(ctx, []int64{user, user + 1}, "", session.EndedEveryone); err != nil || n != 1 {
+		t.Fatalf("RevokeUsers with the replica up = %d, %v", n, err)
+	}
 
 	cluster.Replica(t).Pause(t)
 	defer cluster.Replica(t).Resume(t)
@@ -56,6 +62,9 @@ func TestNoWaitWithoutReplicasConfigured(t *testing.T) {
 	lonely := session.NewRedisStore(pool, session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour, WaitReplicas: 1, WaitTimeout: 50 * time.Millisecond})
 	if _, err := lonely.Create(t.Context(), sessiontest.NewKey(t), 1, []byte("x"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); !errors.Is(err, session.ErrNotReplicated) {
 		t.Fatalf("Create on a Redis with no replica and WaitReplicas 1: %v, want ErrNotReplicated", err)
+	}
+	if _, err := lonely.RevokeUsers(t.Context(), []int64{1, 2}, "", session.EndedEveryone); !errors.Is(err, session.ErrNotReplicated) {
+		t.Fatalf("RevokeUsers on a Redis with no replica and WaitReplicas 1: %v, want ErrNotReplicated", err)
 	}
 	plain := session.NewRedisStore(pool, session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
 	if _, err := plain.Create(t.Context(), sessiontest.NewKey(t), 1, []byte("x"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {

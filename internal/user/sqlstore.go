@@ -34,6 +34,10 @@ var (
 	lockAdminChangesPostgresSQL string
 	//go:embed queries/set_sessions_valid_after.sql
 	setSessionsValidAfterSQL string
+	//go:embed queries/set_all_sessions_valid_after.sql
+	setAllSessionsValidAfterSQL string
+	//go:embed queries/list_ids.sql
+	listIDsSQL string
 )
 
 // SQLStore is the Store over an SQLite or PostgreSQL database migrated with
@@ -45,6 +49,7 @@ type SQLStore struct {
 
 	// The queries, rebound once for the database's dialect.
 	create, byID, byUsername, list, count, setPasswordHash, enable, disable, setSessionsValidAfter string
+	setAllSessionsValidAfter, listIDs                                                              string
 	// lockAdminChanges is the statement disableUser runs first, in its
 	// transaction; empty where the transaction alone is enough (SQLite).
 	lockAdminChanges string
@@ -68,18 +73,20 @@ func WithQueryTimeout(d time.Duration) Option {
 // with now.
 func NewSQLStore(db *database.DB, now func() time.Time, opts ...Option) *SQLStore {
 	s := &SQLStore{
-		db:                    db,
-		now:                   now,
-		queryTimeout:          database.DefaultQueryTimeout,
-		create:                db.Rebind(createSQL),
-		byID:                  db.Rebind(byIDSQL),
-		byUsername:            db.Rebind(byUsernameSQL),
-		list:                  db.Rebind(listSQL),
-		count:                 db.Rebind(countSQL),
-		setPasswordHash:       db.Rebind(setPasswordHashSQL),
-		enable:                db.Rebind(enableSQL),
-		disable:               db.Rebind(disableSQL),
-		setSessionsValidAfter: db.Rebind(setSessionsValidAfterSQL),
+		db:                       db,
+		now:                      now,
+		queryTimeout:             database.DefaultQueryTimeout,
+		create:                   db.Rebind(createSQL),
+		byID:                     db.Rebind(byIDSQL),
+		byUsername:               db.Rebind(byUsernameSQL),
+		list:                     db.Rebind(listSQL),
+		count:                    db.Rebind(countSQL),
+		setPasswordHash:          db.Rebind(setPasswordHashSQL),
+		enable:                   db.Rebind(enableSQL),
+		disable:                  db.Rebind(disableSQL),
+		setSessionsValidAfter:    db.Rebind(setSessionsValidAfterSQL),
+		setAllSessionsValidAfter: db.Rebind(setAllSessionsValidAfterSQL),
+		listIDs:                  db.Rebind(listIDsSQL),
 	}
 	if db.Dialect == database.Postgres {
 		s.lockAdminChanges = lockAdminChangesPostgresSQL
@@ -277,6 +284,52 @@ func (s *SQLStore) SetSessionsValidAfter(ctx context.Context, id int64, t time.T
 		return fmt.Errorf("set sessions valid after on user %d: %w", id, err)
 	}
 	return nil
+}
+
+// SetAllSessionsValidAfter implements Store.
+func (s *SQLStore) SetAllSessionsValidAfter(ctx context.Context, t time.Time) (int, error) {
+	if t.IsZero() {
+		return 0, errors.New("set sessions valid after on every user: zero time")
+	}
+	at := normTime(t)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	res, err := s.db.SQL.ExecContext(ctx, s.setAllSessionsValidAfter, at, normTime(s.now()), at)
+	if err != nil {
+		return 0, fmt.Errorf("set sessions valid after on every user: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("set sessions valid after on every user: %w", err)
+	}
+	return int(n), nil
+}
+
+// ListIDs implements Store.
+func (s *SQLStore) ListIDs(ctx context.Context, afterID int64, limit int) ([]int64, error) {
+	n := int64(math.MaxInt64)
+	if limit > 0 {
+		n = int64(limit)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	rows, err := s.db.SQL.QueryContext(ctx, s.listIDs, afterID, n)
+	if err != nil {
+		return nil, fmt.Errorf("list user IDs after %d: %w", afterID, err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list user IDs after %d: %w", afterID, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list user IDs after %d: %w", afterID, err)
+	}
+	return ids, nil
 }
 
 // update runs one of the plain UPDATE queries, which all take (values...,

@@ -100,6 +100,17 @@ type Store interface {
 	// SetSessionsValidAfter invalidates the user's sessions created before t
 	// (the zero time clears it), or fails with ErrNotFound.
 	SetSessionsValidAfter(ctx context.Context, id int64, t time.Time) error
+	// SetAllSessionsValidAfter invalidates every user's sessions created
+	// before t, in one statement, and returns how many users it changed.
+	// The time only moves forward: a user whose sessions-valid-after time
+	// is already t or later keeps it (and is not counted), as the session
+	// store keeps the latest whole-user revocation. t must not be zero.
+	SetAllSessionsValidAfter(ctx context.Context, t time.Time) (int, error)
+	// ListIDs returns the IDs of users with an ID above afterID, ascending,
+	// at most limit of them (zero or less means no cap): pass the last ID of
+	// one page as afterID of the next to walk every user, each page costing
+	// the same however deep it is.
+	ListIDs(ctx context.Context, afterID int64, limit int) ([]int64, error)
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 }

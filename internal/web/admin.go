@@ -49,6 +49,7 @@ func (s *Server) handleAdminHome(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := s.newPageData(r, "Administration")
+	d.Notice = everyoneNotice(r)
 	d.Data = o
 	s.render(w, r, http.StatusOK, "admin_home", d)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hallpass/hallpass/internal/device"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/user"
+	"github.com/hallpass/hallpass/web"
 )
 
 // loginFailedMessage is the one answer to every failed sign-in, so the page
@@ -28,6 +29,7 @@ var endNotices = map[string]string{
 	string(session.EndedTooMany):         "You were signed out because your account signed in on too many devices.",
 	string(session.EndedPasswordChanged): "Your password was changed, so you were signed out. Sign in with the new password.",
 	string(session.EndedDisabled):        "Your account has been disabled.",
+	string(session.EndedEveryone):        "An administrator signed everyone out, for security. Please sign in again.",
 	string(session.EndedRevoked):         "Your session was ended. Please sign in again.",
 }
 
@@ -35,6 +37,9 @@ type loginForm struct {
 	Username string
 	Next     string
 	Error    string
+	// Remember is the "keep me signed in" box, ticked again when the form
+	// comes back with an error.
+	Remember bool
 }
 
 type signupForm struct {
@@ -89,10 +94,26 @@ func (s *Server) handleLoginGet(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
-	d := s.newPageData(r, "Sign in")
+	d := s.loginPage(r, loginForm{Next: next})
 	d.Notice = endNotices[r.URL.Query().Get("reason")]
-	d.Form = loginForm{Next: next}
 	s.render(w, r, http.StatusOK, "login", d)
+}
+
+// rememberOffer is what the sign-in form says of "keep me signed in".
+type rememberOffer struct {
+	RememberFor string // "30 days"
+	IdleFor     string // the plain session's idle timeout, "30 minutes"
+}
+
+// loginPage is the sign-in page's data for form, with the "keep me signed
+// in" box when the option is on.
+func (s *Server) loginPage(r *http.Request, form loginForm) pageData {
+	d := s.newPageData(r, "Sign in")
+	d.Form = form
+	if s.RememberFor > 0 {
+		d.Data = rememberOffer{RememberFor: web.Duration(s.RememberFor), IdleFor: web.Duration(s.IdleTimeout)}
+	}
+	return d
 }
 
 // handleLoginPost handles "POST /login". Under the reject session-limit
@@ -105,6 +126,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	form := loginForm{
 		Username: strings.TrimSpace(r.PostForm.Get("username")),
 		Next:     safeNext(r.PostForm.Get("next")),
+		Remember: s.RememberFor > 0 && r.PostForm.Get("remember") == "on",
 	}
 	pw := r.PostForm.Get("password")
 	fail := func(status int, msg string) {
@@ -112,15 +134,14 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 			form.Username = ""
 		}
 		form.Error = msg
-		d := s.newPageData(r, "Sign in")
-		d.Form = form
-		s.render(w, r, status, "login", d)
+		s.render(w, r, status, "login", s.loginPage(r, form))
 	}
 	if form.Username == "" || pw == "" {
 		fail(http.StatusUnprocessableEntity, "Enter your username and password.")
 		return
 	}
-	done, err := s.Account.SignIn(r.Context(), s.actor(r), form.Username, pw, r.PostForm.Get("end_session"))
+	done, err := s.Account.SignIn(r.Context(), s.actor(r), form.Username, pw,
+		account.SignInOptions{EndSession: r.PostForm.Get("end_session"), Remember: form.Remember})
 	var limited *account.SessionLimitError
 	switch {
 	case err == nil:
@@ -131,7 +152,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		// them apart would confirm a guessed password to whoever guessed it.
 		fail(http.StatusUnauthorized, loginFailedMessage)
 	case errors.As(err, &limited):
-		s.renderTooMany(w, r, limited, form.Next)
+		s.renderTooMany(w, r, limited, form)
 	default:
 		s.fail(w, r, err)
 	}
@@ -141,6 +162,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 type tooManyData struct {
 	Username string
 	Next     string
+	Remember bool
 	Sessions []session.Record
 }
 
@@ -148,9 +170,9 @@ type tooManyData struct {
 // can sign one out and go on instead of meeting a dead end. The password is
 // asked again with the choice: nothing about the half-finished sign-in is
 // kept anywhere.
-func (s *Server) renderTooMany(w http.ResponseWriter, r *http.Request, e *account.SessionLimitError, next string) {
+func (s *Server) renderTooMany(w http.ResponseWriter, r *http.Request, e *account.SessionLimitError, form loginForm) {
 	d := s.newPageData(r, "Too many devices")
-	d.Data = tooManyData{Username: e.User.Username, Next: next, Sessions: e.Sessions}
+	d.Data = tooManyData{Username: e.User.Username, Next: form.Next, Remember: form.Remember, Sessions: e.Sessions}
 	s.render(w, r, http.StatusConflict, "too_many", d)
 }
 

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -57,6 +58,14 @@ type testOptions struct {
 	hashWait time.Duration
 	// loginPolicy replaces the default sign-in throttling policy.
 	loginPolicy *throttle.Policy
+	// replicaOf makes this server another replica of a Redis-backed one:
+	// the same Redis, user database and clock, as replicas share them.
+	replicaOf *testServer
+	// replicaID names the server; empty means "test-replica".
+	replicaID string
+	// policies, if set, are the per-role session policies (and "keep me
+	// signed in"), replacing idle, lifetime and limit.
+	policies *session.Policies
 }
 
 // testServer is the whole web app over real HTTPS, with a SQLite user
@@ -75,6 +84,7 @@ type testServer struct {
 	throttle throttle.Store
 	redis    *testsvc.RedisServer
 	logs     *testkit.LogBuffer
+	db       *database.DB
 }
 
 func newTestServer(t testing.TB, opts testOptions) *testServer {
@@ -88,36 +98,57 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 	if opts.maxHashes == 0 {
 		opts.maxHashes = 4
 	}
+	opts.replicaID = cmp.Or(opts.replicaID, "test-replica")
 	ctx := context.Background()
-	db, err := database.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "hallpass.db"))
-	if err != nil {
-		t.Fatalf("open database: %v", err)
+	var (
+		db    *database.DB
+		clock *testkit.Clock
+	)
+	if p := opts.replicaOf; p != nil {
+		if opts.backend != "redis" || p.redis == nil {
+			t.Fatal("only Redis-backed servers have replicas")
+		}
+		db, clock = p.db, p.clock
+	} else {
+		var err error
+		db, err = database.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "hallpass.db"))
+		if err != nil {
+			t.Fatalf("open database: %v", err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if err := database.Migrate(ctx, db); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+		start := time.Now().UTC().Truncate(time.Second)
+		if opts.backend == "redis" {
+			// The Redis store runs on the real clock (below), and stamps a
+			// whole-user revocation with it; sign-ins are stamped by the
+			// manager's fake clock. Started behind the real one, a sign-in
+			// after a revocation would look older than it. A minute ahead
+			// keeps the fake clock in front for any test's run time.
+			start = start.Add(time.Minute)
+		}
+		clock = testkit.NewClock(start)
 	}
-	t.Cleanup(func() { db.Close() })
-	if err := database.Migrate(ctx, db); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	start := time.Now().UTC().Truncate(time.Second)
-	if opts.backend == "redis" {
-		// The Redis store runs on the real clock (below), and stamps a
-		// whole-user revocation with it; sign-ins are stamped by the
-		// manager's fake clock. Started behind the real one, a sign-in
-		// after a revocation would look older than it. A minute ahead keeps
-		// the fake clock in front for any test's run time.
-		start = start.Add(time.Minute)
-	}
-	clock := testkit.NewClock(start)
 	users := user.NewSQLStore(db, clock.Now)
 
-	ts := &testServer{t: t, clock: clock, users: users, audit: audit.NewSQLStore(db, clock.Now), logs: &testkit.LogBuffer{}}
+	ts := &testServer{t: t, clock: clock, users: users, audit: audit.NewSQLStore(db, clock.Now), logs: &testkit.LogBuffer{}, db: db}
 	storeOpts := session.StoreOptions(opts.idle, opts.lifetime, clock.Now)
+	if opts.policies != nil {
+		idle, lifetime := opts.policies.Longest()
+		storeOpts = session.StoreOptions(idle, lifetime, clock.Now)
+	}
 	var store session.Store
 	switch opts.backend {
 	case "memory":
 		store = session.NewMemoryStore(storeOpts)
 		ts.throttle = throttle.NewMemoryStore(clock.Now)
 	case "redis":
-		ts.redis = testsvc.StartRedis(t)
+		if opts.replicaOf != nil {
+			ts.redis = opts.replicaOf.redis
+		} else {
+			ts.redis = testsvc.StartRedis(t)
+		}
 		pool, err := redisx.NewPool(ts.redis.URL, redisx.DefaultPoolOptions())
 		if err != nil {
 			t.Fatalf("redis pool: %v", err)
@@ -145,8 +176,8 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 	sessions := session.NewManager(session.ManagerOptions{
 		Store: store, IdleTimeout: opts.idle, Lifetime: opts.lifetime,
 		CookieSecure: !opts.cookieInsec, BrowserSessionCookie: opts.browserSessionCookie,
-		ReplicaID: "test-replica", Now: clock.Now,
-		Limit: opts.limit, Logger: logger,
+		ReplicaID: opts.replicaID, Now: clock.Now,
+		Limit: opts.limit, Policies: opts.policies, Logger: logger,
 		CheckUser: func(ctx context.Context, userID int64, created time.Time) (session.EndReason, error) {
 			return svc.CheckSession(ctx, userID, created)
 		},
@@ -160,7 +191,7 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 		Audit:        ts.audit,
 		Logger:       logger,
 		Now:          clock.Now,
-		Replica:      "test-replica",
+		Replica:      opts.replicaID,
 		HashWait:     opts.hashWait,
 		LoginPolicy:  loginPolicy,
 		SignupPolicy: throttle.DefaultSignupPolicy(),
@@ -169,10 +200,11 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 	ts.account = svc
 	handler, err := NewServer(Deps{
 		Logger:       logger,
-		ReplicaID:    "test-replica",
+		ReplicaID:    opts.replicaID,
 		SignupOpen:   opts.signup,
 		CookieSecure: !opts.cookieInsec,
 		IdleTimeout:  opts.idle,
+		RememberFor:  rememberFor(opts.policies),
 		Sessions:     sessions,
 		Account:      svc,
 		Ready:        []Check{{Name: "session store", Ping: store.Ping}, {Name: "database", Ping: users.Ping}},
@@ -380,4 +412,12 @@ func (ts *testServer) newDevice(userAgent string) *browser {
 	b := ts.newBrowser()
 	b.userAgent = userAgent
 	return b
+}
+
+// rememberFor is what the sign-in form offers under policies.
+func rememberFor(p *session.Policies) time.Duration {
+	if p == nil || len(p.RememberRoles) == 0 {
+		return 0
+	}
+	return p.Remembered.Lifetime
 }

@@ -17,10 +17,27 @@ import (
 // maxFormBytes bounds every request body; larger ones get 413.
 const maxFormBytes = 64 << 10
 
+// fixedHeader is a response header whose value is the same on every
+// response, built once when the middleware is: Header.Set would allocate
+// its one-element value slice again on every request.
+type fixedHeader struct {
+	key   string
+	value []string
+}
+
+func newFixedHeader(key, value string) fixedHeader {
+	// The slice's capacity is 1, so a later Header.Add appends to a copy,
+	// never to the array every response shares.
+	return fixedHeader{key: http.CanonicalHeaderKey(key), value: []string{value}}
+}
+
+func (f fixedHeader) set(h http.Header) { h[f.key] = f.value }
+
 // servedBy names the replica on every response, error pages included.
 func (s *Server) servedBy(next http.Handler) http.Handler {
+	header := newFixedHeader("X-Served-By", s.ReplicaID)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Served-By", s.ReplicaID)
+		header.set(w.Header())
 		next.ServeHTTP(w, r)
 	})
 }
@@ -106,15 +123,20 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 // securityHeaders sets the headers every page needs: a strict CSP with no
 // inline script, no framing, no MIME sniffing, no referrer leaks.
 func (s *Server) securityHeaders(next http.Handler) http.Handler {
+	headers := []fixedHeader{
+		newFixedHeader("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+		newFixedHeader("X-Content-Type-Options", "nosniff"),
+		newFixedHeader("X-Frame-Options", "DENY"),
+		newFixedHeader("Referrer-Policy", "same-origin"),
+		newFixedHeader("Cross-Origin-Opener-Policy", "same-origin"),
+	}
+	if s.CookieSecure {
+		headers = append(headers, newFixedHeader("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "same-origin")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		if s.CookieSecure {
-			h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+		for _, f := range headers {
+			f.set(h)
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -132,8 +154,9 @@ func (s *Server) refuseCrossOrigin(next http.Handler) http.Handler {
 
 // noStore keeps pages that may show session data out of every cache.
 func noStore(next http.Handler) http.Handler {
+	header := newFixedHeader("Cache-Control", "no-store")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
+		header.set(w.Header())
 		next.ServeHTTP(w, r)
 	})
 }

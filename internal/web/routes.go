@@ -58,6 +58,7 @@ func (s *Server) routes() (http.Handler, error) {
 				r.Post("/admin/users/{id}/disable", s.handleAdminDisable)
 				r.Post("/admin/users/{id}/enable", s.handleAdminEnable)
 				r.Post("/admin/sessions/{id}/revoke", s.handleAdminSessionRevoke)
+				r.Post("/admin/sign-out-everyone", s.handleAdminSignOutEveryone)
 				r.Get("/admin/audit", s.handleAdminAudit)
 			})
 		})

@@ -41,8 +41,11 @@ type Deps struct {
 	SignupOpen   bool
 	CookieSecure bool
 	IdleTimeout  time.Duration
-	Sessions     Sessions
-	Account      *account.Service
+	// RememberFor is the lifetime of a "keep me signed in" session, shown
+	// on the sign-in form's box; zero hides the box.
+	RememberFor time.Duration
+	Sessions    Sessions
+	Account     *account.Service
 	// ClientIP finds the client's address, trusting X-Forwarded-For only
 	// from the configured proxies.
 	ClientIP *clientip.Resolver
@@ -62,6 +65,8 @@ type Deps struct {
 type Server struct {
 	Deps
 	pages *pages
+	// idleTimeout is Deps.IdleTimeout in words, for the home page.
+	idleTimeout string
 }
 
 // NewServer builds the whole HTTP service. It fails only if the embedded
@@ -81,6 +86,6 @@ func NewServer(d Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Deps: d, pages: p}
+	s := &Server{Deps: d, pages: p, idleTimeout: web.Duration(d.IdleTimeout)}
 	return s.routes()
 }

@@ -231,6 +231,37 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 		}
 	})
 
+	t.Run("RevokeUsersStopsSignInsInFlightOfEveryListedUser", func(t *testing.T) {
+		// Signing out everyone: sign-ins that authenticated before it, of
+		// users with sessions and without, cannot finish afterwards; the
+		// excepted session (the administrator's) re-issues its token.
+		t.Parallel()
+		s, clk := build(t, session.Options{})
+		admin, alice, newcomer, unlisted := NewUserID(t), NewUserID(t), NewUserID(t), NewUserID(t)
+		long := clk.Now().Add(longWindow)
+		t0 := clk.Now()
+		keep := NewKey(t)
+		mustCreate(t, s, keep, admin, []byte("v"), long, noLimit)
+		mustCreate(t, s, NewKey(t), alice, []byte("v"), long, noLimit)
+		clk.Advance(time.Second)
+		if n, err := s.RevokeUsers(ctx, []int64{admin, alice, newcomer}, keep, session.EndedEveryone); err != nil || n != 1 {
+			t.Fatalf("RevokeUsers = %d, %v; want 1", n, err)
+		}
+		for _, user := range []int64{admin, alice, newcomer} {
+			key := NewKey(t)
+			if _, err := s.Create(ctx, key, user, []byte("v"), long, noLimit, session.Origin{AuthenticatedAt: t0}); !errors.Is(err, session.ErrRevoked) {
+				t.Errorf("Create authenticated before RevokeUsers = %v, want ErrRevoked", err)
+			}
+			mustNotFind(t, s, key)
+		}
+		mustCreateFrom(t, s, NewKey(t), unlisted, []byte("v"), long, noLimit, session.Origin{AuthenticatedAt: t0})
+		reissued := NewKey(t)
+		mustCreateFrom(t, s, reissued, admin, []byte("v"), long, noLimit, session.Origin{AuthenticatedAt: clk.Now(), Replaces: keep})
+		if got := entryKeys(mustListUser(t, s, admin)); !slices.Equal(got, []string{reissued}) {
+			t.Errorf("the administrator lists %s, want just the re-issued session", names(got, []string{keep, reissued}))
+		}
+	})
+
 	t.Run("RevocationTimeOnlyMovesForward", func(t *testing.T) {
 		// Two replicas revoke one user, the second on a clock a second
 		// behind the first's: the later time still counts.

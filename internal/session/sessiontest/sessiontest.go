@@ -671,6 +671,92 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		mustFind(t, s, bobs)
 	})
 
+	t.Run("RevokeUsersEndsEveryListedUsersSessionsButTheExcepted", func(t *testing.T) {
+		t.Parallel()
+		s, clk := build(t, session.Options{})
+		alice, bob, carol, dave := NewUserID(t), NewUserID(t), NewUserID(t), NewUserID(t)
+		long := clk.Now().Add(longWindow)
+		a := []string{NewKey(t), NewKey(t), NewKey(t)}
+		for _, k := range a {
+			mustCreate(t, s, k, alice, []byte("v"), long, noLimit)
+		}
+		b := []string{NewKey(t), NewKey(t)}
+		for _, k := range b {
+			mustCreate(t, s, k, bob, []byte("v"), long, noLimit)
+		}
+		carols := NewKey(t)
+		mustCreate(t, s, carols, carol, []byte("v"), long, noLimit)
+
+		// alice twice, dave without sessions, carol not listed; the
+		// excepted key is one of alice's.
+		n, err := s.RevokeUsers(ctx, []int64{bob, alice, dave, alice}, a[1], session.EndedEveryone)
+		if err != nil {
+			t.Fatalf("RevokeUsers: %v", err)
+		}
+		if n != 4 {
+			t.Fatalf("RevokeUsers = %d, want 4 (two of alice's, both of bob's)", n)
+		}
+		if got := entryKeys(mustListUser(t, s, alice)); !slices.Equal(got, []string{a[1]}) {
+			t.Errorf("alice lists %s after RevokeUsers, want just the excepted session", names(got, a))
+		}
+		if got := mustListUser(t, s, bob); len(got) != 0 {
+			t.Errorf("bob lists %d sessions after RevokeUsers, want none", len(got))
+		}
+		mustFind(t, s, a[1])
+		mustFind(t, s, carols)
+		if r := mustEndReason(t, s, carols); r != "" {
+			t.Errorf("EndReason of carol's session, not listed = %q", r)
+		}
+		for _, k := range []string{a[0], a[2], b[0], b[1]} {
+			mustNotFind(t, s, k)
+			if r := mustEndReason(t, s, k); r != session.EndedEveryone {
+				t.Errorf("EndReason = %q, want %q", r, session.EndedEveryone)
+			}
+			if err := s.CommitCtx(ctx, k, []byte("v"), long); !errors.Is(err, session.ErrRevoked) {
+				t.Errorf("Commit after RevokeUsers = %v, want ErrRevoked", err)
+			}
+		}
+		if n, err := s.RevokeUsers(ctx, nil, "", session.EndedEveryone); err != nil || n != 0 {
+			t.Errorf("RevokeUsers of no users = %d, %v; want 0", n, err)
+		}
+		if n, err := s.RevokeUsers(ctx, []int64{alice, bob, carol}, "", session.EndedEveryone); err != nil || n != 2 {
+			t.Errorf("RevokeUsers of everything left = %d, %v; want 2 (alice's last, carol's)", n, err)
+		}
+	})
+
+	t.Run("RevokeUsersOfABatchOfFiveHundredEndsThemAll", func(t *testing.T) {
+		// A page of users as signing out everyone sends it, each user with
+		// two sessions.
+		t.Parallel()
+		s, clk := build(t, session.Options{})
+		long := clk.Now().Add(longWindow)
+		users := make([]int64, 500)
+		keys := make([]string, 0, 2*len(users))
+		for i := range users {
+			users[i] = NewUserID(t)
+			for range 2 {
+				k := NewKey(t)
+				mustCreate(t, s, k, users[i], []byte("v"), long, noLimit)
+				keys = append(keys, k)
+			}
+		}
+		n, err := s.RevokeUsers(ctx, users, "", session.EndedEveryone)
+		if err != nil {
+			t.Fatalf("RevokeUsers: %v", err)
+		}
+		if n != len(keys) {
+			t.Errorf("RevokeUsers of %d users = %d, want %d", len(users), n, len(keys))
+		}
+		if counts := mustCountUsers(t, s, users); slices.ContainsFunc(slices.Collect(maps.Values(counts)), func(c int) bool { return c != 0 }) {
+			t.Errorf("users with sessions left after RevokeUsers: %v", counts)
+		}
+		for _, k := range []string{keys[0], keys[len(keys)/2], keys[len(keys)-1]} {
+			if r := mustEndReason(t, s, k); r != session.EndedEveryone {
+				t.Errorf("EndReason = %q, want %q", r, session.EndedEveryone)
+			}
+		}
+	})
+
 	t.Run("LimitEvictsTheLeastRecentlyActive", func(t *testing.T) {
 		t.Parallel()
 		s, clk := build(t, session.Options{})

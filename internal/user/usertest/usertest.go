@@ -43,6 +43,8 @@ func Run(t *testing.T, newStore func(t *testing.T) user.Store) {
 		{"TwoAdminsDisablingEachOtherAtOnceLeaveOneEnabled", adminsDisablingEachOtherAtOnce(2, 50)},
 		{"FiveAdminsDisablingEachOtherAtOnceLeaveOneEnabled", adminsDisablingEachOtherAtOnce(5, 20)},
 		{"SetSessionsValidAfterRoundTrip", testSetSessionsValidAfter},
+		{"SetAllSessionsValidAfterMovesEveryUsersTimeForward", testSetAllSessionsValidAfter},
+		{"ListIDsPagesInAscendingOrder", testListIDs},
 		{"UpdatesOfMissingUserAreNotFound", testUpdatesOfMissingUser},
 		{"TimesRoundTrip", testTimesRoundTrip},
 		{"Ping", testPing},
@@ -536,6 +538,106 @@ func testSetSessionsValidAfter(t *testing.T, s user.Store) {
 	}
 	if got := byID(t, s, u.ID).SessionsValidAfter; !got.IsZero() {
 		t.Errorf("after clearing, SessionsValidAfter = %v, want zero", got)
+	}
+}
+
+func testSetAllSessionsValidAfter(t *testing.T, s user.Store) {
+	if n, err := s.SetAllSessionsValidAfter(ctx(t), time.Now()); err != nil || n != 0 {
+		t.Fatalf("SetAllSessionsValidAfter of no users = %d, %v; want 0", n, err)
+	}
+	alice, bob, carol := create(t, s, "alice"), create(t, s, "bob"), create(t, s, "carol")
+	at := time.Date(2031, 2, 3, 4, 5, 6, 789_123_456, time.FixedZone("UTC+5", 5*3600))
+	want := time.Date(2031, 2, 2, 23, 5, 6, 789_123_000, time.UTC)
+	// bob's sessions were already revoked later than at, a microsecond
+	// later (the precision), and carol's earlier.
+	bobLater := want.Add(time.Microsecond)
+	if err := s.SetSessionsValidAfter(ctx(t), bob.ID, bobLater); err != nil {
+		t.Fatalf("SetSessionsValidAfter: %v", err)
+	}
+	if err := s.SetSessionsValidAfter(ctx(t), carol.ID, want.Add(-time.Hour)); err != nil {
+		t.Fatalf("SetSessionsValidAfter: %v", err)
+	}
+	bob = byID(t, s, bob.ID)
+
+	n, err := s.SetAllSessionsValidAfter(ctx(t), at)
+	if err != nil {
+		t.Fatalf("SetAllSessionsValidAfter: %v", err)
+	}
+	if n != 2 {
+		t.Errorf("SetAllSessionsValidAfter changed %d users, want 2 (alice and carol)", n)
+	}
+	for _, u := range []user.User{alice, carol} {
+		got := byID(t, s, u.ID)
+		if got.SessionsValidAfter != want {
+			t.Errorf("%s: SessionsValidAfter = %v, want %v (UTC, microseconds)", u.Username, got.SessionsValidAfter, want)
+		}
+		checkUpdated(t, u, got)
+	}
+	if got := byID(t, s, bob.ID); got != bob {
+		t.Errorf("bob, revoked later already, changed: SessionsValidAfter %v, want %v kept", got.SessionsValidAfter, bobLater)
+	}
+
+	// Again at the same time: nothing moves.
+	if n, err := s.SetAllSessionsValidAfter(ctx(t), at); err != nil || n != 0 {
+		t.Errorf("SetAllSessionsValidAfter at the same time again = %d, %v; want 0", n, err)
+	}
+	if _, err := s.SetAllSessionsValidAfter(ctx(t), time.Time{}); err == nil {
+		t.Error("SetAllSessionsValidAfter(zero) succeeded; it would clear nothing and move nothing")
+	}
+}
+
+func testListIDs(t *testing.T, s user.Store) {
+	if ids, err := s.ListIDs(ctx(t), 0, 10); err != nil || len(ids) != 0 {
+		t.Fatalf("ListIDs of no users = %v, %v; want none", ids, err)
+	}
+	// Created in an order that is not the names' order, so a store that
+	// orders by name shows.
+	var all []int64
+	for _, name := range []string{"mallory", "carol", "alice", "zed", "bob", "eve", "dave"} {
+		all = append(all, create(t, s, name).ID)
+	}
+	slices.Sort(all)
+	list := func(after int64, limit int) []int64 {
+		t.Helper()
+		ids, err := s.ListIDs(ctx(t), after, limit)
+		if err != nil {
+			t.Fatalf("ListIDs(%d, %d): %v", after, limit, err)
+		}
+		return ids
+	}
+	if got := list(0, 0); !slices.Equal(got, all) {
+		t.Fatalf("ListIDs(0, no cap) = %v, want %v", got, all)
+	}
+	// Page by page, each page starting after the last ID of the one before.
+	var paged []int64
+	after := int64(0)
+	for page := 0; ; page++ {
+		ids := list(after, 3)
+		if want := min(3, len(all)-len(paged)); len(ids) != want {
+			t.Fatalf("page %d: %d IDs, want %d", page, len(ids), want)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		paged = append(paged, ids...)
+		after = ids[len(ids)-1]
+	}
+	if !slices.Equal(paged, all) {
+		t.Errorf("paged IDs %v, want %v", paged, all)
+	}
+	for _, tc := range []struct {
+		after int64
+		limit int
+		want  []int64
+	}{
+		{all[2], 2, all[3:5]},
+		{all[2] - 1, 1, all[2:3]}, // IDs need not be consecutive; after need not exist
+		{-1, -1, all},
+		{all[6], 5, nil},
+	} {
+		if got := list(tc.after, tc.limit); !slices.Equal(got, tc.want) {
+			t.Errorf("ListIDs(%d, %d) = %v, want %v", tc.after, tc.limit, got, tc.want)
+		}
 	}
 }
 
