@@ -9,33 +9,49 @@ import (
 	"github.com/hallpass/hallpass/web"
 )
 
-// pageUser has the fields of Hallpass's session.Info that the home page
-// reads.
-type pageUser struct {
-	Username       string
-	Role           string
-	Created        time.Time
-	Replica        string
-	IdleExpiry     time.Time
-	AbsoluteExpiry time.Time
+// The page data below mirror internal/web's: the home page's view is worked
+// out in Go, as Hallpass does, so both servers do the same work per page.
+
+// accountView is what the layout's header shows of the signed-in user.
+type accountView struct {
+	Username                               string
+	Initial                                string
+	Admin                                  bool
+	AtHome, AtDevices, AtPassword, AtAdmin bool
 }
 
-// pageData has the fields of Hallpass's internal/web pageData, so its
-// templates execute unchanged.
+// timeView is a moment as pages show it.
+type timeView struct {
+	ISO, Full, Ago string
+}
+
+func newTimeView(t, now time.Time) timeView {
+	return timeView{ISO: web.ISOTime(t), Full: web.FullTime(t), Ago: web.RelativeTime(now, t)}
+}
+
+// homeView is the home page's content.
+type homeView struct {
+	Username, Initial                    string
+	Admin                                bool
+	SignedIn, IdleExpiry, AbsoluteExpiry timeView
+	IdleTimeout                          string
+	SessionReplica                       string
+}
+
+// pageData has the fields of Hallpass's internal/web pageData that its
+// templates read, so they execute unchanged.
 type pageData struct {
-	Title       string
-	User        *pageUser
-	IsAdmin     bool
-	Replica     string
-	SignupOpen  bool
-	IdleTimeout time.Duration
-	Path        string
-	Notice      string
-	Form        any
-	Data        any
-	Status      int
-	Heading     string
-	Message     string
+	Title      string
+	Account    *accountView
+	Replica    string
+	SignupOpen bool
+	Path       string
+	Notice     string
+	Form       any
+	Data       any
+	Status     int
+	Heading    string
+	Message    string
 }
 
 // homePage is Hallpass's home page template, parsed once.

@@ -13,6 +13,9 @@ import (
 	"net"
 	"net/http"
 	"time"
+	"unicode/utf8"
+
+	"github.com/hallpass/hallpass/web"
 
 	"github.com/go-chi/chi/v5"
 )
@@ -89,6 +92,9 @@ type app struct {
 	tokens *tokens
 	home   *homePage
 	now    func() time.Time
+	// idleText is the idle timeout in words, worked out once as Hallpass
+	// does.
+	idleText string
 }
 
 func newApp(log *slog.Logger, cfg config, secret []byte, now func() time.Time) (*app, error) {
@@ -96,7 +102,7 @@ func newApp(log *slog.Logger, cfg config, secret []byte, now func() time.Time) (
 	if err != nil {
 		return nil, err
 	}
-	return &app{log: log, cfg: cfg, tokens: newTokens(secret, cfg.lifetime, now), home: home, now: now}, nil
+	return &app{log: log, cfg: cfg, tokens: newTokens(secret, cfg.lifetime, now), home: home, now: now, idleText: web.Duration(cfg.idle)}, nil
 }
 
 // routes mirrors the shape of Hallpass's: the same outer chain, then the
@@ -137,21 +143,27 @@ func (a *app) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 // handleHome handles "GET /": the same page as Hallpass's home.
 func (a *app) handleHome(w http.ResponseWriter, r *http.Request) {
 	c := claimsFrom(r.Context())
-	created := c.IssuedAt.Time
+	now := a.now()
+	admin := c.Role == "admin"
+	initial := c.Name
+	if _, n := utf8.DecodeRuneInString(c.Name); n > 0 {
+		initial = c.Name[:n]
+	}
 	data := pageData{
-		Title:       "Home",
-		Replica:     a.cfg.replica,
-		IdleTimeout: a.cfg.idle,
-		Path:        r.URL.Path,
-		User: &pageUser{
+		Title:   "Home",
+		Replica: a.cfg.replica,
+		Path:    r.URL.Path,
+		Account: &accountView{Username: c.Name, Initial: initial, Admin: admin, AtHome: r.URL.Path == "/"},
+		Data: homeView{
 			Username:       c.Name,
-			Role:           c.Role,
-			Created:        created,
-			Replica:        c.Replica,
-			IdleExpiry:     a.now().Add(a.cfg.idle),
-			AbsoluteExpiry: c.ExpiresAt.Time,
+			Initial:        initial,
+			Admin:          admin,
+			SignedIn:       newTimeView(c.IssuedAt.Time, now),
+			IdleExpiry:     newTimeView(now.Add(a.cfg.idle), now),
+			AbsoluteExpiry: newTimeView(c.ExpiresAt.Time, now),
+			IdleTimeout:    a.idleText,
+			SessionReplica: c.Replica,
 		},
-		IsAdmin: c.Role == "admin",
 	}
 	var buf bytes.Buffer
 	if err := a.home.render(&buf, data); err != nil {
