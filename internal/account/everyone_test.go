@@ -247,3 +247,49 @@ func TestSignOutEveryoneWithTheDatabaseDownChangesNothing(t *testing.T) {
 		t.Errorf("alice's session ended (%q) though the durable record could not be written", reason)
 	}
 }
+
+// TestTwoAdministratorsSigningOutEveryoneAtOnceLeaveNoOldSession is the
+// race of two administrators pressing the button at the same moment, round
+// after round: each sweep may end the other's own session, but whatever
+// happens, no session from before the presses survives, and neither
+// answer is anything but success or "signed out".
+func TestTwoAdministratorsSigningOutEveryoneAtOnceLeaveNoOldSession(t *testing.T) {
+	const rounds = 10
+	r := newRig(t, rigOptions{})
+	ann, ben := r.createUser("ann", user.RoleAdmin), r.createUser("ben", user.RoleAdmin)
+	alice := r.createUser("alice", user.RoleUser)
+	for round := range rounds {
+		annB, benB := r.newBrowser("203.0.113.1"), r.newBrowser("203.0.113.2")
+		annB.mustSignIn(ann)
+		benB.mustSignIn(ben)
+		old := map[string]string{}
+		for i := range 3 {
+			b := r.newBrowser(fmt.Sprintf("198.51.100.%d", i+1))
+			old[b.mustSignIn(alice)] = "alice"
+		}
+		old[annB.storeKey()], old[benB.storeKey()] = "ann", "ben"
+		r.clock.Advance(time.Second)
+
+		errs := make(chan error, 2)
+		start := make(chan struct{})
+		for b, u := range map[*browser]user.User{annB: ann, benB: ben} {
+			go b.do(func(ctx context.Context) {
+				<-start
+				_, err := r.svc.SignOutEveryone(ctx, b.as(u))
+				errs <- err
+			})
+		}
+		close(start)
+		for range 2 {
+			if err := <-errs; err != nil && !errors.Is(err, account.ErrNotSignedIn) {
+				t.Fatalf("round %d: sign out everyone: %v, want success or ErrNotSignedIn", round, err)
+			}
+		}
+		for key, who := range old {
+			if _, found, err := r.store.FindCtx(context.Background(), key); err != nil || found {
+				t.Fatalf("round %d: a session of %s from before both presses is still live (err %v)", round, who, err)
+			}
+		}
+		r.clock.Advance(time.Second)
+	}
+}
