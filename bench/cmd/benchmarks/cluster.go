@@ -40,12 +40,15 @@ type clusterRig struct {
 var errNoCluster = errors.New("the loopback cluster (internal/cluster) could not start")
 
 // startCluster starts internal/cluster's topology with the hallpass binary
-// at bin, as production runs it (Sentinel, WAIT 1, PostgreSQL), under dir.
-func startCluster(ctx context.Context, bin, dir string, log io.Writer) (*clusterRig, error) {
+// at bin, as production runs it (Sentinel, WAIT 1, PostgreSQL), under dir,
+// with the configuration files of the repository at repo (this command runs
+// in the bench module, whose directory has no deploy/).
+func startCluster(ctx context.Context, bin, repo, dir string, log io.Writer) (*clusterRig, error) {
 	c, err := cluster.Start(ctx, cluster.Options{
-		Hallpass: bin,
-		Dir:      filepath.Join(dir, "cluster"),
-		Log:      log,
+		Hallpass:  bin,
+		Dir:       filepath.Join(dir, "cluster"),
+		DeployDir: filepath.Join(repo, "deploy"),
+		Log:       log,
 		// Nothing is in flight when the benchmark stops it.
 		DrainDelay: time.Millisecond,
 	})

@@ -83,6 +83,13 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	if o.reps < 1 || o.duration <= 0 || o.loginDuration <= 0 {
 		return o, errors.New("-reps, -d and -login-d must be positive")
 	}
+	// Absolute, as the cluster and HAProxy read files from it while running
+	// in directories of their own.
+	abs, err := filepath.Abs(o.repo)
+	if err != nil {
+		return o, fmt.Errorf("-repo: %w", err)
+	}
+	o.repo = abs
 	return o, nil
 }
 
@@ -202,7 +209,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logf("starting the 3-replica cluster (internal/cluster)")
 	var proxyURL, statsURL string
 	var proxyPIDs, staticPIDs []int
-	cluster, err := startCluster(ctx, hallpassBin, work, stderr)
+	cluster, err := startCluster(ctx, hallpassBin, o.repo, work, stderr)
 	switch {
 	case err == nil:
 		stops = append(stops, cluster.Close)
@@ -379,8 +386,10 @@ func medianRedisBench(runs []redisBenchResult) redisBenchResult {
 	return redisBenchResult{concurrency: runs[0].concurrency, rps: median(rps), p50: medianDur(p50), p99: medianDur(p99)}
 }
 
-// signIn posts the sign-in form and returns the "name=value" cookie the
-// response sets, and the whole Set-Cookie header.
+// signIn posts the sign-in form and returns the "name=value" session
+// cookie the response sets (Hallpass's __Host-hallpass or the baseline's
+// __Host-token; Hallpass also sets a device cookie, which is not it), and
+// the whole Set-Cookie header.
 func signIn(base, name, password string) (cookie, setCookie string, err error) {
 	c := http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	form := url.Values{"username": {name}}
@@ -398,7 +407,7 @@ func signIn(base, name, password string) (cookie, setCookie string, err error) {
 	}
 	for _, sc := range res.Header.Values("Set-Cookie") {
 		pair, _, _ := strings.Cut(sc, ";")
-		if v, ok := strings.CutPrefix(pair, "__Host-"); ok && !strings.HasSuffix(v, "=") {
+		if v, ok := strings.CutPrefix(pair, "__Host-"); ok && !strings.HasSuffix(v, "=") && !strings.HasPrefix(v, "hallpass-device=") {
 			return pair, sc, nil
 		}
 	}
