@@ -19,6 +19,7 @@ import (
 	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/redisx"
 	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/sessioncache"
 	"github.com/hallpass/hallpass/internal/throttle"
 	"github.com/hallpass/hallpass/internal/user"
 )
@@ -41,6 +42,11 @@ type backends struct {
 	account  *account.Service
 	pool     *redis.Pool
 	sentinel *redisx.SentinelPool
+	// link keeps this replica's session cache honest (nil without one);
+	// cached is the Redis session store with the cache or the revocation
+	// fence in front (nil without Redis).
+	link   *sessioncache.Link
+	cached *sessioncache.Store
 }
 
 // openBackends opens the database (migrating it) and the session store
@@ -85,7 +91,29 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 			b.close()
 			return nil, fmt.Errorf("session store %s is not reachable: %w", where, err)
 		}
-		b.store = session.NewRedisStore(pool, storeOpts)
+		redisStore := session.NewRedisStore(pool, storeOpts)
+		if forServer && cfg.SessionCache {
+			link, err := sessioncache.StartLink(sessioncache.LinkOptions{
+				Dial:       pool.DialContext,
+				Pool:       pool,
+				KeyPrefix:  session.RedisSessionPrefix,
+				ReplicaID:  cfg.ReplicaID,
+				MaxEntries: cfg.SessionCacheEntries,
+				MaxBytes:   int64(cfg.SessionCacheMiB) << 20,
+				Logger:     log,
+			})
+			if err != nil {
+				b.close()
+				return nil, fmt.Errorf("session cache: %w", err)
+			}
+			b.link = link
+			b.cached = sessioncache.NewStore(redisStore, link)
+		} else {
+			// No cache here, but other replicas may keep one: a revocation
+			// from this process still waits until they cannot serve it.
+			b.cached = sessioncache.NewAwaitingStore(redisStore, pool)
+		}
+		b.store = b.cached
 		b.throttle = throttle.NewRedisStore(pool, nil)
 		b.shared = true
 		log.Info("sessions are stored in Redis", slog.String("redis", where), slog.Int("wait_replicas", cfg.RedisWaitReplicas))
@@ -167,6 +195,9 @@ func openRedis(cfg config.Config, b *backends) (pool *redis.Pool, where string, 
 
 // close releases the stores.
 func (b *backends) close() {
+	if b.link != nil {
+		b.link.Close()
+	}
 	if b.sentinel != nil {
 		b.sentinel.Close() // closes its pool too
 	} else if b.pool != nil {

@@ -56,6 +56,12 @@ type Config struct {
 	RedisWaitReplicas int
 	// RedisWaitTimeout bounds that wait.
 	RedisWaitTimeout time.Duration
+	// SessionCache keeps the sessions this replica serves in its memory,
+	// kept honest by Redis's invalidations (only with Redis).
+	SessionCache bool
+	// SessionCacheEntries and SessionCacheMiB bound that cache.
+	SessionCacheEntries int
+	SessionCacheMiB     int
 	// ReplicaID names this replica in responses, logs and sessions.
 	ReplicaID string
 	// SessionIdleTimeout ends a session after this long without a request.
@@ -322,6 +328,42 @@ func Settings() []Setting {
 				d, err := positiveDuration(v)
 				c.RedisWaitTimeout = d
 				return err
+			},
+		},
+		{
+			Env: "HALLPASS_SESSION_CACHE", Flag: "session-cache", Default: "true", Accepted: "true or false",
+			Doc: "With Redis, serve signed-in pages from a per-replica session cache kept honest by Redis's invalidations (docs/SESSIONS.md); false reads Redis on every request.",
+			apply: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return errors.New("use true or false")
+				}
+				c.SessionCache = b
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_SESSION_CACHE_ENTRIES", Flag: "session-cache-entries", Default: "100000", Accepted: "whole number ≥ 1",
+			Doc: "Most sessions the session cache holds; the least recently used go first.",
+			apply: func(c *Config, v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 {
+					return errors.New("use a whole number of at least 1")
+				}
+				c.SessionCacheEntries = n
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_SESSION_CACHE_MIB", Flag: "session-cache-mib", Default: "64", Accepted: "whole number ≥ 1",
+			Doc: "Most memory (MiB) the session cache's entries take.",
+			apply: func(c *Config, v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 || n > 1<<20 {
+					return errors.New("use a whole number of MiB from 1 to 1048576")
+				}
+				c.SessionCacheMiB = n
+				return nil
 			},
 		},
 		{

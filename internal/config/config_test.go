@@ -29,6 +29,7 @@ func TestDefaults(t *testing.T) {
 		RedisMaster: "hallpass", RedisWaitTimeout: 250 * time.Millisecond,
 		AdminMaxSessions: -1, RememberIdleTimeout: 7 * 24 * time.Hour, RememberLifetime: 30 * 24 * time.Hour,
 		RememberRoles: []string{"user"},
+		SessionCache:  true, SessionCacheEntries: 100000, SessionCacheMiB: 64,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults\n got %+v\nwant %+v", c, want)

@@ -13,10 +13,14 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
+// RedisSessionPrefix is the prefix of every session key in Redis (the
+// session's store key follows it): what a cache of sessions tracks.
+const RedisSessionPrefix = "hp:s:"
+
 // Key layout. A tombstone lives under its own prefix, so no key Find can be
 // asked for ever names one. The indexes hold bare session keys as members.
 const (
-	sessionPrefix     = "hp:s:"  // + key: the session, expiring at its end
+	sessionPrefix     = RedisSessionPrefix
 	tombstonePrefix   = "hp:t:"  // + key: the end reason of a deleted session
 	userIndexPrefix   = "hp:u:"  // + user ID: sorted set, score = absolute expiry (ms)
 	globalIndex       = "hp:all" // sorted set, score = current expiry (ms)
@@ -135,6 +139,48 @@ func (s *RedisStore) FindCtx(ctx context.Context, key string) ([]byte, bool, err
 		return nil, false, err
 	}
 	return b, true, nil
+}
+
+// FindExpiring is FindCtx that also says how long Redis keeps the session
+// (its time to live): one round trip (GET and PTTL pipelined), for a cache
+// that must not keep a session longer than the store would.
+func (s *RedisStore) FindExpiring(ctx context.Context, key string) ([]byte, time.Duration, bool, error) {
+	var replies []any
+	err := s.with(ctx, "find", func(ctx context.Context, c redis.Conn) (err error) {
+		if err := c.Send("GET", sessionPrefix+key); err != nil {
+			return err
+		}
+		if err := c.Send("PTTL", sessionPrefix+key); err != nil {
+			return err
+		}
+		// An empty command flushes and returns every pending reply.
+		replies, err = redis.Values(redis.DoWithTimeout(c, timeLeft(ctx), ""))
+		if err == nil && len(replies) != 2 {
+			err = fmt.Errorf("%d replies to GET and PTTL", len(replies))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, 0, false, err
+	}
+	b, err := redis.Bytes(replies[0], nil)
+	if errors.Is(err, redis.ErrNil) {
+		return nil, 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("session store: find: %w", err)
+	}
+	ms, err := redis.Int64(replies[1], nil)
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("session store: find: %w", err)
+	}
+	switch {
+	case ms == -2: // gone between the two commands
+		return nil, 0, false, nil
+	case ms < 0: // no expiry, which this store never writes: keep it nowhere
+		ms = 0
+	}
+	return b, time.Duration(ms) * time.Millisecond, true, nil
 }
 
 // CommitCtx updates the session under key to b, until the sooner of expiry
