@@ -28,6 +28,7 @@ import (
 	"github.com/hallpass/hallpass/internal/redisx"
 	"github.com/hallpass/hallpass/internal/requestid"
 	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/sessioncache"
 	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/testsvc"
 	"github.com/hallpass/hallpass/internal/throttle"
@@ -66,6 +67,10 @@ type testOptions struct {
 	// policies, if set, are the per-role session policies (and "keep me
 	// signed in"), replacing idle, lifetime and limit.
 	policies *session.Policies
+	// noSessionCache reads Redis on every request, as
+	// HALLPASS_SESSION_CACHE=false does; by default a Redis-backed server
+	// keeps a session cache, as in production.
+	noSessionCache bool
 }
 
 // testServer is the whole web app over real HTTPS, with a SQLite user
@@ -156,7 +161,19 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 		t.Cleanup(func() { pool.Close() })
 		// Redis judges key expiry by its own clock, so the store must too.
 		storeOpts.Now = nil
-		store = session.NewRedisStore(pool, storeOpts)
+		redisStore := session.NewRedisStore(pool, storeOpts)
+		store = sessioncache.NewAwaitingStore(redisStore, pool)
+		if !opts.noSessionCache {
+			link, err := sessioncache.StartLink(sessioncache.LinkOptions{
+				Dial: pool.DialContext, Pool: pool, KeyPrefix: session.RedisSessionPrefix,
+				ReplicaID: cmp.Or(opts.replicaID, "test-replica"), MaxEntries: 10000, MaxBytes: 16 << 20,
+			})
+			if err != nil {
+				t.Fatalf("session cache: %v", err)
+			}
+			t.Cleanup(func() { link.Close() })
+			store = sessioncache.NewStore(redisStore, link)
+		}
 		ts.throttle = throttle.NewRedisStore(pool, clock.Now)
 	default:
 		t.Fatalf("unknown backend %q", opts.backend)

@@ -58,8 +58,10 @@ func callsSince(before, after map[string]int) map[string]int {
 	return d
 }
 
+// Without the session cache (HALLPASS_SESSION_CACHE=false), a signed-in
+// read is one GET; TestCachedPageViewsCostNoRedisCommand has the default.
 func TestAuthenticatedReadCostsOneRedisCommand(t *testing.T) {
-	ts := newTestServer(t, testOptions{backend: "redis", idle: 30 * time.Minute})
+	ts := newTestServer(t, testOptions{backend: "redis", idle: 30 * time.Minute, noSessionCache: true})
 	ts.createUser("alice", "correct horse battery", user.RoleUser)
 	b := ts.newBrowser()
 	b.login("alice", "correct horse battery")
