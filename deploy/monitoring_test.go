@@ -14,12 +14,14 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/metrics"
+	"github.com/hallpass/hallpass/internal/sessioncache"
 	"github.com/hallpass/hallpass/internal/testsvc"
 )
 
 // exportedSeries names every series a Hallpass replica exports: each
 // metric family of internal/metrics (every call made once, since a vector
-// appears only once it has a child), histograms and summaries with their
+// appears only once it has a child, and the session cache's, which only a
+// replica keeping one registers), histograms and summaries with their
 // _bucket, _sum and _count series.
 func exportedSeries(t *testing.T) (all map[string]bool, families []string) {
 	t.Helper()
@@ -31,6 +33,7 @@ func exportedSeries(t *testing.T) (all map[string]bool, families []string) {
 	m.Store("find", now, failed)
 	m.Database("user_by_id", now, failed)
 	m.Request("/", "GET", 200, time.Millisecond)
+	m.SessionCache(func() sessioncache.Stats { return sessioncache.Stats{} })
 	gathered, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/hallpass/hallpass/internal/database"
 	"github.com/hallpass/hallpass/internal/devicetrust"
 	"github.com/hallpass/hallpass/internal/keyring"
+	"github.com/hallpass/hallpass/internal/live"
 	"github.com/hallpass/hallpass/internal/metrics"
 	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/redisx"
@@ -47,6 +48,8 @@ type backends struct {
 	// fence in front (nil without Redis).
 	link   *sessioncache.Link
 	cached *sessioncache.Store
+	// live holds the server's open tabs' event streams (nil outside serve).
+	live *live.Hub
 }
 
 // openBackends opens the database (migrating it) and the session store
@@ -138,6 +141,19 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 		},
 		Logger: log,
 	})
+	if forServer {
+		// The open tabs hear of their session through the cache's link
+		// when there is one (one subscription per replica), and otherwise
+		// (one process, sessions in memory) by looking every second.
+		liveOpts := live.Options{Sessions: b.sessions, PollEvery: time.Second, Logger: log}
+		if b.link != nil {
+			liveOpts.Publish, liveOpts.PollEvery = b.link.Publish, livePollWithLink
+		}
+		b.live = live.New(liveOpts)
+		if b.link != nil {
+			b.link.SetListener(b.live)
+		}
+	}
 	var counts account.Metrics
 	if m != nil {
 		counts = m
@@ -164,8 +180,21 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 		SignupPolicy:       throttle.DefaultSignupPolicy(),
 		SessionsOutOfReach: !b.shared && !forServer,
 		DeviceTrust:        devices,
+		SignedIn:           b.signedIn,
 	})
 	return b, nil
+}
+
+// livePollWithLink is how often an open tab's stream looks its session up
+// itself when the link tells it of changes anyway: a safety net only.
+const livePollWithLink = 30 * time.Second
+
+// signedIn tells the open tabs of the account's other sessions of a new
+// sign-in, on every replica.
+func (b *backends) signedIn(ctx context.Context, n account.SignInNotice) {
+	if b.live != nil {
+		b.live.SignedIn(ctx, live.SignIn{UserID: n.UserID, PublicID: n.PublicID, Device: n.Device, IP: n.IP, At: n.At})
+	}
 }
 
 // openRedis opens the session store's pool: through the Sentinels when

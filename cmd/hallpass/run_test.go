@@ -6,15 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hallpass/hallpass/internal/account"
+	"github.com/hallpass/hallpass/internal/sessioncache"
 	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/testsvc"
 )
@@ -460,6 +463,9 @@ func TestMetricsAreServedOnTheirOwnListenerOnly(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	if strings.Contains(body, "hallpass_session_cache_") {
+		t.Error("a replica without Redis, so without a session cache, reports hallpass_session_cache_* series")
+	}
 	for _, line := range strings.Split(body, "\n") {
 		if strings.HasPrefix(line, "#") || line == "" {
 			continue
@@ -469,6 +475,74 @@ func TestMetricsAreServedOnTheirOwnListenerOnly(t *testing.T) {
 			break
 		}
 	}
+}
+
+func TestSessionCacheReportsItsLinkAndFencesOnTheMetricsListener(t *testing.T) {
+	rs := testsvc.StartRedis(t)
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testsvc.FreePort(t))
+	metricsURL := "http://" + metricsAddr + "/metrics"
+	env := map[string]string{
+		"HALLPASS_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "h.db"),
+		"HALLPASS_REDIS_URL":    rs.URL,
+		"HALLPASS_METRICS_ADDR": metricsAddr,
+	}
+	if out, err := runCLI(t, env, "correct horse battery\n", "user", "add", "fay"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	r := startServe(t, env)
+	var body string
+	testkit.Eventually(t, 10*time.Second, "the session cache's link to be up and trusted", func() error {
+		var err error
+		if body, err = fetch(metricsURL); err != nil {
+			return err
+		}
+		for _, want := range []string{"hallpass_session_cache_link_up 1\n", "hallpass_session_cache_trusted 1\n"} {
+			if !strings.Contains(body, want) {
+				return fmt.Errorf("/metrics lacks %q", want)
+			}
+		}
+		return nil
+	})
+	if age := sample(t, body, "hallpass_session_cache_lease_age_seconds"); age < 0 || age > sessioncache.Lease.Seconds() {
+		t.Errorf("lease age %v s on a trusted link, want within [0, %v]", age, sessioncache.Lease.Seconds())
+	}
+
+	// Signing out fences the session; the only caching replica is this one,
+	// and it confirms its own fence rather than waiting out the lease.
+	c := newClient(t)
+	c.login(r.url, "fay", "correct horse battery")
+	c.do(http.MethodGet, r.url+"/", nil)
+	c.do(http.MethodPost, r.url+"/logout", url.Values{})
+	body, err := fetch(metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := sample(t, body, `hallpass_session_cache_fences_total{result="confirmed"}`); n < 1 {
+		t.Errorf("confirmed fences after a sign-out: %v, want at least 1", n)
+	}
+	if n := sample(t, body, `hallpass_session_cache_fences_total{result="lapsed"}`); n != 0 {
+		t.Errorf("lapsed fences on a lone caching replica: %v, want 0", n)
+	}
+	for _, name := range []string{"hallpass_session_cache_hits_total", "hallpass_session_cache_misses_total", "hallpass_session_cache_heartbeats_total"} {
+		sample(t, body, name)
+	}
+}
+
+// sample returns the value of the series named (with its labels, as
+// exposed) in a scrape, failing t when the scrape lacks it.
+func sample(t *testing.T, body, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Errorf("/metrics lacks %s", series)
+	return math.NaN()
 }
 
 func TestOversizedHeadersGet431(t *testing.T) {

@@ -50,6 +50,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	defer b.close()
 	activeSessions = b.store.Count
+	if b.link != nil {
+		// Only the process that keeps the cache reports it; without
+		// metrics, m is nil and this does nothing.
+		m.SessionCache(b.cached.Stats)
+	}
 	log.Info("database ready", slog.String("database", database.DescribeURL(cfg.DatabaseURL)))
 	if n, err := b.users.Count(ctx); err == nil && n == 0 {
 		log.Warn("no users yet: create the first administrator with `hallpass user add NAME --admin` (the password is read from standard input)")
@@ -74,6 +79,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		Ready:        []web.Check{{Name: "session store", Ping: b.store.Ping}, {Name: "database", Ping: b.users.Ping}},
 		Metrics:      m,
 		Draining:     draining.Load,
+		Live:         b.live,
 		ClientIP:     clientip.NewResolver(cfg.TrustedProxies),
 	})
 	if err != nil {
@@ -126,7 +132,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	// give it time to notice, then stop accepting and let in-flight
 	// requests finish.
 	draining.Store(true)
-	log.Info("draining", slog.Duration("delay", cfg.DrainDelay))
+	// Open tabs reconnect (EventSource retries) to a replica that stays.
+	b.live.Shutdown()
+	log.Info("draining", slog.Duration("delay", cfg.DrainDelay), slog.Int("streams_closed", b.live.Count()))
 	if cfg.DrainDelay > 0 {
 		select {
 		case <-time.After(cfg.DrainDelay):

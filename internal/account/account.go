@@ -128,6 +128,19 @@ type Options struct {
 	// database alone, which each session checks at its next refresh, and
 	// single sessions cannot be listed or ended.
 	SessionsOutOfReach bool
+	// SignedIn, if set, is told of every new session a password sign-in
+	// starts (the open tabs of the account's other sessions show "New
+	// sign-in … Was this you?"). It must not block for long.
+	SignedIn func(ctx context.Context, n SignInNotice)
+}
+
+// SignInNotice describes a new session for the account's other sessions.
+type SignInNotice struct {
+	UserID   int64
+	PublicID string
+	Device   string
+	IP       string
+	At       time.Time
 }
 
 // Service runs the use cases. It is safe for concurrent use.
@@ -147,6 +160,7 @@ type Service struct {
 	outOfReach   bool
 	shares       *hashShares
 	devices      *devicetrust.Signer
+	signedIn     func(ctx context.Context, n SignInNotice)
 }
 
 // New returns a Service over the given dependencies.
@@ -166,6 +180,7 @@ func New(o Options) *Service {
 		signupPolicy: o.SignupPolicy,
 		outOfReach:   o.SessionsOutOfReach,
 		devices:      o.DeviceTrust,
+		signedIn:     o.SignedIn,
 		shares:       &hashShares{max: cmp.Or(o.HashesPerClient, 2), clients: map[string]*clientShare{}},
 	}
 	if s.now == nil {

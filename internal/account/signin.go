@@ -137,6 +137,9 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain string, o
 	if err := s.startSessionRemembering(ctx, self, u, began, opts.Remember); err != nil {
 		return SignedIn{}, err
 	}
+	if id, ok := s.sessions.CurrentPublicID(ctx); ok && s.signedIn != nil {
+		s.signedIn(ctx, SignInNotice{UserID: u.ID, PublicID: id, Device: a.Device, IP: a.IP, At: s.now()})
+	}
 	done := SignedIn{User: u}
 	if s.devices != nil {
 		done.DeviceToken = s.devices.Issue(u.Username)

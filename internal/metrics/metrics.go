@@ -1,7 +1,10 @@
 // Package metrics exposes Hallpass's Prometheus metrics: sign-ins by result,
 // live sessions, revocations by reason, throttled attempts, session store and
-// database latency and errors, HTTP requests by route pattern, and the
-// running build (hallpass_build_info, which `hallpass version` also prints).
+// database latency and errors, HTTP requests by route pattern, the session
+// cache of a replica that keeps one (hallpass_session_cache_*: reads it
+// answered, its size, its link to Redis and the fences of revocations), and
+// the running build (hallpass_build_info, which `hallpass version` also
+// prints).
 // Every name starts with hallpass_. The metrics are served on their own
 // listener (HALLPASS_METRICS_ADDR), never on the public one.
 package metrics

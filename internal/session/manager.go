@@ -309,7 +309,7 @@ func (m *Manager) enforce(ctx context.Context, st *requestState) error {
 		return nil
 	}
 	touchEvery := touchInterval(pol.IdleTimeout)
-	if now.Sub(seen) < touchEvery {
+	if now.Sub(seen) < touchEvery || passive(ctx) {
 		return nil
 	}
 	if m.checkUser != nil {

@@ -51,7 +51,23 @@ const (
 	heartbeatPrefix   = "hp:cache:hb:"  // + link ID: the link's own heartbeats
 	ackPrefix         = "hp:cache:ack:" // + link ID: confirmations of the link's fences
 	membersKey        = "hp:cache:replicas"
+	// EventsChannel carries the events a Listener is given (sign-ins, for
+	// the open tabs of the account's other sessions).
+	EventsChannel = "hp:live:events"
 )
+
+// Listener is told what the link hears, on the link's own goroutine: it
+// must not block. The open-tab event hub (internal/live) is one: the
+// replica's one subscription serves both the cache and the tabs.
+type Listener interface {
+	// Changed is given the store keys of sessions that changed.
+	Changed(keys []string)
+	// Resync is called when changes may have been missed (the link came
+	// up again, or Redis flushed): everything must be looked up again.
+	Resync()
+	// Delivered is given each message published on EventsChannel.
+	Delivered(payload []byte)
+}
 
 // heartbeatLua lists the link as one that may trust its cache, until
 // membershipTTL from Redis's clock, and sends the heartbeat: both in one
@@ -132,6 +148,33 @@ type Link struct {
 	leaseFrom atomic.Int64
 	// heartbeatsOK counts heartbeats Redis accepted, for tests and stats.
 	heartbeatsOK atomic.Uint64
+	listener     atomic.Pointer[Listener]
+}
+
+// SetListener makes l hear what the link hears from now on.
+func (l *Link) SetListener(listener Listener) {
+	l.listener.Store(&listener)
+}
+
+func (l *Link) tell(f func(Listener)) {
+	if p := l.listener.Load(); p != nil {
+		f(*p)
+	}
+}
+
+// Publish sends payload on EventsChannel, to every replica's Listener.
+func (l *Link) Publish(ctx context.Context, payload []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	defer cancel()
+	c, err := l.opts.Pool.GetContext(ctx)
+	if err != nil {
+		return fmt.Errorf("session cache: publish: %w", err)
+	}
+	defer c.Close()
+	if _, err := redis.DoContext(c, ctx, "PUBLISH", EventsChannel, payload); err != nil {
+		return fmt.Errorf("session cache: publish: %w", err)
+	}
+	return nil
 }
 
 // StartLink checks opts, and starts the link's goroutines: the cache is
@@ -245,7 +288,7 @@ func (l *Link) subscribeAndServe() error {
 	}
 	// Replies are read raw rather than through redigo's PubSubConn, which
 	// cannot carry an invalidation's payload (an array of key names).
-	channels := []any{invalidateChannel, fenceChannel, heartbeatPrefix + l.id, ackPrefix + l.id}
+	channels := []any{invalidateChannel, fenceChannel, heartbeatPrefix + l.id, ackPrefix + l.id, EventsChannel}
 	if err := c.Send("SUBSCRIBE", channels...); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
@@ -266,6 +309,7 @@ func (l *Link) subscribeAndServe() error {
 	l.leaseFrom.Store(0)
 	l.subscribed.Store(true)
 	l.log.Info("session cache link up")
+	l.tell(Listener.Resync)
 	for {
 		kind, channel, data, err := receive(c, receiveTimeout)
 		if err == nil {
@@ -308,18 +352,25 @@ func (l *Link) apply(channel string, data any) {
 			// A null message: Redis flushed the database, or could not
 			// tell which keys changed.
 			l.cache.flush()
+			l.tell(Listener.Resync)
 			return
 		}
 		keys, err := redis.Strings(data, nil)
 		if err != nil {
 			// Cannot tell what changed: drop everything.
 			l.cache.flush()
+			l.tell(Listener.Resync)
 			return
 		}
 		for i, k := range keys {
 			keys[i] = strings.TrimPrefix(k, l.opts.KeyPrefix)
 		}
 		l.cache.invalidate(keys...)
+		l.tell(func(li Listener) { li.Changed(keys) })
+	case EventsChannel:
+		if b, ok := data.([]byte); ok {
+			l.tell(func(li Listener) { li.Delivered(b) })
+		}
 	case fenceChannel:
 		revoker, seq, ok := splitIDSeq(text(data))
 		if !ok {
@@ -342,6 +393,7 @@ func (l *Link) apply(channel string, data any) {
 		if prev != 0 && l.mono()-prev > int64(Lease) {
 			// The lease lapsed: flush rather than reason about the gap.
 			l.cache.flush()
+			l.tell(Listener.Resync)
 		}
 		if sent > prev {
 			l.leaseFrom.Store(sent)

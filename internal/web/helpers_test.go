@@ -24,6 +24,7 @@ import (
 	"github.com/hallpass/hallpass/internal/clientip"
 	"github.com/hallpass/hallpass/internal/database"
 	"github.com/hallpass/hallpass/internal/devicetrust"
+	"github.com/hallpass/hallpass/internal/live"
 	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/redisx"
 	"github.com/hallpass/hallpass/internal/requestid"
@@ -90,6 +91,10 @@ type testServer struct {
 	redis    *testsvc.RedisServer
 	logs     *testkit.LogBuffer
 	db       *database.DB
+	// link is the session cache's link (Redis backend with the cache);
+	// live, the open tabs' hub.
+	link *sessioncache.Link
+	live *live.Hub
 }
 
 func newTestServer(t testing.TB, opts testOptions) *testServer {
@@ -173,6 +178,7 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 			}
 			t.Cleanup(func() { link.Close() })
 			store = sessioncache.NewStore(redisStore, link)
+			ts.link = link
 		}
 		ts.throttle = throttle.NewRedisStore(pool, clock.Now)
 	default:
@@ -200,6 +206,17 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 		},
 	})
 	ts.sessions = sessions
+	// The open tabs' hub: fed by the cache's link when there is one, as in
+	// production; otherwise each stream looks its session up itself, more
+	// often than production's second so tests wait less.
+	liveOpts := live.Options{Sessions: sessions, PollEvery: 100 * time.Millisecond, Now: clock.Now, Logger: logger}
+	if ts.link != nil {
+		liveOpts.Publish, liveOpts.PollEvery = ts.link.Publish, 0
+	}
+	ts.live = live.New(liveOpts)
+	if ts.link != nil {
+		ts.link.SetListener(ts.live)
+	}
 	svc = account.New(account.Options{
 		Users:        users,
 		Sessions:     sessions,
@@ -213,6 +230,9 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 		LoginPolicy:  loginPolicy,
 		SignupPolicy: throttle.DefaultSignupPolicy(),
 		DeviceTrust:  devicetrust.NewSigner([]byte(rand.Text())),
+		SignedIn: func(ctx context.Context, n account.SignInNotice) {
+			ts.live.SignedIn(ctx, live.SignIn{UserID: n.UserID, PublicID: n.PublicID, Device: n.Device, IP: n.IP, At: n.At})
+		},
 	})
 	ts.account = svc
 	handler, err := NewServer(Deps{
@@ -227,6 +247,7 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 		Ready:        []Check{{Name: "session store", Ping: store.Ping}, {Name: "database", Ping: users.Ping}},
 		ClientIP:     clientip.NewResolver(nil),
 		Now:          clock.Now,
+		Live:         ts.live,
 	})
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/web"
 )
 
@@ -28,6 +29,10 @@ func (s *Server) routes() (http.Handler, error) {
 	r.Get("/readyz", s.handleReadyz)
 	r.Handle("/static/*", http.StripPrefix("/static/", s.staticFiles(static)))
 
+	// The open tabs' event stream: the session is loaded without counting
+	// as activity, so a stream never keeps a session alive by itself.
+	r.With(noStore, session.Passive, s.Sessions.LoadAndSave(s.unavailable)).Get("/events", s.handleEvents)
+
 	// Dynamic: the session is loaded and saved, pages are never cached.
 	r.Group(func(r chi.Router) {
 		r.Use(noStore, s.limitBody, s.Sessions.LoadAndSave(s.unavailable))
@@ -44,6 +49,7 @@ func (s *Server) routes() (http.Handler, error) {
 			r.Get("/", s.handleHome)
 			r.Get("/account/sessions", s.handleAccountSessions)
 			r.Post("/account/sessions/revoke-others", s.handleAccountRevokeOthers)
+			r.Post("/account/keepalive", s.handleKeepAlive)
 			r.Post("/account/sessions/{id}/revoke", s.handleAccountSessionRevoke)
 			r.Get("/account/password", s.handleAccountPasswordGet)
 			r.Post("/account/password", s.handleAccountPasswordPost)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hallpass/hallpass/internal/account"
 	"github.com/hallpass/hallpass/internal/clientip"
+	"github.com/hallpass/hallpass/internal/live"
 	"github.com/hallpass/hallpass/internal/metrics"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/web"
@@ -25,6 +26,12 @@ type Sessions interface {
 	LoadAndSave(onStoreError func(w http.ResponseWriter, r *http.Request, err error)) func(http.Handler) http.Handler
 	Current(ctx context.Context) (session.Info, bool)
 	Ended(ctx context.Context) session.EndReason
+	// For the open tabs' event stream: the session's store key and public
+	// ID, a fresh look at a session, and "Stay signed in".
+	CurrentKey(ctx context.Context) (string, bool)
+	CurrentPublicID(ctx context.Context) (string, bool)
+	Lookup(ctx context.Context, key string) (session.Record, session.EndReason, error)
+	Refresh(ctx context.Context) error
 }
 
 // Check is a dependency /readyz reports on.
@@ -59,6 +66,10 @@ type Deps struct {
 	// the load balancer elsewhere while in-flight requests finish; nil
 	// means never.
 	Draining func() bool
+	// Live holds the open tabs' event streams (GET /events); nil builds
+	// one that looks each stream's session up every second, which suits a
+	// single process without Redis.
+	Live *live.Hub
 }
 
 // Server holds the dependencies its handlers share.
@@ -81,6 +92,9 @@ func NewServer(d Deps) (http.Handler, error) {
 	}
 	if d.Draining == nil {
 		d.Draining = func() bool { return false }
+	}
+	if d.Live == nil {
+		d.Live = live.New(live.Options{Sessions: d.Sessions, PollEvery: time.Second, Now: d.Now, Logger: d.Logger})
 	}
 	p, err := parsePages(tfs, d.Now)
 	if err != nil {
