@@ -16,7 +16,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -28,9 +30,14 @@ const (
 	// MaxStreamsPerSession caps the open streams (tabs) of one session on
 	// one replica; more are refused.
 	MaxStreamsPerSession = 8
-	// streamBuffer is how many events may wait for a slow stream; beyond
-	// it the stream is closed (the browser reconnects and starts afresh).
-	streamBuffer = 8
+	// Heartbeat is how often an idle stream gets a comment line, so
+	// proxies (HAProxy's 30 s client and 35 s server timeouts) keep it
+	// open, and a stream whose browser has gone is noticed. It is not
+	// activity: the session is not refreshed by it.
+	Heartbeat = 15 * time.Second
+	// writeTimeout bounds each write to a stream; a browser that does not
+	// read for that long loses its stream (it reconnects afresh).
+	writeTimeout = 2 * time.Second
 	// checkTimeout bounds one look-up of a session.
 	checkTimeout = 2 * time.Second
 )
@@ -80,6 +87,14 @@ type Options struct {
 }
 
 // Hub holds one replica's open streams.
+//
+// A stream costs no goroutine while it waits: its handler hands the
+// hijacked connection to the hub and returns, and the hub writes to it from
+// whatever learns of a change (a look-up, a sign-in event) and from two
+// timers of its own (the heartbeat, and a wake-up at the session's next end
+// or poll). So an idle tab holds a socket, a small struct and two timers,
+// not a goroutine stack and the HTTP server's read and write buffers
+// (BenchmarkIdleEventStreamMemory).
 type Hub struct {
 	opts Options
 	log  *slog.Logger
@@ -113,25 +128,22 @@ func New(opts Options) *Hub {
 
 // Stream is one open tab's event stream.
 type Stream struct {
+	hub      *Hub
 	key      string
 	userID   int64
 	publicID string
-	events   chan Event
-	done     chan struct{}
-	once     sync.Once
+
+	mu      sync.Mutex // serialises writes
+	conn    net.Conn   // nil until Attach
+	pending []byte     // events sent before Attach
+	closed  bool
+	beat    *time.Timer // the heartbeat
+	wake    *time.Timer // the next end of the session, or the next poll
 }
 
-// Events delivers the stream's events; Done is closed when the hub ends
-// the stream (its session ended, it fell behind, or the hub shut down).
-func (s *Stream) Events() <-chan Event { return s.events }
-
-// Done is closed when the hub ends the stream.
-func (s *Stream) Done() <-chan struct{} { return s.done }
-
-func (s *Stream) end() { s.once.Do(func() { close(s.done) }) }
-
-// Open registers a stream for the session stored under key, belonging to
-// userID and shown as publicID.
+// Open reserves a stream for the session stored under key, belonging to
+// userID and shown as publicID; Attach then gives it its connection.
+// Events sent in between are kept and written first.
 func (h *Hub) Open(key string, userID int64, publicID string) (*Stream, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -141,23 +153,164 @@ func (h *Hub) Open(key string, userID int64, publicID string) (*Stream, error) {
 	if len(h.byKey[key]) >= MaxStreamsPerSession {
 		return nil, ErrTooManyStreams
 	}
-	s := &Stream{key: key, userID: userID, publicID: publicID,
-		events: make(chan Event, streamBuffer), done: make(chan struct{})}
+	s := &Stream{hub: h, key: key, userID: userID, publicID: publicID}
 	add(h.byKey, key, s)
 	add(h.byUser, userID, s)
 	return s, nil
 }
 
-// Close unregisters s (its handler returned).
-func (h *Hub) Close(s *Stream) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	remove(h.byKey, s.key, s)
-	remove(h.byUser, s.userID, s)
-	s.end()
+// Attach gives s its connection, whose response head has been written:
+// first the events sent since Open, then first (the session as it is now);
+// then the hub writes to it until the session ends, the browser goes or the
+// hub shuts down. If first ends the session, the stream ends after it.
+func (s *Stream) Attach(conn net.Conn, first Event, ended bool) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	s.conn = conn
+	pending := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	if len(pending) > 0 && !s.write(pending) {
+		return
+	}
+	s.Send(first)
+	if ended {
+		s.Close()
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.beat = time.AfterFunc(Heartbeat, s.heartbeat)
+	s.wake = time.AfterFunc(s.hub.wakeAfter(first), s.wakeUp)
 }
 
-// PollEvery is how often each stream should look its session up itself
+// Send writes ev to the stream (or keeps it until Attach); a write that
+// fails ends the stream. It reports whether the stream is still open.
+func (s *Stream) Send(ev Event) bool {
+	b := fmt.Appendf(nil, "event: %s\ndata: %s\n\n", ev.Name, ev.Data)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	if s.conn == nil {
+		s.pending = append(s.pending, b...)
+		s.mu.Unlock()
+		return true
+	}
+	s.mu.Unlock()
+	if !s.write(b) {
+		return false
+	}
+	if ev.Name == "session" {
+		s.mu.Lock()
+		if s.wake != nil && !s.closed {
+			s.wake.Reset(s.hub.wakeAfter(ev))
+		}
+		s.mu.Unlock()
+	}
+	return true
+}
+
+// write sends b within writeTimeout, ending the stream if it cannot.
+func (s *Stream) write(b []byte) bool {
+	s.mu.Lock()
+	if s.closed || s.conn == nil {
+		s.mu.Unlock()
+		return false
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := s.conn.Write(b)
+	s.mu.Unlock()
+	if err != nil {
+		s.Close()
+		return false
+	}
+	return true
+}
+
+func (s *Stream) heartbeat() {
+	if s.write([]byte(": ping\n\n")) {
+		s.mu.Lock()
+		if !s.closed {
+			s.beat.Reset(Heartbeat)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// wakeUp looks the session up at its next end (or poll) and says what it
+// finds; a "session" event resets the wake-up.
+func (s *Stream) wakeUp() {
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	defer cancel()
+	ev, ended, err := s.hub.State(ctx, s.key)
+	if err != nil {
+		s.mu.Lock()
+		if !s.closed {
+			s.wake.Reset(time.Second) // unknown for now: try again soon
+		}
+		s.mu.Unlock()
+		return
+	}
+	if s.Send(ev) && ended {
+		s.Close()
+	}
+}
+
+// Close ends the stream: the connection is closed (the browser reconnects
+// after the retry delay, unless it was told it is signed out) and the hub
+// forgets it.
+func (s *Stream) Close() {
+	s.mu.Lock()
+	already := s.closed
+	s.closed = true
+	if s.beat != nil {
+		s.beat.Stop()
+	}
+	if s.wake != nil {
+		s.wake.Stop()
+	}
+	conn := s.conn
+	s.mu.Unlock()
+	if already {
+		return
+	}
+	if conn != nil {
+		conn.Close()
+	}
+	h := s.hub
+	h.mu.Lock()
+	remove(h.byKey, s.key, s)
+	remove(h.byUser, s.userID, s)
+	h.mu.Unlock()
+}
+
+// wakeAfter is when a stream that was just sent ev should look its session
+// up again: at the sooner of its ends, or the next poll.
+func (h *Hub) wakeAfter(ev Event) time.Duration {
+	wait := time.Duration(1<<63 - 1)
+	if h.opts.PollEvery > 0 {
+		wait = h.opts.PollEvery
+	}
+	if ev.Name == "session" {
+		var d Deadlines
+		if json.Unmarshal([]byte(ev.Data), &d) == nil {
+			end := min(d.Idle, d.Absolute)
+			wait = min(wait, time.UnixMilli(end).Sub(h.opts.Now()))
+		}
+	}
+	return max(wait, 10*time.Millisecond)
+}
+
+// PollEvery is how often each stream looks its session up itself
 // (Options.PollEvery); zero for never.
 func (h *Hub) PollEvery() time.Duration { return h.opts.PollEvery }
 
@@ -176,12 +329,16 @@ func (h *Hub) Count() int {
 // tabs reconnect to another replica.
 func (h *Hub) Shutdown() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.closed = true
+	var all []*Stream
 	for _, set := range h.byKey {
 		for s := range set {
-			s.end()
+			all = append(all, s)
 		}
+	}
+	h.mu.Unlock()
+	for _, s := range all {
+		s.Close()
 	}
 }
 
@@ -243,23 +400,30 @@ func (h *Hub) check(key string) {
 func (h *Hub) lookup(key string) {
 	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 	defer cancel()
-	rec, ended, err := h.opts.Sessions.Lookup(ctx, key)
+	ev, ended, err := h.State(ctx, key)
 	if err != nil {
-		// Unknown: say nothing. The next change, poll or reconnect tries
-		// again, and the tab's next click finds out for sure.
+		// Unknown: say nothing. The next change, wake-up or reconnect
+		// tries again, and the tab's next click finds out for sure.
 		h.log.Debug("live: session look-up failed", slog.Any("err", err))
 		return
 	}
+	for _, s := range streams(h, h.byKey, key) {
+		if s.Send(ev) && ended {
+			s.Close()
+		}
+	}
+}
+
+// streams copies the streams under k, so they can be written to without
+// holding the hub's lock.
+func streams[K comparable](h *Hub, m map[K]map[*Stream]struct{}, k K) []*Stream {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for s := range h.byKey[key] {
-		if ended != "" {
-			h.sendLocked(s, Event{Name: "signed-out", Data: string(ended)})
-			s.end()
-			continue
-		}
-		h.sendLocked(s, DeadlinesEvent(rec.IdleExpiry, rec.AbsoluteExpiry, rec.IdleExpiry.Sub(rec.LastSeen), h.opts.Now()))
+	out := make([]*Stream, 0, len(m[k]))
+	for s := range m[k] {
+		out = append(out, s)
 	}
+	return out
 }
 
 // State looks up the session under key now, as a stream starting or
@@ -328,22 +492,10 @@ func (h *Hub) Delivered(payload []byte) {
 		At     int64  `json:"at"`
 	}{in.PublicID, in.Device, in.IP, in.At.UnixMilli()})
 	ev := Event{Name: "new-sign-in", Data: string(b)}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for s := range h.byUser[in.UserID] {
+	for _, s := range streams(h, h.byUser, in.UserID) {
 		if s.publicID != in.PublicID {
-			h.sendLocked(s, ev)
+			s.Send(ev)
 		}
-	}
-}
-
-// sendLocked queues ev for s, or ends s if it has fallen behind.
-func (h *Hub) sendLocked(s *Stream, ev Event) {
-	select {
-	case <-s.done:
-	case s.events <- ev:
-	default:
-		s.end()
 	}
 }
 
