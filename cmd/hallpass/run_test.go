@@ -387,11 +387,41 @@ func TestSessionsListNeedsASharedStore(t *testing.T) {
 func TestGracefulShutdownDrainsThenExits(t *testing.T) {
 	env := map[string]string{
 		"HALLPASS_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "h.db"),
-		"HALLPASS_DRAIN_DELAY":  "1s",
+		"HALLPASS_DRAIN_DELAY":  "2s",
 	}
 	r := startServe(t, env)
+	// An open tab's event stream: the drain ends it at once, so the
+	// browser reconnects to another replica instead of holding the
+	// shutdown up.
+	if out, err := runCLI(t, env, "correct horse battery\n", "user", "add", "alice"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	c := newClient(t)
+	c.login(r.url, "alice", "correct horse battery")
+	req, _ := http.NewRequest(http.MethodGet, r.url+"/events", nil)
+	req.AddCookie(&http.Cookie{Name: c.cookie.Name, Value: c.cookie.Value})
+	stream, err := (&http.Client{}).Do(req)
+	if err != nil || stream.StatusCode != http.StatusOK {
+		t.Fatalf("GET /events: %v %v", stream, err)
+	}
+	defer stream.Body.Close()
+	streamEnded := make(chan time.Time, 1)
+	go func() {
+		io.Copy(io.Discard, stream.Body)
+		streamEnded <- time.Now()
+	}()
+
+	stopAsked := time.Now()
 	stopped := make(chan error, 1)
 	go func() { stopped <- r.stop() }()
+	select {
+	case ended := <-streamEnded:
+		if took := ended.Sub(stopAsked); took > time.Second {
+			t.Errorf("the event stream ended %v after SIGTERM, want at the start of the 2 s drain", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event stream was still open 5 s after SIGTERM")
+	}
 
 	// While draining, /readyz says so and pages are still served.
 	deadline := time.Now().Add(5 * time.Second)

@@ -210,13 +210,23 @@ func StartLink(opts LinkOptions) (*Link, error) {
 	return l, nil
 }
 
-// Close stops the link and waits for its goroutines. The cache is dropped.
+// Close stops the link and waits for its goroutines. The cache is dropped,
+// and the replica taken off the list of caching replicas, so revocations
+// elsewhere stop waiting for it at once rather than for a lease.
 func (l *Link) Close() error {
 	l.cancel()
 	l.wg.Wait()
 	l.subscribed.Store(false)
 	l.leaseFrom.Store(0)
 	l.cache.flush()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	c, err := l.opts.Pool.GetContext(ctx)
+	if err != nil {
+		return nil // it drops off the list by itself within membershipTTL
+	}
+	defer c.Close()
+	redis.DoContext(c, ctx, "ZREM", membersKey, l.id)
 	return nil
 }
 
