@@ -24,6 +24,22 @@ func Passive(next http.Handler) http.Handler {
 	})
 }
 
+type freshKey struct{}
+
+// FreshRead marks a store read that must come from the store of record,
+// not a replica's cache of it: a check made just before something lasting
+// is changed (StillLive). The cache's guarantee covers revocations that
+// have been acknowledged; such a check also sees one still in flight.
+func FreshRead(ctx context.Context) context.Context {
+	return context.WithValue(ctx, freshKey{}, true)
+}
+
+// IsFreshRead reports whether ctx asks for a read from the store of record.
+func IsFreshRead(ctx context.Context) bool {
+	f, _ := ctx.Value(freshKey{}).(bool)
+	return f
+}
+
 func passive(ctx context.Context) bool {
 	p, _ := ctx.Value(passiveKey{}).(bool)
 	return p

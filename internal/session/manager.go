@@ -546,7 +546,7 @@ func (m *Manager) StillLive(ctx context.Context) (bool, error) {
 	if _, ok := m.Current(ctx); !ok {
 		return false, nil
 	}
-	_, found, err := m.store.FindCtx(ctx, hashToken(m.scs.Token(ctx)))
+	_, found, err := m.store.FindCtx(FreshRead(ctx), hashToken(m.scs.Token(ctx)))
 	if err != nil {
 		return false, fmt.Errorf("check session: %w", err)
 	}

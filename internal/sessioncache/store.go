@@ -61,9 +61,9 @@ var _ session.Store = (*Store)(nil)
 
 // FindCtx answers from the cache while the link is trusted, and otherwise
 // reads through to the store, filling the cache when the link is
-// subscribed.
+// subscribed. A read marked session.FreshRead always goes to the store.
 func (s *Store) FindCtx(ctx context.Context, key string) ([]byte, bool, error) {
-	if s.link == nil {
+	if s.link == nil || session.IsFreshRead(ctx) {
 		return s.Store.FindCtx(ctx, key)
 	}
 	c := s.link.cache

@@ -334,3 +334,19 @@ func TestACachedSessionIsKeptNoLongerThanRedisKeepsIt(t *testing.T) {
 		t.Error("the cache answered for a session past its time to live")
 	}
 }
+
+// A read marked fresh (a check just before a lasting change) goes to Redis
+// even when the session is cached.
+func TestAFreshReadBypassesTheCache(t *testing.T) {
+	srv := testsvc.StartRedis(t)
+	a := startReplica(t, srv.URL, "app1", replicaOptions{})
+	key := createSession(t, a, 1)
+	cacheIt(t, a, key)
+	hits := a.store.Stats().Hits
+	if _, found, err := a.store.FindCtx(session.FreshRead(context.Background()), key); err != nil || !found {
+		t.Fatalf("fresh read: %v, %v", found, err)
+	}
+	if a.store.Stats().Hits != hits {
+		t.Error("a fresh read was answered from the cache")
+	}
+}
