@@ -381,3 +381,44 @@ func TestShuttingDownEndsTheStreams(t *testing.T) {
 	}
 	assertSignedIn(t, b, "alice")
 }
+
+// The replica holding the tab loses its Redis subscription while the
+// session is revoked elsewhere: the invalidation is missed, but the link
+// looks every open stream's session up again when it is back, and the tab
+// is told.
+func TestATabHearsOfARevocationItsReplicaMissedWhileItsLinkWasDown(t *testing.T) {
+	acting, watching := twoReplicas(t, "redis", testOptions{})
+	acting.createUser("alice", alicePW, user.RoleUser)
+	phone := watching.newDevice(safariPhone)
+	phone.login("alice", alicePW)
+	tab := phone.openEvents()
+	tab.next("session", time.Second)
+
+	// Hold the watching replica's link down: kill its subscription again
+	// each time it comes back, until the revocation is done.
+	admin := watching.redisConn()
+	stop := make(chan struct{})
+	killed := make(chan struct{})
+	go func() {
+		defer close(killed)
+		for {
+			admin.Do("CLIENT", "KILL", "TYPE", "pubsub")
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	laptop := acting.newDevice(firefoxLinux)
+	laptop.login("alice", alicePW)
+	target := rowFor(t, sessionRows(t, laptop.get("/account/sessions")), "Safari on iPhone")
+	assertRedirect(t, laptop.postForm(target.action, nil), "/account/sessions?done=revoked")
+	close(stop)
+	<-killed
+
+	if ev := tab.next("signed-out", 5*time.Second); ev.data != "other-device" {
+		t.Fatalf("the tab was told %q, want other-device", ev.data)
+	}
+}
