@@ -49,11 +49,6 @@ func newRedisPool(t *testing.T, url string) *redis.Pool {
 	return pool
 }
 
-// TestRedisStoreNeverHoldsARawToken signs people in, refreshes, renews and
-// signs out through the Manager, as the app does, then searches everything
-// in Redis for the tokens their browsers hold. The control at the end plants
-// tokens in the same Redis and checks the same search finds them, so a
-// search that looks in the wrong place fails the test.
 // TestRedisStoreCreatesNoSessionWhenRedisIsFull fills Redis (maxmemory
 // with noeviction) and checks that Create refuses, writing nothing, instead
 // of signing someone in on a store that may not keep the session: a sign-in
@@ -95,6 +90,11 @@ func TestRedisStoreCreatesNoSessionWhenRedisIsFull(t *testing.T) {
 	}
 }
 
+// TestRedisStoreNeverHoldsARawToken signs people in, refreshes, renews and
+// signs out through the Manager, as the app does, then searches everything
+// in Redis for the tokens their browsers hold. The control at the end plants
+// tokens in the same Redis and checks the same search finds them, so a
+// search that looks in the wrong place fails the test.
 func TestRedisStoreNeverHoldsARawToken(t *testing.T) {
 	srv := testsvc.StartRedis(t)
 	clk := testkit.NewClock(time.Now())
