@@ -367,6 +367,24 @@ func (c *Cluster) RestoreRedis(ctx context.Context) error {
 	return c.redis.restore(ctx)
 }
 
+// KillRedisSubscribers closes every subscribed connection of the Redis
+// primary (CLIENT KILL TYPE pubsub), as Redis itself does to a subscriber
+// that falls behind (client-output-buffer-limit pubsub) and a restarted
+// proxy would: each replica's session-cache invalidation channel, and the
+// Sentinels' hello channels. Their owners reconnect by themselves. It
+// returns the primary's address and how many connections it closed.
+func (c *Cluster) KillRedisSubscribers() (primary string, killed int, err error) {
+	return c.redis.killSubscribers()
+}
+
+// RedisCommandCalls returns the Redis primary's address and how many times
+// it has run the command name ("get": INFO commandstats names, lower case)
+// since it started, scripts' calls included. Compare two readings only when
+// they name the same primary.
+func (c *Cluster) RedisCommandCalls(name string) (primary string, calls int64, err error) {
+	return c.redis.commandCalls(name)
+}
+
 // StopRedis stops the whole session store, Sentinels included, gracefully
 // (the sessions are on disk when it returns).
 func (c *Cluster) StopRedis() error {

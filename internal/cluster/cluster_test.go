@@ -57,10 +57,13 @@ const (
 // suite is one cluster shared by the scenarios, which run in order; each
 // leaves the cluster healthy for the next.
 type suite struct {
-	c       *cluster.Cluster
-	tr      *http.Transport
-	loaders []*client
-	figures []figure
+	c            *cluster.Cluster
+	tr           *http.Transport
+	loaders      []*client
+	lanes        []*lane    // the cache scenarios' (see cacheLanes)
+	hashes       *hashSlots // the suite's shares of the replicas' password hashes
+	figures      []figure
+	cacheFigures []cacheFigure
 }
 
 // figure is one scenario's line in docs/RELIABILITY.md.
@@ -110,7 +113,10 @@ func TestClusterKeepsEveryoneSignedInThroughCrashesRestartsAndFailovers(t *testi
 		{"4_RollingRestart", s.rollingRestart},
 		{"5_KillTheRedisPrimaryUnderLoad", s.killRedisPrimaryUnderLoad},
 		{"6_RedisFullyDownThenBack", s.redisFullyDownThenBack},
-		{"7_StopLeavesNoProcess", s.stopLeavesNoProcess},
+		{"7_RevokedSessionIsRefusedAtOnceOnEveryReplica", s.revokedSessionIsRefusedAtOnceEverywhere},
+		{"8_CutTheCacheInvalidationChannelsUnderLoad", s.cutInvalidationChannelsUnderLoad},
+		{"9_FailOverRedisUnderLoadWhileRevoking", s.failOverRedisWhileRevoking},
+		{"10_StopLeavesNoProcess", s.stopLeavesNoProcess},
 	} {
 		if !t.Run(sc.name, sc.run) {
 			t.Fatalf("%s failed: the later scenarios need a healthy cluster, so they do not run", sc.name)
@@ -130,7 +136,7 @@ func TestClusterKeepsEveryoneSignedInThroughCrashesRestartsAndFailovers(t *testi
 	t.Logf("suite took %s", elapsed.Round(time.Second))
 	if os.Getenv(reliabilityEnv) == "1" {
 		path := filepath.Join("..", "..", "docs", "RELIABILITY.md")
-		if err := writeReliability(path, s.figures, elapsed); err != nil {
+		if err := writeReliability(path, s.figures, s.cacheFigures, elapsed); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("wrote %s", path)
@@ -529,6 +535,16 @@ func (s *suite) checkNotRestarted(t *testing.T, before []int) {
 }
 
 func (s *suite) add(f figure) { s.figures = append(s.figures, f) }
+
+// cacheFigure is one cache scenario's line in docs/RELIABILITY.md's table of
+// revocations.
+type cacheFigure struct {
+	scenario    string
+	revocations *revocations
+	notes       string
+}
+
+func (s *suite) addCache(f cacheFigure) { s.cacheFigures = append(s.cacheFigures, f) }
 
 // testLog passes the cluster's progress lines to the test log.
 type testLog struct{ t *testing.T }

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -182,6 +183,14 @@ func (t *tally) firstOKAfter(since time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// served returns how many signed-in pages each replica has served so far,
+// by replica ID.
+func (t *tally) served() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.servedBy)
+}
+
 // window is the time from the first 503 to the last (zero without 503s).
 func (t *tally) window() time.Duration {
 	t.mu.Lock()
@@ -220,16 +229,22 @@ const (
 )
 
 func startLoad(base string, clients []*client) *load {
+	return startLoadOn([]string{base}, clients)
+}
+
+// startLoadOn is startLoad with each client going round bases, one request
+// to each in turn (the clients starting at different ones).
+func startLoadOn(bases []string, clients []*client) *load {
 	l := &load{tally: newTally(), stop: make(chan struct{})}
 	deadline := time.Now().Add(loadLimit)
-	for _, c := range clients {
+	for i, c := range clients {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
 			tick := time.NewTicker(loadEvery)
 			defer tick.Stop()
-			for time.Now().Before(deadline) {
-				res, err := c.home(base)
+			for n := i; time.Now().Before(deadline); n++ {
+				res, err := c.home(bases[n%len(bases)])
 				l.tally.record(c, res, err, time.Now())
 				select {
 				case <-l.stop:

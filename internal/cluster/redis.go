@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
+
 	"github.com/hallpass/hallpass/internal/localsvc"
 )
 
@@ -362,6 +364,65 @@ func (rs *redisSet) startAll(ctx context.Context) error {
 		return fmt.Errorf("redis: not settled after start: %w\n%s", err, rs.sentinelLogs())
 	}
 	return nil
+}
+
+// killSubscribers closes every connection of the primary that is in
+// subscriber mode (CLIENT KILL TYPE pubsub) and returns the primary's
+// address and how many it closed.
+func (rs *redisSet) killSubscribers() (string, int, error) {
+	p, err := rs.primary()
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := doOnce(p.addr, redis.Int, "CLIENT", "KILL", "TYPE", "pubsub")
+	return p.addr, n, err
+}
+
+// commandCalls returns the primary's address and how many times it has run
+// the command name (lower case, as INFO commandstats spells it) since it
+// started: 0 for a command it has not run.
+func (rs *redisSet) commandCalls(name string) (string, int64, error) {
+	p, err := rs.primary()
+	if err != nil {
+		return "", 0, err
+	}
+	info, err := doOnce(p.addr, redis.String, "INFO", "commandstats")
+	if err != nil {
+		return "", 0, err
+	}
+	// cmdstat_get:calls=12,usec=34,...
+	for line := range strings.SplitSeq(info, "\r\n") {
+		stats, ok := strings.CutPrefix(line, "cmdstat_"+name+":calls=")
+		if !ok {
+			continue
+		}
+		calls, _, _ := strings.Cut(stats, ",")
+		n, err := strconv.ParseInt(calls, 10, 64)
+		if err != nil {
+			return "", 0, fmt.Errorf("redis %s: INFO commandstats: %q", p.addr, line)
+		}
+		return p.addr, n, nil
+	}
+	return p.addr, 0, nil
+}
+
+// doOnce runs one command on its own short connection to addr and converts
+// the reply with conv.
+func doOnce[T any](addr string, conv func(any, error) (T, error), cmd string, args ...any) (T, error) {
+	var zero T
+	conn, err := redis.Dial("tcp", addr,
+		redis.DialConnectTimeout(time.Second),
+		redis.DialReadTimeout(2*time.Second),
+		redis.DialWriteTimeout(2*time.Second))
+	if err != nil {
+		return zero, fmt.Errorf("redis %s: %w", addr, err)
+	}
+	defer conn.Close()
+	v, err := conv(conn.Do(cmd, args...))
+	if err != nil {
+		return zero, fmt.Errorf("redis %s: %s: %w", addr, cmd, err)
+	}
+	return v, nil
 }
 
 // start runs the server on its port and waits until it answers.

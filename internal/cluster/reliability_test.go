@@ -12,7 +12,7 @@ import (
 )
 
 // writeReliability writes docs/RELIABILITY.md from the suite's figures.
-func writeReliability(path string, figures []figure, elapsed time.Duration) error {
+func writeReliability(path string, figures []figure, cache []cacheFigure, elapsed time.Duration) error {
 	var b bytes.Buffer
 	b.WriteString(`# Reliability: measured on the loopback cluster
 
@@ -27,7 +27,8 @@ topology as local processes on 127.0.0.1 — three ` + "`hallpass serve`" + ` re
 redispatch), a Redis primary and replica with three Sentinels (` + "`deploy/redis/`" + `: down after 5 s, quorum 2,
 ` + "`min-replicas-to-write 1`" + `), PostgreSQL — with ` + "`HALLPASS_REDIS_WAIT_REPLICAS=1`" + ` and a 5 s drain delay, and breaks it
 under load. A load is signed-in clients each loading the home page through HAProxy every 50 ms (so about 20 requests
-per second per client, fewer while requests are slow), bounded in time.
+per second per client, fewer while requests are slow), bounded in time; in scenarios 8 and 9 each client goes straight
+to the replicas instead, one after another, so that every replica's session cache is under load.
 
 How requests are counted:
 - **Failed**: a connection error, or any status other than 200, 503 and a sign-out (so a 500 or a 502 is a failure).
@@ -67,6 +68,7 @@ Such a refresh is then skipped and logged, and the page is served: a session tha
 refresh is tried again on the next request (` + "`TestRefreshThatCannotBeSavedDoesNotFailThePage`" + `). Sign-ins and
 revocations, which must not be lost, still get 503 until a replica confirms them.
 `)
+	writeCacheFigures(&b, cache)
 	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
@@ -103,4 +105,48 @@ func version(name string, args ...string) string {
 		return v
 	}
 	return "(version unknown)"
+}
+
+// writeCacheFigures writes the section on revocations and the replicas'
+// session caches.
+func writeCacheFigures(b *bytes.Buffer, cache []cacheFigure) {
+	if len(cache) == 0 {
+		return
+	}
+	b.WriteString(`
+## Revocations and the replicas' session caches
+
+Each replica serves signed-in pages from its own memory (` + "`HALLPASS_SESSION_CACHE`" + `, on by default), told by Redis
+which sessions changed, and trusts it only while it hears its own heartbeats back (a 250 ms lease); a revocation
+answers only once every caching replica has confirmed it dropped the session, or the lease has run out. Scenarios 7 to
+9 revoke sessions through one replica with the page actions that end them — sign out this device, sign out, sign out
+all other devices, a password change, an administrator signing a session or a user (themself included) out,
+disabling a user, a sign-in at the session limit evicting the least recently active session — and the moment the
+action's answer arrives ask every replica directly with the revoked cookie, then keep asking. Before each revocation in
+scenario 7, every replica served the session from its cache: a whole round of reads cost the Redis primary no GET.
+
+How revocations are counted:
+- **Acknowledged**: the page action answered with its redirect; only then is a cookie revoked, and every request sent
+  with it afterwards must be refused (a 303 to ` + "`/login`" + `). **503**: revocations answered "temporarily unavailable"
+  (Redis down, or its WAIT for the Redis replica out of time on a starved machine): not revocations, so not counted.
+- **Served signed in**: requests with a revoked cookie answered with the signed-in page. Must be 0.
+- **Answered in**: how long the revoking page action took (a revocation waits for the other replicas' confirmations,
+  or out the lease for one that cannot confirm).
+- **Refused after**: from the revocation's answer to another replica's refusal of the cookie (the first request to it;
+  every refusal came at the first request unless the notes say otherwise).
+
+`)
+	b.WriteString("| Scenario | Acknowledged | 503 | Sessions ended | Requests with revoked cookies | Served signed in | Answered in (p50 / p99 / max) | Refused after (p50 / p99 / max) |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---|---|\n")
+	for _, f := range cache {
+		rv := f.revocations
+		fmt.Fprintf(b, "| %s | %d | %d | %d | %d | %d | %s | %s |\n", f.scenario, rv.total(), rv.unacked, len(rv.cookies), rv.requests, rv.served,
+			percentiles(rv.revokeTimes), percentiles(rv.refusals))
+	}
+	b.WriteString("\nWhat happened in each:\n\n")
+	for _, f := range cache {
+		rv := f.revocations
+		fmt.Fprintf(b, "- **%s**: by kind: %s. The first request to another replica was refused %d of %d times. %s.\n",
+			f.scenario, rv.byKind(), rv.firstTry, len(rv.refusals), f.notes)
+	}
 }
