@@ -5,8 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/hallpass/hallpass/internal/device"
 )
 
 // screenshotsEnv names the directory TestScreenshots writes into; make
@@ -72,25 +75,51 @@ func TestScreenshots(t *testing.T) {
 	newBrowser(t, limited, office).signIn("alice", alicePassword)
 	newBrowser(t, limited, android).signIn("alice", alicePassword)
 
+	screenshot := func(b *browser, v viewport, page string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(b.ctx, stepWithin)
+		defer cancel()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s at %s: %v", page, v.name, err)
+		}
+		name := filepath.Join(dir, page+"-"+v.name+".png")
+		if err := os.WriteFile(name, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deviceAt := func(site *site, v viewport) *browser {
+		b := newBrowser(t, site, v.who)
+		b.step("emulate "+v.name, chromedp.EmulateViewport(v.width, v.height, v.emulate...))
+		return b
+	}
+
+	// The idle warning, on a site whose idle timeout is short enough to
+	// wait for it: it shows in the last quarter, from 12 s after the last
+	// request. Both sizes are signed in first, then wait together; each as
+	// its own user, so neither tab shows the other's sign-in.
+	idling := startHallpass(t, map[string]string{
+		"HALLPASS_REPLICA_ID":           "app-1",
+		"HALLPASS_SESSION_IDLE_TIMEOUT": "16s",
+	})
+	idle, names := make([]*browser, len(viewports)), []string{"alice", "bob"}
+	for i, v := range viewports {
+		name := names[i%len(names)]
+		idling.addUser(t, name, alicePassword, false)
+		idle[i] = deviceAt(idling, v)
+		idle[i].signIn(name, alicePassword)
+	}
+	for i, v := range viewports {
+		waitForWarning(idle[i], time.Minute)
+		screenshot(idle[i], v, "live-warning")
+	}
+
 	for _, v := range viewports {
 		shoot := func(b *browser, page string) {
 			t.Helper()
-			ctx, cancel := context.WithTimeout(b.ctx, stepWithin)
-			defer cancel()
-			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-			if err != nil {
-				t.Fatalf("screenshot %s at %s: %v", page, v.name, err)
-			}
-			name := filepath.Join(dir, page+"-"+v.name+".png")
-			if err := os.WriteFile(name, png, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			screenshot(b, v, page)
 		}
-		at := func(site *site) *browser {
-			b := newBrowser(t, site, v.who)
-			b.step("emulate "+v.name, chromedp.EmulateViewport(v.width, v.height, v.emulate...))
-			return b
-		}
+		at := func(site *site) *browser { return deviceAt(site, v) }
 
 		visitor := at(s)
 		visitor.open("/login")
@@ -105,6 +134,7 @@ func TestScreenshots(t *testing.T) {
 		shoot(visitor, "login-failed")
 
 		admin := at(s)
+		adminLog := watchReplicas(admin)
 		admin.signIn("alice", alicePassword)
 		shoot(admin, "home")
 		admin.open("/account/sessions")
@@ -124,6 +154,14 @@ func TestScreenshots(t *testing.T) {
 		shoot(admin, "admin-user")
 		admin.open("/admin/audit")
 		shoot(admin, "audit")
+		// Last, as it adds a session to alice's lists: a sign-in on
+		// another device while the home page is open.
+		streams := adminLog.streamCount()
+		admin.open("/")
+		adminLog.waitStream(t, streams)
+		newBrowser(t, s, office).signIn("alice", alicePassword)
+		waitForBanner(admin, device.Label(office.userAgent))
+		shoot(admin, "live-signin")
 
 		user := at(s)
 		user.signIn("carol", bobPassword)

@@ -69,7 +69,35 @@ refresh is tried again on the next request (` + "`TestRefreshThatCannotBeSavedDo
 revocations, which must not be lost, still get 503 until a replica confirms them.
 `)
 	writeCacheFigures(&b, cache)
+	// The browser suite (internal/browsertest) keeps its own figures in a
+	// marked block of the same file: carry it over.
+	if old, err := os.ReadFile(path); err == nil {
+		if block := markedBlock(string(old), browserBlockStart, browserBlockEnd); block != "" {
+			b.WriteString("\n" + block)
+		}
+	}
 	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// The markers of the browser suite's block in docs/RELIABILITY.md.
+const (
+	browserBlockStart = "<!-- browser:live-tabs -->"
+	browserBlockEnd   = "<!-- /browser:live-tabs -->"
+)
+
+// markedBlock returns the text from start through end and its newline, or
+// "" if either marker is missing.
+func markedBlock(text, start, end string) string {
+	i := strings.Index(text, start)
+	if i < 0 {
+		return ""
+	}
+	j := strings.Index(text[i:], end)
+	if j < 0 {
+		return ""
+	}
+	block := text[i : i+j+len(end)]
+	return block + "\n"
 }
 
 // machine describes where the figures were measured.

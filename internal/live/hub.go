@@ -88,12 +88,13 @@ type Options struct {
 
 // Hub holds one replica's open streams.
 //
-// A stream costs no goroutine while it waits: its handler hands the
-// hijacked connection to the hub and returns, and the hub writes to it from
-// whatever learns of a change (a look-up, a sign-in event) and from two
-// timers of its own (the heartbeat, and a wake-up at the session's next end
-// or poll). So an idle tab holds a socket, a small struct and two timers,
-// not a goroutine stack and the HTTP server's read and write buffers
+// A waiting stream costs little: its handler hands the hijacked connection
+// to the hub and returns, and the hub writes to it from whatever learns of a
+// change (a look-up, a sign-in event) and from two timers of its own (the
+// heartbeat, and a wake-up at the session's next end or poll). So an idle
+// tab holds a socket, a small struct, two timers and one goroutine blocked
+// in a one-byte read (to hear at once that the tab went away), not the HTTP
+// server's handler stack and its read and write buffers
 // (BenchmarkIdleEventStreamMemory).
 type Hub struct {
 	opts Options
@@ -189,6 +190,24 @@ func (s *Stream) Attach(conn net.Conn, first Event, ended bool) {
 	}
 	s.beat = time.AfterFunc(Heartbeat, s.heartbeat)
 	s.wake = time.AfterFunc(s.hub.wakeAfter(first), s.wakeUp)
+	go s.watchClose(conn)
+}
+
+// watchClose ends the stream as soon as the browser closes its connection
+// (the tab left the page): without it the stream would hold its place under
+// MaxStreamsPerSession until the next write failed, up to a heartbeat
+// later, and a user browsing from page to page would soon be refused. A
+// goroutine blocked in a one-byte read is the cheapest way to hear of it
+// (its stack stays at the minimum); a browser sends nothing on a stream,
+// so anything it does send is ignored.
+func (s *Stream) watchClose(conn net.Conn) {
+	var b [1]byte
+	for {
+		if _, err := conn.Read(b[:]); err != nil {
+			s.Close()
+			return
+		}
+	}
 }
 
 // Send writes ev to the stream (or keeps it until Attach); a write that

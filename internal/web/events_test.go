@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/live"
+	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/user"
 )
 
@@ -26,6 +27,8 @@ type eventStream struct {
 	t      testing.TB
 	status int
 	events chan sseEvent
+	// leave closes the connection, as a tab leaving the page does.
+	leave func()
 }
 
 // openEvents opens GET /events as b's tab would.
@@ -44,7 +47,7 @@ func (b *browser) openEvents() *eventStream {
 		cancel()
 		b.t.Fatalf("GET /events: %v", err)
 	}
-	es := &eventStream{t: b.t, status: res.StatusCode, events: make(chan sseEvent, 64)}
+	es := &eventStream{t: b.t, status: res.StatusCode, events: make(chan sseEvent, 64), leave: func() { cancel(); res.Body.Close() }}
 	b.t.Cleanup(func() { cancel(); res.Body.Close() })
 	if res.StatusCode != http.StatusOK {
 		res.Body.Close()
@@ -346,17 +349,45 @@ func TestStaySignedInMovesTheIdleEndForEveryTab(t *testing.T) {
 }
 
 func TestOneSessionMayOpenOnlySoManyStreams(t *testing.T) {
-	ts := newTestServer(t, testOptions{backend: "memory"})
+	// Redis: the hub is fed by the link and does not poll, so nothing but
+	// the tab's own leaving can free its place early.
+	ts := newTestServer(t, testOptions{backend: "redis"})
 	ts.createUser("alice", alicePW, user.RoleUser)
 	b := ts.newBrowser()
 	b.login("alice", alicePW)
+	var tabs []*eventStream
 	for i := range live.MaxStreamsPerSession {
-		if es := b.openEvents(); es.status != http.StatusOK {
+		es := b.openEvents()
+		if es.status != http.StatusOK {
 			t.Fatalf("stream %d: %d", i+1, es.status)
 		}
+		tabs = append(tabs, es)
 	}
 	if es := b.openEvents(); es.status != http.StatusTooManyRequests {
 		t.Fatalf("stream %d: %d, want 429", live.MaxStreamsPerSession+1, es.status)
+	}
+	// A tab that leaves the page gives its place back at once (not at the
+	// next heartbeat), so a user going from page to page is never refused.
+	tabs[0].leave()
+	testkit.Eventually(t, time.Second, "the first tab's place given back", func() error {
+		if n := ts.live.Count(); n != live.MaxStreamsPerSession-1 {
+			return fmt.Errorf("%d streams open", n)
+		}
+		return nil
+	})
+	for i := range 3 * live.MaxStreamsPerSession {
+		es := b.openEvents()
+		if es.status != http.StatusOK {
+			t.Fatalf("page %d after leaving the last: stream %d", i, es.status)
+		}
+		es.next("session", time.Second)
+		es.leave()
+		testkit.Eventually(t, time.Second, "the stream's place given back", func() error {
+			if n := ts.live.Count(); n != live.MaxStreamsPerSession-1 {
+				return fmt.Errorf("%d streams open", n)
+			}
+			return nil
+		})
 	}
 	other := ts.newBrowser()
 	other.login("alice", alicePW)

@@ -22,10 +22,15 @@
 
   function now() { return Date.now() + offset; }
 
-  function goToSignIn() {
+  // goToSignIn shows the sign-in page saying why the session ended, as
+  // after a click. Without the reason (no word from the stream), it loads
+  // this page again: the server sends a browser whose session ended to the
+  // sign-in page with the reason, and one still signed in gets the page.
+  function goToSignIn(reason) {
     if (source) source.close();
-    // The sign-in page says why the session ended, as after a click.
-    window.location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+    var here = location.pathname + location.search;
+    if (!reason) { window.location.assign(here); return; }
+    window.location.assign("/login?next=" + encodeURIComponent(here) + "&reason=" + encodeURIComponent(reason));
   }
 
   function el(tag, cls, text) {
@@ -76,7 +81,14 @@
         var data = new URLSearchParams({ js: "1" });
         fetch("/account/keepalive", { method: "POST", body: data, credentials: "same-origin" })
           .then(function (res) {
-            if (res.status === 204) { hideWarning(); return; }
+            if (res.status === 204) {
+              // The old deadlines are stale: the stream sends the new
+              // ones (at once with Redis, within a second without), and
+              // until then the warning must not come back.
+              deadlines = null;
+              hideWarning();
+              return;
+            }
             goToSignIn();
           })
           .catch(function () { form.submit(); });
@@ -133,13 +145,17 @@
       deadlines = d;
       tick();
     });
-    source.addEventListener("signed-out", goToSignIn);
+    source.addEventListener("signed-out", function (e) { goToSignIn(e.data); });
     source.addEventListener("new-sign-in", function (e) { newSignIn(JSON.parse(e.data)); });
     source.onerror = function () {
       if (source.readyState !== EventSource.CLOSED) return; // reconnecting by itself
       // Refused outright (401 once the session is gone, or 503): find out
-      // whether we are still signed in before trying again.
-      fetch("/events", { method: "HEAD", credentials: "same-origin" }).then(function (res) {
+      // whether we are still signed in before trying again. Only the
+      // status is wanted, so a stream that opens is closed at once (the
+      // route has no HEAD: that would be 405 whatever the session).
+      var probe = new AbortController();
+      fetch("/events", { credentials: "same-origin", signal: probe.signal }).then(function (res) {
+        probe.abort();
         if (res.status === 401) { goToSignIn(); return; }
         setTimeout(connect, 5000);
       }, function () { setTimeout(connect, 5000); });
