@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hallpass/hallpass/internal/device"
 )
@@ -83,8 +84,8 @@ func TestSigningOutAnotherDeviceFromTheDevicesPage(t *testing.T) {
 		t.Errorf("devices page lists %d sessions after signing one out, want 1", n)
 	}
 
-	// The iPhone finds out at its next click.
-	iphone.click(`header a[href="/account/sessions"]`)
+	// The iPhone's open tab finds out without a click (live.js).
+	waitForSignInPage(iphone, 5*time.Second)
 	assertSentToLogin(t, iphone, "other-device", "You signed this device out from another device.")
 
 	mac.click(`header a[href="/"]`)
@@ -121,7 +122,8 @@ func TestAdministratorSignsAUserOutEverywhere(t *testing.T) {
 		t.Errorf("erin still has %d sessions listed", n)
 	}
 
-	user.click(`header a[href="/account/password"]`)
+	// The user's open tab is on the sign-in page by itself (live.js).
+	waitForSignInPage(user, 5*time.Second)
 	assertSentToLogin(t, user, "admin", "An administrator signed you out. Please sign in again.")
 }
 
@@ -136,7 +138,8 @@ func TestSessionLimitSignsOutTheOldestDevice(t *testing.T) {
 	middle.signIn("frank", alicePassword)
 	newest.signIn("frank", alicePassword) // a third device: the laptop must go
 
-	oldest.click(`header a[href="/account/sessions"]`)
+	// The laptop's open tab is on the sign-in page by itself (live.js).
+	waitForSignInPage(oldest, 5*time.Second)
 	assertSentToLogin(t, oldest, "too-many-devices", "You were signed out because your account signed in on too many devices.")
 
 	sessions := devicesOn(middle)
