@@ -18,7 +18,7 @@ type chart struct {
 }
 
 // pageKeys are the scenarios that serve the signed-in home page.
-var pageKeys = map[string]bool{"cluster": true, "haproxy-1": true, "replica-redis": true, "replica-memory": true, "jwt": true}
+var pageKeys = map[string]bool{"cluster": true, "haproxy-1": true, "replica-redis": true, "replica-redis-nocache": true, "replica-memory": true, "jwt": true}
 
 // drawCharts writes the report's charts into dir.
 func drawCharts(rep *report, dir string) ([]chart, error) {

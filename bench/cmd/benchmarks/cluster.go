@@ -29,6 +29,8 @@ type clusterRig struct {
 	PIDs []int
 	// HAProxyPID is HAProxy's process, for the static response's CPU.
 	HAProxyPID int
+	// Replicas are the replicas' own URLs, bypassing HAProxy.
+	Replicas []string
 	// AddUser creates a user in the cluster's database.
 	AddUser func(ctx context.Context, name, password string) error
 	// Close stops the cluster.
@@ -76,6 +78,9 @@ func startCluster(ctx context.Context, bin, repo, dir string, log io.Writer) (*c
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	rig.PIDs = append(rig.PIDs, primaryPID)
+	for i := range cluster.Replicas {
+		rig.Replicas = append(rig.Replicas, strings.TrimSuffix(c.ReplicaURL(i), "/"))
+	}
 	for _, p := range c.Processes() {
 		switch {
 		case strings.HasPrefix(p.Name, "app"):

@@ -1,11 +1,14 @@
 // Command benchmarks is the driver behind `make bench`: it starts Hallpass
-// (one replica with Redis, one with in-process sessions, and the
+// (one replica with Redis and its session cache, as shipped; one with Redis
+// and the cache turned off; one with in-process sessions; and the
 // three-replica cluster behind HAProxy when internal/cluster provides it),
 // the stateless JWT baseline in bench/jwtbaseline, and the limits
 // (redis-benchmark GET, a response HAProxy answers itself); loads each with
 // bench/load at a few concurrencies, a few times over, interleaved so
 // noise on the shared machine hits every scenario alike; and writes
 // docs/BENCHMARKS.md with the medians and PNG charts in docs/benchmarks/.
+// It also times how soon a session signed out on one replica is refused by
+// another that had it in its cache.
 //
 // Figures that Go benchmarks already measure (Redis memory per session,
 // forced logout at scale, the argon2id hash) are read from the output of
@@ -48,7 +51,7 @@ type options struct {
 	repo, out, charts, goTestDir, work string
 	concurrency, loginConcurrency      []int
 	warmup, duration, loginDuration    time.Duration
-	reps                               int
+	reps, revocations                  int
 	timeout                            time.Duration
 }
 
@@ -70,6 +73,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "d", 5*time.Second, "measured time per run")
 	fs.DurationVar(&o.loginDuration, "login-d", 4*time.Second, "measured time per sign-in run")
 	fs.IntVar(&o.reps, "reps", 3, "runs of each measurement; the report gives the median")
+	fs.IntVar(&o.revocations, "revocations", 200, "sign-out → refusal rounds across two replicas")
 	fs.DurationVar(&o.timeout, "timeout", 12*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -80,8 +84,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return o, err
 	}
-	if o.reps < 1 || o.duration <= 0 || o.loginDuration <= 0 {
-		return o, errors.New("-reps, -d and -login-d must be positive")
+	if o.reps < 1 || o.revocations < 1 || o.duration <= 0 || o.loginDuration <= 0 {
+		return o, errors.New("-reps, -revocations, -d and -login-d must be positive")
 	}
 	// Absolute, as the cluster and HAProxy read files from it while running
 	// in directories of their own.
@@ -167,13 +171,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 
-	logf("starting Redis, two replicas (Redis, memory) and the JWT baseline")
-	rds, err := startRedis(ctx, work)
+	// Each Redis replica has a Redis of its own, so INFO commandstats over a
+	// run counts that replica's commands only (the caching one's heartbeats
+	// go on between runs).
+	logf("starting Redis, three replicas (Redis with the session cache, Redis without, memory) and the JWT baseline")
+	rds, err := startRedis(ctx, work, "redis")
 	if err != nil {
 		return err
 	}
 	stops = append(stops, rds.stop)
 	rep.machine.redis = redisVersion(rds.addr)
+	// As shipped: HALLPASS_SESSION_CACHE is left at its default (true).
 	withRedis, err := startHallpass(ctx, hallpassBin, work, "hallpass-redis", map[string]string{
 		"HALLPASS_DATABASE_URL": "sqlite:" + filepath.Join(work, "redis-replica.db"),
 		"HALLPASS_REDIS_URL":    "redis://" + rds.addr,
@@ -182,6 +190,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	stops = append(stops, withRedis.stop)
+	rdsNoCache, err := startRedis(ctx, work, "redis-nocache")
+	if err != nil {
+		return err
+	}
+	stops = append(stops, rdsNoCache.stop)
+	noCache, err := startHallpass(ctx, hallpassBin, work, "hallpass-redis-nocache", map[string]string{
+		"HALLPASS_DATABASE_URL":  "sqlite:" + filepath.Join(work, "redis-nocache-replica.db"),
+		"HALLPASS_REDIS_URL":     "redis://" + rdsNoCache.addr,
+		"HALLPASS_SESSION_CACHE": "false",
+	})
+	if err != nil {
+		return err
+	}
+	stops = append(stops, noCache.stop)
 	inMemory, err := startHallpass(ctx, hallpassBin, work, "hallpass-memory", map[string]string{
 		"HALLPASS_DATABASE_URL": "sqlite:" + filepath.Join(work, "memory-replica.db"),
 	})
@@ -194,7 +216,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	stops = append(stops, baseline.stop)
-	for _, r := range []*hallpassReplica{withRedis, inMemory} {
+	for _, r := range []*hallpassReplica{withRedis, noCache, inMemory} {
 		if err := r.addUser(ctx, hallpassBin, benchUser, benchPassword); err != nil {
 			return err
 		}
@@ -245,6 +267,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	noCacheCookie, _, err := signIn(noCache.url, benchUser, benchPassword)
+	if err != nil {
+		return err
+	}
 	memoryCookie, _, err := signIn(inMemory.url, benchUser, benchPassword)
 	if err != nil {
 		return err
@@ -256,8 +282,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep.jwtCookie, rep.jwtSetCookie = jwtCookie, setCookie
 
 	scenarios := []scenario{
-		{key: "replica-redis", label: "One replica, Redis", cfg: readConfig(withRedis.url+"/", redisCookie, homeMarker),
-			redisAddr: rds.addr, pids: []int{withRedis.pid(), rds.pid()}},
+		{key: "replica-redis", label: "One replica, Redis + session cache (default)", cfg: readConfig(withRedis.url+"/", redisCookie, homeMarker),
+			redisAddr: rds.addr, monitor: true, pids: []int{withRedis.pid(), rds.pid()}},
+		{key: "replica-redis-nocache", label: "One replica, Redis, no cache (HALLPASS_SESSION_CACHE=false)", cfg: readConfig(noCache.url+"/", noCacheCookie, homeMarker),
+			redisAddr: rdsNoCache.addr, pids: []int{noCache.pid(), rdsNoCache.pid()}},
 		{key: "replica-memory", label: "One replica, memory", cfg: readConfig(inMemory.url+"/", memoryCookie, homeMarker),
 			pids: []int{inMemory.pid()}},
 		{key: "jwt", label: "Stateless JWT baseline", cfg: readConfig(baseline.url+"/", jwtCookie, homeMarker),
@@ -265,7 +293,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		{key: "haproxy-static", label: "HAProxy static response (limit)", cfg: load.Config{URL: statsURL + "/healthz", ExpectBody: []byte("ok")},
 			pids: staticPIDs},
 	}
-	proxied := scenario{key: "cluster", label: "Cluster: HAProxy → 3 replicas, Redis via Sentinel", cfg: readConfig(proxyURL+"/", proxyCookie, homeMarker), pids: proxyPIDs}
+	// The replicas behind HAProxy cache sessions too: Redis hears little,
+	// so MONITOR costs nothing worth counting.
+	proxied := scenario{key: "cluster", label: "Cluster: HAProxy → 3 replicas, Redis via Sentinel", cfg: readConfig(proxyURL+"/", proxyCookie, homeMarker),
+		pids: proxyPIDs, monitor: true}
 	if rep.cluster {
 		proxied.redisAddr = cluster.RedisPrimary
 	} else {
@@ -297,6 +328,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		rep.reads = append(rep.reads, series)
 	}
+
+	// Revocation → refusal: two replicas sharing Redis, addressed directly.
+	revA, revB, where := "", "", ""
+	if rep.cluster {
+		revA, revB = cluster.Replicas[0], cluster.Replicas[1]
+		where = "two of the cluster's replicas (Redis via Sentinel, WAIT 1), addressed directly, the third caching too"
+	} else {
+		second, err := startHallpass(ctx, hallpassBin, work, "hallpass-redis-b", withRedis.env)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, second.stop)
+		revA, revB = withRedis.url, second.url
+		where = "the single replica with Redis and a second one started on the same Redis and database (the cluster could not run)"
+	}
+	logf("revocation → refusal: %d rounds, sign out on %s, probe %s", o.revocations, revA, revB)
+	if rep.revocation, err = measureRevocation(ctx, revA, revB, where, o.revocations); err != nil {
+		return fmt.Errorf("revocation → refusal: %w", err)
+	}
+	rv := rep.revocation
+	logf("revocation → refusal: %d rounds, %d served after the sign-out answered; refusal after p50 %s, p99 %s, max %s; sign-out p50 %s, p99 %s",
+		rv.rounds, rv.servedAfter, quantile(rv.toRefusal, 0.5), quantile(rv.toRefusal, 0.99), quantile(rv.toRefusal, 1),
+		quantile(rv.revoke, 0.5), quantile(rv.revoke, 0.99))
 
 	logf("sign-ins (argon2id) on the Redis replica")
 	var bodies [][]byte

@@ -18,6 +18,10 @@ type scenario struct {
 	cfg   load.Config
 	// redisAddr is the Redis whose commands a request costs; "" for none.
 	redisAddr string
+	// monitor attaches MONITOR to redisAddr during the run, to tell the
+	// commands the replicas send from those their scripts run: only where
+	// Redis hears little (the replicas answer from their caches).
+	monitor bool
 	// pids are the server-side processes whose CPU time a request costs.
 	pids []int
 }
@@ -30,6 +34,9 @@ type sample struct {
 	cmds, setupCmds map[string]int64
 	// newConns counts connections Redis accepted during the run.
 	newConns int64
+	// traffic is what MONITOR saw over the run, warm-up included; nil
+	// when the scenario is not monitored.
+	traffic *redisTraffic
 	// cpu is the CPU time the scenario's processes used during the run,
 	// warm-up included, as res.AllRequests is.
 	cpu time.Duration
@@ -46,12 +53,30 @@ func measure(ctx context.Context, sc scenario, c int, warmup, d time.Duration) (
 			return sample{}, fmt.Errorf("%s: commandstats: %w", sc.key, err)
 		}
 	}
+	var mon *monitor
+	if sc.monitor {
+		if mon, err = startMonitor(sc.redisAddr); err != nil {
+			return sample{}, fmt.Errorf("%s: %w", sc.key, err)
+		}
+	}
 	cpu0 := cpuTimes(sc.pids)
 	res, err := load.Run(ctx, cfg)
+	cpu := cpuTimes(sc.pids) - cpu0
+	var traffic redisTraffic
+	var monErr error
+	if mon != nil {
+		traffic, monErr = mon.stop()
+	}
 	if err != nil {
 		return sample{}, fmt.Errorf("%s at c=%d: %w", sc.key, c, err)
 	}
-	s := sample{res: res, cpu: cpuTimes(sc.pids) - cpu0}
+	if monErr != nil {
+		return sample{}, fmt.Errorf("%s at c=%d: %w", sc.key, c, monErr)
+	}
+	s := sample{res: res, cpu: cpu}
+	if mon != nil {
+		s.traffic = &traffic
+	}
 	if sc.redisAddr != "" {
 		after, err := readRedisCounters(sc.redisAddr)
 		if err != nil {
@@ -59,6 +84,9 @@ func measure(ctx context.Context, sc scenario, c int, warmup, d time.Duration) (
 		}
 		s.cmds, s.setupCmds = commandDeltas(before.calls, after.calls)
 		s.newConns = after.connections - before.connections - 1 // the driver's own INFO connection
+		if mon != nil {
+			s.newConns-- // and its MONITOR connection
+		}
 	}
 	return s, nil
 }
@@ -68,10 +96,13 @@ type point struct {
 	concurrency int
 	samples     int
 	throughput  float64 // successful requests per second
-	p50, p99    time.Duration
-	errors      uint64
-	firstError  string
-	requests    uint64
+	// rounds are the throughput of each run, in the order of the rounds,
+	// which measure every scenario one after the other.
+	rounds     []float64
+	p50, p99   time.Duration
+	errors     uint64
+	firstError string
+	requests   uint64
 	// perRequest are Redis commands per successful request, by name.
 	perRequest map[string]float64
 	cmdsPerReq float64
@@ -80,6 +111,16 @@ type point struct {
 	setupPerReq   map[string]float64
 	connsPer1k    float64
 	measuredRedis bool
+	// From MONITOR, when the scenario has it: sentPerReq are the commands
+	// clients sent per request, by name (round trips), sentTotal their sum;
+	// scriptedPerReq the commands scripts ran per request; sentPerSec the
+	// commands sent per second, by name (the heartbeats run on a clock,
+	// not per request).
+	monitored      bool
+	sentPerReq     map[string]float64
+	sentTotal      float64
+	scriptedPerReq float64
+	sentPerSec     map[string]float64
 	// cpuPerReq is server-side CPU per request; 0 when not measured.
 	cpuPerReq time.Duration
 	// respBytes is the mean response size, headers included.
@@ -91,8 +132,10 @@ type point struct {
 // summarize takes the median of each figure over samples, so one noisy
 // run on the shared machine does not decide a result.
 func summarize(c int, samples []sample) point {
-	p := point{concurrency: c, samples: len(samples), perRequest: map[string]float64{}, setupPerReq: map[string]float64{}, statuses: map[int]uint64{}}
-	var tput, cmds, cpu, bytes, conns []float64
+	p := point{concurrency: c, samples: len(samples), perRequest: map[string]float64{}, setupPerReq: map[string]float64{}, statuses: map[int]uint64{},
+		sentPerReq: map[string]float64{}, sentPerSec: map[string]float64{}}
+	var tput, cmds, cpu, bytes, conns, sent, scripted []float64
+	perSent, perSentSec := map[string][]float64{}, map[string][]float64{}
 	perSetup := map[string][]float64{}
 	var p50s, p99s []time.Duration
 	perCmd := map[string][]float64{}
@@ -133,27 +176,43 @@ func summarize(c int, samples []sample) point {
 			conns = append(conns, 1000*float64(max(s.newConns, 0))/all)
 			p.measuredRedis = true
 		}
+		if t := s.traffic; t != nil {
+			var total, inScripts int64
+			for name, n := range t.sent {
+				total += n
+				perSent[name] = append(perSent[name], float64(n)/all)
+				perSentSec[name] = append(perSentSec[name], float64(n)/t.window.Seconds())
+			}
+			for _, n := range t.inScripts {
+				inScripts += n
+			}
+			sent = append(sent, float64(total)/all)
+			scripted = append(scripted, float64(inScripts)/all)
+			p.monitored = true
+		}
 		if s.cpu > 0 {
 			cpu = append(cpu, float64(s.cpu)/all)
 		}
 	}
+	p.sentTotal, p.scriptedPerReq = median(sent), median(scripted)
+	fill := func(dst map[string]float64, src map[string][]float64, n int) {
+		for name, v := range src {
+			for len(v) < n {
+				v = append(v, 0)
+			}
+			dst[name] = median(v)
+		}
+	}
+	fill(p.sentPerReq, perSent, len(sent))
+	fill(p.sentPerSec, perSentSec, len(sent))
 	p.throughput = median(tput)
+	p.rounds = tput
 	p.p50, p.p99 = medianDur(p50s), medianDur(p99s)
 	p.cmdsPerReq = median(cmds)
 	p.cpuPerReq = time.Duration(median(cpu))
 	p.respBytes = median(bytes)
-	for name, v := range perCmd {
-		for len(v) < len(samples) {
-			v = append(v, 0)
-		}
-		p.perRequest[name] = median(v)
-	}
-	for name, v := range perSetup {
-		for len(v) < len(samples) {
-			v = append(v, 0)
-		}
-		p.setupPerReq[name] = median(v)
-	}
+	fill(p.perRequest, perCmd, len(samples))
+	fill(p.setupPerReq, perSetup, len(samples))
 	p.connsPer1k = median(conns)
 	return p
 }

@@ -10,8 +10,12 @@ import (
 )
 
 // monitoring are commands that the driver, Sentinel and replication send on
-// their own schedule; they are not part of serving requests.
-var monitoring = map[string]bool{"info": true, "ping": true, "replconf": true, "publish": true, "subscribe": true, "psubscribe": true, "config": true, "command": true, "sentinel": true}
+// their own schedule; they are not part of serving requests. PUBLISH is not
+// among them: the session cache's heartbeats and fences publish. In the
+// cluster, INFO commandstats therefore also counts Sentinel's hello messages
+// (each Sentinel's one every 2 s), which overstates the replicas' share a
+// little; MONITOR tells them apart by channel.
+var monitoring = map[string]bool{"info": true, "ping": true, "replconf": true, "subscribe": true, "psubscribe": true, "config": true, "command": true, "sentinel": true, "monitor": true}
 
 // setup are commands a client sends when it opens a connection (redigo's
 // AUTH/SELECT, Hallpass's Sentinel pool's CLIENT SETNAME and ROLE check):

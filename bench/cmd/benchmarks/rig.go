@@ -159,17 +159,17 @@ type redisServer struct {
 	addr string
 }
 
-func startRedis(ctx context.Context, dir string) (*redisServer, error) {
+func startRedis(ctx context.Context, dir, name string) (*redisServer, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
-	rdir := filepath.Join(dir, "redis")
+	rdir := filepath.Join(dir, name)
 	if err := os.MkdirAll(rdir, 0o755); err != nil {
 		return nil, err
 	}
-	p, err := startProc(rdir, "redis", "redis-server", []string{
+	p, err := startProc(rdir, name, "redis-server", []string{
 		"--port", port, "--bind", "127.0.0.1", "--unixsocket", "", "--save", "", "--appendonly", "no",
 		"--dir", rdir, "--daemonize", "no", "--logfile", "",
 	}, nil)
