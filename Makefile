@@ -48,6 +48,7 @@ bench: test-deps
 	$(GO) test -run '^$$' -bench 'BenchmarkHashDefault' ./internal/password/ 2>&1 | tee bin/bench/hash.txt
 	$(GO) test -run '^$$' -bench 'BenchmarkSignOutEveryone' -benchtime=1x -timeout 20m ./internal/session/ 2>&1 | tee bin/bench/everyone.txt
 	$(GO) test -run '^$$' -bench 'BenchmarkIdleEventStreamMemory' -benchtime=5000x -count=3 ./internal/web/ 2>&1 | tee bin/bench/streams.txt
+	$(GO) test -run '^$$' -bench 'BenchmarkPageViewsWithManyOpenStreams' -benchtime=5000x -timeout 20m ./internal/web/ 2>&1 | tee bin/bench/manystreams.txt
 	command -v haproxy >/dev/null && command -v redis-benchmark >/dev/null || { echo "bench: needs haproxy and redis-benchmark (Debian: apt-get install haproxy redis-tools)" >&2; exit 1; }
 	$(GO) -C bench run ./cmd/benchmarks -repo .. -gotest-dir ../bin/bench -out ../docs/BENCHMARKS.md -charts ../docs/benchmarks
 

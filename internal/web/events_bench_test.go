@@ -3,11 +3,16 @@ package web
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +40,8 @@ func BenchmarkIdleEventStreamMemory(b *testing.B) {
 		other := ts.newBrowser()
 		other.login("alice", alicePW)
 		cookies[i] = ts.sessions.CookieName() + "=" + other.sessionCookie()
+		other.client.CloseIdleConnections() // descriptors are for the streams
+
 	}
 
 	open := func(c string) (net.Conn, error) {
@@ -96,4 +103,155 @@ func BenchmarkIdleEventStreamMemory(b *testing.B) {
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// manyStreams is how many open tabs BenchmarkPageViewsWithManyOpenStreams
+// holds on the replica while it serves pages (issue 13: 10 000).
+const manyStreams = 10000
+
+// holdStreamsEnv makes the test binary the benchmark's browsers: it opens a
+// stream to the address it names for each cookie read from standard input,
+// says "ready", and holds them until its input closes. A process of their
+// own, so the replica's process needs descriptors for its own ends only.
+const holdStreamsEnv = "HALLPASS_HOLD_STREAMS"
+
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(holdStreamsEnv); addr != "" {
+		os.Exit(holdStreams(addr))
+	}
+	os.Exit(m.Run())
+}
+
+// holdStreams is the browsers' process: see holdStreamsEnv.
+func holdStreams(addr string) int {
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	in := bufio.NewScanner(os.Stdin)
+	var conns []net.Conn
+	for in.Scan() {
+		cookie := in.Text()
+		if cookie == "" {
+			break
+		}
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		conns = append(conns, conn)
+		fmt.Fprintf(conn, "GET /events HTTP/1.1\r\nHost: localhost\r\nCookie: %s\r\n\r\n", cookie)
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil || res.StatusCode != http.StatusOK {
+			fmt.Println("error: stream", len(conns), err)
+			return 1
+		}
+	}
+	fmt.Println("ready", len(conns))
+	for in.Scan() { // until the benchmark closes our input
+	}
+	return 0
+}
+
+// BenchmarkPageViewsWithManyOpenStreams serves signed-in page views from a
+// replica (Redis with the session cache, plain HTTP) that holds 10 000
+// open, idle event streams, one per session, from another process: ns/op
+// is one page view (sequential, over a kept-alive connection), B/stream
+// what the streams hold in the replica.
+func BenchmarkPageViewsWithManyOpenStreams(b *testing.B) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		b.Fatal(err)
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	if lim.Cur < manyStreams+2048 {
+		b.Fatalf("the descriptor limit %d is too low for %d streams", lim.Cur, manyStreams)
+	}
+	ts := newTestServer(b, testOptions{backend: "redis"})
+	ts.createUser("alice", alicePW, user.RoleUser)
+	plain := httptest.NewServer(ts.Config.Handler)
+	b.Cleanup(plain.Close)
+	name := ts.sessions.CookieName()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	signIn := func() string {
+		res, err := client.PostForm(plain.URL+"/login", url.Values{"username": {"alice"}, "password": {alicePW}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		res.Body.Close()
+		for _, c := range res.Cookies() {
+			if c.Name == name {
+				return c.Value
+			}
+		}
+		b.Fatalf("sign-in: %d, no session cookie", res.StatusCode)
+		return ""
+	}
+	cookies := make([]string, manyStreams)
+	for i := range cookies {
+		cookies[i] = name + "=" + signIn()
+	}
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	browsers := exec.Command(os.Args[0], "-test.run=^$")
+	browsers.Env = append(os.Environ(), holdStreamsEnv+"="+plain.Listener.Addr().String())
+	stdin, err := browsers.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := browsers.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := browsers.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stdin.Close(); browsers.Wait() })
+	go func() {
+		w := bufio.NewWriter(stdin)
+		for _, c := range cookies {
+			fmt.Fprintln(w, c)
+		}
+		fmt.Fprintln(w)
+		w.Flush()
+	}()
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || !strings.HasPrefix(line, "ready") {
+		b.Fatalf("the browsers' process: %q %v", line, err)
+	}
+	for range 4 {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&after)
+	if n := ts.live.Count(); n != manyStreams {
+		b.Fatalf("%d streams open, want %d", n, manyStreams)
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, plain.URL+"/", nil)
+	req.Header.Set("Cookie", name+"="+signIn())
+	b.ResetTimer()
+	for range b.N {
+		res, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			b.Fatalf("page view with %d streams open: %d", manyStreams, res.StatusCode)
+		}
+	}
+	b.StopTimer()
+	if n := ts.live.Count(); n != manyStreams {
+		b.Fatalf("%d streams open after the page views, want %d", n, manyStreams)
+	}
+	grown := int64(after.HeapInuse+after.StackInuse) - int64(before.HeapInuse+before.StackInuse)
+	b.ReportMetric(float64(grown)/manyStreams, "B/stream")
+	b.ReportMetric(manyStreams, "streams")
 }
