@@ -176,3 +176,34 @@ func TestShutdownEndsEveryStreamAndRefusesNewOnes(t *testing.T) {
 		t.Errorf("Open after Shutdown = %v, want ErrClosed", err)
 	}
 }
+
+// Many tabs of one session opening at once (a reload storm, or a script)
+// get exactly the cap between them, however the opens interleave.
+func TestConcurrentOpensNeverPassTheCap(t *testing.T) {
+	h, _ := newHub(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	opened, refused := 0, 0
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := h.Open("k1", 1, "1.a")
+			mu.Lock()
+			defer mu.Unlock()
+			switch err {
+			case nil:
+				opened++
+			case ErrTooManyStreams:
+				refused++
+			default:
+				t.Errorf("Open: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if opened != MaxStreamsPerSession || refused != 100-MaxStreamsPerSession || h.Count() != MaxStreamsPerSession {
+		t.Errorf("100 opens at once: %d opened, %d refused, %d open; want %d, %d, %d",
+			opened, refused, h.Count(), MaxStreamsPerSession, 100-MaxStreamsPerSession, MaxStreamsPerSession)
+	}
+}
