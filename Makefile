@@ -14,9 +14,12 @@ LDFLAGS := -X github.com/hallpass/hallpass/internal/metrics.version=$(VERSION) \
 
 .PHONY: run build test test-deps bench fuzz vet fmt clean screenshots image
 
-## run: build and serve the embedded default (SQLite + in-process sessions) on http://localhost:8080
+## run: build and serve the embedded default (SQLite + in-process sessions) on http://localhost:8080.
+## The secret key that encrypts TOTP secrets is made once into data/secret-key (a development key: a
+## deployment sets HALLPASS_SECRET_KEY itself); an HALLPASS_SECRET_KEY in the environment wins.
 run: build
-	./$(BIN) serve
+	@mkdir -p data && test -s data/secret-key || (umask 077 && head -c 32 /dev/urandom | base64 > data/secret-key)
+	HALLPASS_SECRET_KEY="$${HALLPASS_SECRET_KEY:-$$(cat data/secret-key)}" ./$(BIN) serve
 
 ## build: compile the hallpass binary into bin/
 build:

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/hallpass/hallpass/internal/account"
@@ -14,11 +15,13 @@ import (
 	"github.com/hallpass/hallpass/internal/config"
 	"github.com/hallpass/hallpass/internal/database"
 	"github.com/hallpass/hallpass/internal/devicetrust"
+	"github.com/hallpass/hallpass/internal/factor"
 	"github.com/hallpass/hallpass/internal/keyring"
 	"github.com/hallpass/hallpass/internal/live"
 	"github.com/hallpass/hallpass/internal/metrics"
 	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/redisx"
+	"github.com/hallpass/hallpass/internal/secretbox"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/sessioncache"
 	"github.com/hallpass/hallpass/internal/throttle"
@@ -167,6 +170,25 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 		}
 		devices = devicetrust.NewSigner(key)
 	}
+	// Second factors: the command line may run without the secret key
+	// (resetting a user's factors needs none); the server may not (serve
+	// refuses to start without it).
+	var box *secretbox.Box
+	if len(cfg.SecretKeys) > 0 {
+		if box, err = secretbox.New(cfg.SecretKeys); err != nil {
+			b.close()
+			return nil, fmt.Errorf("secret key: %w", err)
+		}
+	}
+	var factors factor.Store
+	var relyingParty *webauthn.WebAuthn
+	if cfg.Factors {
+		factors = factor.NewSQLStore(db, box)
+		if relyingParty, err = account.NewWebAuthn(cfg.WebAuthnRPID, cfg.WebAuthnOrigins, "Hallpass"); err != nil {
+			b.close()
+			return nil, fmt.Errorf("passkeys: %w", err)
+		}
+	}
 	b.account = account.New(account.Options{
 		Users:              b.userStore,
 		Sessions:           b.sessions,
@@ -181,6 +203,11 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 		SessionsOutOfReach: !b.shared && !forServer,
 		DeviceTrust:        devices,
 		SignedIn:           b.signedIn,
+		Factors:            factors,
+		Secrets:            box,
+		RequireMFA:         account.MFAPolicy(cfg.RequireMFA),
+		WebAuthn:           relyingParty,
+		SudoWindow:         cfg.SudoWindow,
 	})
 	return b, nil
 }

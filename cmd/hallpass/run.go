@@ -22,6 +22,7 @@ Usage:
   hallpass user disable NAME         stop a user from signing in
   hallpass user enable NAME          let a disabled user sign in again
   hallpass user list                 list users
+  hallpass user mfa reset NAME       remove every second factor of a user (lost phone and codes); audited
   hallpass sessions list [--user NAME]            list live sessions (needs HALLPASS_REDIS_URL)
   hallpass sessions revoke --user NAME | --id ID | --everyone  sign sessions out on every replica at once
   hallpass healthcheck [--ready]     ask the server on this machine for /healthz (/readyz): the image's health check

@@ -17,9 +17,14 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/account"
+	"github.com/hallpass/hallpass/internal/audit"
+	"github.com/hallpass/hallpass/internal/database"
+	"github.com/hallpass/hallpass/internal/factor"
+	"github.com/hallpass/hallpass/internal/secretbox"
 	"github.com/hallpass/hallpass/internal/sessioncache"
 	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/testsvc"
+	"github.com/hallpass/hallpass/internal/user"
 )
 
 // getenvFrom turns a map into a getenv function.
@@ -43,6 +48,9 @@ type replica struct {
 	stop func() error
 }
 
+// testSecretKey is the HALLPASS_SECRET_KEY of test servers (32 bytes).
+const testSecretKey = "dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE="
+
 // startServe runs `hallpass serve` with env until the test ends, and waits
 // until it answers /healthz.
 func startServe(t *testing.T, env map[string]string) *replica {
@@ -52,6 +60,9 @@ func startServe(t *testing.T, env map[string]string) *replica {
 	env["HALLPASS_ADDR"] = fmt.Sprintf("127.0.0.1:%d", port)
 	if _, ok := env["HALLPASS_DRAIN_DELAY"]; !ok {
 		env["HALLPASS_DRAIN_DELAY"] = "0s"
+	}
+	if _, ok := env["HALLPASS_SECRET_KEY"]; !ok {
+		env["HALLPASS_SECRET_KEY"] = testSecretKey
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &testkit.LogBuffer{}
@@ -246,6 +257,7 @@ func TestUnreachableRedisStopsStartup(t *testing.T) {
 		"HALLPASS_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "h.db"),
 		"HALLPASS_REDIS_URL":    fmt.Sprintf("redis://127.0.0.1:%d", testsvc.FreePort(t)),
 		"HALLPASS_ADDR":         fmt.Sprintf("127.0.0.1:%d", testsvc.FreePort(t)),
+		"HALLPASS_SECRET_KEY":   testSecretKey,
 	}
 	_, err := runCLI(t, env, "", "serve")
 	if err == nil || !strings.Contains(err.Error(), "session store") {
@@ -648,5 +660,81 @@ func TestServeFollowsASentinelFailoverWithoutSigningAnyoneOut(t *testing.T) {
 			t.Fatalf("sign-in after the old primary returned: %d", res.StatusCode)
 		}
 		time.Sleep(100 * time.Millisecond) // polling interval
+	}
+}
+
+func TestUserMFAResetRemovesEveryFactorAndIsAudited(t *testing.T) {
+	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "h.db")
+	env := map[string]string{"HALLPASS_DATABASE_URL": dbURL} // no secret key: the reset needs none
+	if out, err := runCLI(t, env, "correct horse battery\n", "user", "add", "carol"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	// Carol's factors, as enrolment leaves them: an authenticator app and
+	// ten recovery codes.
+	ctx := t.Context()
+	db, err := database.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	keys, err := secretbox.ParseKeys(testSecretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := secretbox.New(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol, err := user.NewSQLStore(db, time.Now).ByUsername(ctx, "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	factors := factor.NewSQLStore(db, box)
+	now := time.Now()
+	if err := factors.PutPendingTOTP(ctx, carol.ID, []byte("12345678901234567890"), now); err != nil {
+		t.Fatal(err)
+	}
+	if err := factors.ConfirmTOTP(ctx, carol.ID, 1, now); err != nil {
+		t.Fatal(err)
+	}
+	var hashes [][]byte
+	for i := range 10 {
+		hashes = append(hashes, []byte(fmt.Sprintf("%032d", i)))
+	}
+	if err := factors.ReplaceRecoveryCodes(ctx, carol.ID, hashes, now); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := runCLI(t, env, "", "user", "mfa", "reset", "carol")
+	if err != nil {
+		t.Fatalf("user mfa reset: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "authenticator app yes, 0 passkey(s), 10 unused recovery code(s)") {
+		t.Errorf("user mfa reset said:\n%s", out)
+	}
+	if sum, err := factors.Summary(ctx, carol.ID); err != nil || sum != (factor.Summary{}) {
+		t.Errorf("after the reset carol has %+v (%v), want nothing", sum, err)
+	}
+	events, err := audit.NewSQLStore(db, time.Now).List(ctx, audit.ListOptions{})
+	if err != nil || len(events) == 0 || events[0].Action != audit.FactorsReset || events[0].TargetName != "carol" {
+		t.Errorf("newest audit event %+v (%v), want factors.reset of carol", events, err)
+	}
+	if _, err := runCLI(t, env, "", "user", "mfa", "reset", "nobody"); err == nil {
+		t.Error("user mfa reset of an unknown user succeeded")
+	}
+	if _, err := runCLI(t, env, "", "user", "mfa", "carol"); !errors.Is(err, errUsage) {
+		t.Errorf("user mfa without reset: %v, want a usage error", err)
+	}
+}
+
+func TestServeRefusesToStartWithoutASecretKeyWhileFactorsAreOn(t *testing.T) {
+	env := map[string]string{"HALLPASS_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "h.db")}
+	_, err := runCLI(t, env, "", "serve")
+	if err == nil || !strings.Contains(err.Error(), "HALLPASS_SECRET_KEY is required") {
+		t.Fatalf("serve without a key: %v", err)
+	}
+	env["HALLPASS_SECRET_KEY"] = "c2hvcnQta2V5"
+	if _, err := runCLI(t, env, "", "serve"); err == nil || strings.Contains(err.Error(), "c2hvcnQta2V5") {
+		t.Fatalf("serve with a short key: %v (must fail and not show the key)", err)
 	}
 }

@@ -35,6 +35,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
+	if cfg.Factors && len(cfg.SecretKeys) == 0 {
+		return errors.New("configuration:\nHALLPASS_SECRET_KEY is required while second factors are on (HALLPASS_FACTORS=true): it encrypts TOTP secrets outside the database. Make one with `openssl rand -base64 32`, or set HALLPASS_FACTORS=false")
+	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel).With(slog.String("replica", cfg.ReplicaID))
 
 	var m *metrics.Metrics

@@ -24,9 +24,16 @@ import (
 func userCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("%w: user needs a subcommand: add, passwd, disable, enable or list", errUsage)
+		return fmt.Errorf("%w: user needs a subcommand: add, passwd, disable, enable, list or mfa reset", errUsage)
 	}
 	sub, rest := args[0], args[1:]
+	if sub == "mfa" {
+		// `user mfa reset NAME`: the one two-word subcommand.
+		if len(rest) == 0 || rest[0] != "reset" {
+			return fmt.Errorf("%w: user mfa takes reset NAME", errUsage)
+		}
+		sub, rest = "mfa reset", rest[1:]
+	}
 	admin := false
 	var names []string
 	for _, a := range rest {
@@ -107,6 +114,18 @@ func userCommand(ctx context.Context, args []string, getenv func(string) string,
 			return fmt.Errorf("list users: %w", err)
 		}
 		return printUsers(stdout, list)
+	case "mfa reset":
+		u, err := svc.UserByName(ctx, cli, names[0])
+		if err != nil {
+			return fmt.Errorf("user %q: %w", names[0], err)
+		}
+		had, err := svc.ResetFactors(ctx, cli, u.ID)
+		if err != nil {
+			return fmt.Errorf("reset second factors of %q: %w", u.Username, err)
+		}
+		fmt.Fprintf(stdout, "second factors of %s removed: authenticator app %s, %d passkey(s), %d unused recovery code(s)\n",
+			u.Username, map[bool]string{true: "yes", false: "none"}[had.TOTP], had.Passkeys, had.RecoveryCodesLeft)
+		return nil
 	}
 	return fmt.Errorf("%w: unknown user subcommand %q", errUsage, sub)
 }

@@ -43,6 +43,7 @@ func TestBuildInfoIsServedWithTheMetrics(t *testing.T) {
 	startServe(t, map[string]string{
 		"HALLPASS_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "h.db"),
 		"HALLPASS_METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", metricsPort),
+		"HALLPASS_SECRET_KEY":   testSecretKey,
 	})
 	b := metrics.ReadBuild()
 	want := fmt.Sprintf(`hallpass_build_info{commit=%q,goversion=%q,version=%q} 1`, b.Commit, b.GoVersion, b.Version)
@@ -81,7 +82,7 @@ func TestLinkTimeVersionReachesVersionAndMetrics(t *testing.T) {
 	serve := exec.Command(bin, "serve")
 	serve.Env = append(os.Environ(),
 		"HALLPASS_ADDR="+addr, "HALLPASS_METRICS_ADDR="+metricsAddr, "HALLPASS_DRAIN_DELAY=0s",
-		"HALLPASS_DATABASE_URL=sqlite:"+filepath.Join(t.TempDir(), "h.db"))
+		"HALLPASS_DATABASE_URL=sqlite:"+filepath.Join(t.TempDir(), "h.db"), "HALLPASS_SECRET_KEY="+testSecretKey)
 	logs := &testkit.LogBuffer{}
 	serve.Stdout, serve.Stderr = logs, logs
 	if err := serve.Start(); err != nil {

@@ -19,8 +19,12 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/hallpass/hallpass/internal/audit"
 	"github.com/hallpass/hallpass/internal/devicetrust"
+	"github.com/hallpass/hallpass/internal/factor"
+	"github.com/hallpass/hallpass/internal/secretbox"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/throttle"
 	"github.com/hallpass/hallpass/internal/user"
@@ -58,6 +62,8 @@ type Sessions interface {
 	RevokeEveryone(ctx context.Context, userIDs []int64, reason session.EndReason) (int, error)
 	Count(ctx context.Context) (int, error)
 	Recent(ctx context.Context, offset, limit int) ([]session.Record, error)
+	MarkReauthenticated(ctx context.Context) error
+	ClearMustEnrol(ctx context.Context) error
 }
 
 // Hasher hashes and verifies passwords (package password), running a
@@ -132,6 +138,24 @@ type Options struct {
 	// starts (the open tabs of the account's other sessions show "New
 	// sign-in … Was this you?"). It must not block for long.
 	SignedIn func(ctx context.Context, n SignInNotice)
+	// Factors keeps second factors; nil (with Secrets) turns second factors
+	// off: sign-in is by password alone and the factor pages answer
+	// ErrFactorsOff.
+	Factors factor.Store
+	// Secrets seals the half-finished sign-ins and ceremonies handed to
+	// browsers (the key from HALLPASS_SECRET_KEY); nil turns factors off.
+	Secrets *secretbox.Box
+	// RequireMFA says whose accounts must have a second factor; "" means
+	// none.
+	RequireMFA MFAPolicy
+	// Issuer names this service in authenticator apps; "" means "Hallpass".
+	Issuer string
+	// SudoWindow is how long a proof of sign-in lets a session do
+	// sensitive things; zero means DefaultSudoWindow.
+	SudoWindow time.Duration
+	// WebAuthn is the passkeys' relying party (NewWebAuthn); nil, or
+	// factors off, turns passkeys off.
+	WebAuthn *webauthn.WebAuthn
 }
 
 // SignInNotice describes a new session for the account's other sessions.
@@ -161,6 +185,12 @@ type Service struct {
 	shares       *hashShares
 	devices      *devicetrust.Signer
 	signedIn     func(ctx context.Context, n SignInNotice)
+	factors      factor.Store
+	box          *secretbox.Box
+	requireMFA   MFAPolicy
+	issuer       string
+	sudoWindow   time.Duration
+	webauthn     *webauthn.WebAuthn
 }
 
 // New returns a Service over the given dependencies.
@@ -181,6 +211,12 @@ func New(o Options) *Service {
 		outOfReach:   o.SessionsOutOfReach,
 		devices:      o.DeviceTrust,
 		signedIn:     o.SignedIn,
+		factors:      o.Factors,
+		box:          o.Secrets,
+		requireMFA:   cmp.Or(o.RequireMFA, RequireMFANone),
+		issuer:       cmp.Or(o.Issuer, "Hallpass"),
+		sudoWindow:   cmp.Or(o.SudoWindow, DefaultSudoWindow),
+		webauthn:     o.WebAuthn,
 		shares:       &hashShares{max: cmp.Or(o.HashesPerClient, 2), clients: map[string]*clientShare{}},
 	}
 	if s.now == nil {

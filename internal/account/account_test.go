@@ -23,7 +23,9 @@ import (
 	"github.com/hallpass/hallpass/internal/audit"
 	"github.com/hallpass/hallpass/internal/database"
 	"github.com/hallpass/hallpass/internal/devicetrust"
+	"github.com/hallpass/hallpass/internal/factor"
 	"github.com/hallpass/hallpass/internal/password"
+	"github.com/hallpass/hallpass/internal/secretbox"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/throttle"
@@ -56,6 +58,8 @@ type rigOptions struct {
 	// throttle replaces the in-process attempt counters (with Redis ones,
 	// say, to make them fail).
 	throttle func(now func() time.Time) throttle.Store
+	// requireMFA is the second-factor policy; "" means none.
+	requireMFA account.MFAPolicy
 }
 
 // rig is one Hallpass process as the use cases see it: a SQLite user
@@ -74,6 +78,7 @@ type rig struct {
 	sessions *session.Manager
 	svc      *account.Service
 	srv      *httptest.Server
+	factors  *factor.SQLStore
 
 	// calls holds the use cases waiting for their request, by call ID.
 	calls    sync.Map
@@ -136,6 +141,11 @@ func newRig(t *testing.T, opts rigOptions) *rig {
 	if opts.throttle != nil {
 		r.throttle = opts.throttle(clock.Now)
 	}
+	box, err := secretbox.New([][]byte{[]byte(rand.Text() + rand.Text())})
+	if err != nil {
+		t.Fatalf("secret box: %v", err)
+	}
+	r.factors = factor.NewSQLStore(db, box)
 	// The manager and the service need each other: the manager asks the
 	// service's CheckSession when it refreshes a session.
 	r.sessions = session.NewManager(session.ManagerOptions{
@@ -156,6 +166,10 @@ func newRig(t *testing.T, opts rigOptions) *rig {
 		LoginPolicy:  opts.loginPolicy,
 		SignupPolicy: opts.signupPolicy,
 		DeviceTrust:  devicetrust.NewSigner([]byte(rand.Text())),
+		Factors:      r.factors,
+		Secrets:      box,
+		RequireMFA:   opts.requireMFA,
+		WebAuthn:     testWebAuthn(t),
 	})
 	onStoreError := func(w http.ResponseWriter, _ *http.Request, err error) {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)

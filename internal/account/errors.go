@@ -54,6 +54,25 @@ var (
 	ErrSessionsOutOfReach = errors.New("sessions are kept inside the running server (HALLPASS_REDIS_URL is empty), so this command cannot see them; use the admin pages, or run Hallpass with Redis")
 	// ErrInvalid: the input breaks a rule; see ValidationError for which.
 	ErrInvalid = errors.New("invalid input")
+	// ErrReauthRequired: the action is a sensitive one (sudo mode) and the
+	// session's last proof of sign-in is older than the sudo window; prove
+	// it again (Reauthenticate) and repeat the action.
+	ErrReauthRequired = errors.New("confirm it is you: sign-in proof too old for this action")
+	// ErrBadCode: the second-factor code is wrong, already used, or from
+	// too long ago. Which one is never said.
+	ErrBadCode = errors.New("incorrect or already used code")
+	// ErrSignInExpired: the half-finished sign-in (password given, second
+	// factor awaited) is too old or was tampered with; start again.
+	ErrSignInExpired = errors.New("the sign-in took too long; start again")
+	// ErrFactorsOff: second factors are not configured on this deployment
+	// (no HALLPASS_SECRET_KEY).
+	ErrFactorsOff = errors.New("second factors are not enabled on this server")
+	// ErrFactorRequired: the policy requires a second factor for this
+	// account, and the action would remove the last one.
+	ErrFactorRequired = errors.New("a second factor is required for this account: add another before removing this one")
+	// ErrMustEnrol: the session may only enrol a second factor (the policy
+	// requires one and the account had none at sign-in).
+	ErrMustEnrol = errors.New("add a second factor first")
 )
 
 // UnavailableError is ErrUnavailable with the dependency that failed and

@@ -38,6 +38,9 @@ func (s *Service) SignOutEveryone(ctx context.Context, a Actor) (Ended, error) {
 	if !a.IsAdmin() {
 		return Ended{}, ErrForbidden
 	}
+	if err := s.requireProof(ctx, a); err != nil {
+		return Ended{}, err
+	}
 	// The administrator's own session, when the request has one: read now,
 	// so a database outage fails before anything has changed.
 	var self user.User

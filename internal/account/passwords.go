@@ -127,6 +127,9 @@ func (s *Service) SetPassword(ctx context.Context, a Actor, userID int64, plain 
 	if !a.IsAdmin() {
 		return Ended{}, ErrForbidden
 	}
+	if err := s.requireProof(ctx, a); err != nil {
+		return Ended{}, err
+	}
 	u, err := s.user(ctx, userID)
 	if err != nil {
 		return Ended{}, err
@@ -156,6 +159,9 @@ func (s *Service) SetPassword(ctx context.Context, a Actor, userID int64, plain 
 func (s *Service) CreateUser(ctx context.Context, a Actor, username, plain string, role user.Role) (user.User, error) {
 	if !a.IsAdmin() {
 		return user.User{}, ErrForbidden
+	}
+	if err := s.requireProof(ctx, a); err != nil {
+		return user.User{}, err
 	}
 	fields := map[Field]string{}
 	if err := user.ValidateUsername(username); err != nil {

@@ -59,6 +59,9 @@ func (s *Service) EndAllSessions(ctx context.Context, a Actor, userID int64) (En
 	if !a.IsAdmin() {
 		return Ended{}, ErrForbidden
 	}
+	if err := s.requireProof(ctx, a); err != nil {
+		return Ended{}, err
+	}
 	u, err := s.user(ctx, userID)
 	if err != nil {
 		return Ended{}, err
@@ -84,6 +87,9 @@ func (s *Service) EndAllSessions(ctx context.Context, a Actor, userID int64) (En
 func (s *Service) SetDisabled(ctx context.Context, a Actor, userID int64, disabled bool) (user.User, Ended, error) {
 	if !a.IsAdmin() {
 		return user.User{}, Ended{}, ErrForbidden
+	}
+	if err := s.requireProof(ctx, a); err != nil {
+		return user.User{}, Ended{}, err
 	}
 	u, err := s.user(ctx, userID)
 	if err != nil {
@@ -140,6 +146,9 @@ func (s *Service) EndOtherSessions(ctx context.Context, a Actor) (int, error) {
 	if !ok {
 		return 0, ErrNotSignedIn
 	}
+	if err := s.requireProof(ctx, a); err != nil {
+		return 0, err
+	}
 	n, err := s.sessions.RevokeOthers(ctx, session.EndedFromOtherDevice)
 	if err != nil {
 		return 0, unavailable(DepSessions, err)
@@ -156,6 +165,9 @@ func (s *Service) EndOtherSessions(ctx context.Context, a Actor) (int, error) {
 func (s *Service) EndUserSession(ctx context.Context, a Actor, publicID string) (user.User, error) {
 	if !a.IsAdmin() {
 		return user.User{}, ErrForbidden
+	}
+	if err := s.requireProof(ctx, a); err != nil {
+		return user.User{}, err
 	}
 	if s.outOfReach {
 		return user.User{}, ErrSessionsOutOfReach

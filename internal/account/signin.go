@@ -35,6 +35,19 @@ type SignedIn struct {
 	// DeviceToken, when device tokens are on, is a fresh token for the
 	// browser to keep (see Options.DeviceTrust).
 	DeviceToken string
+	// SecondFactor, when set, means the password was right but the
+	// account has a second factor: no session was started, and the
+	// browser must finish the sign-in with CompleteSignIn (or a passkey)
+	// within SecondStepTimeout.
+	SecondFactor *SecondStep
+	// MustEnrol: the account must have a second factor (HALLPASS_REQUIRE_MFA)
+	// and has none; the session may only enrol one.
+	MustEnrol bool
+	// Method says how the user signed in (Method* constants).
+	Method string
+	// RecoveryCodesLeft, after a sign-in with a recovery code
+	// (MethodPasswordRecovery), is how many unused codes remain.
+	RecoveryCodesLeft int
 }
 
 // SignIn checks a username and password and starts a session for the
@@ -124,7 +137,30 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain string, o
 		s.upgradeHash(ctx, u, plain)
 	}
 	self := Actor{UserID: u.ID, Username: u.Username, Role: u.Role, IP: a.IP, Device: a.Device}
-	if endSession := opts.EndSession; endSession != "" {
+	n := newSession{remember: opts.Remember, method: MethodPassword}
+	if s.factors != nil {
+		sum, err := s.factors.Summary(ctx, u.ID)
+		if err != nil {
+			return SignedIn{}, unavailable(DepDatabase, err)
+		}
+		if sum.Any() {
+			// The password was right; the session waits for the second
+			// factor. Nothing is stored: the browser keeps the sealed
+			// half-finished sign-in for SecondStepTimeout.
+			step := s.secondStep(u, began, opts, sum)
+			s.log.LogAttrs(ctx, slog.LevelInfo, "password accepted, second factor awaited", slog.Int64("user_id", u.ID))
+			return SignedIn{User: u, SecondFactor: &step}, nil
+		}
+		n.mustEnrol = s.requireMFA.Requires(u.Role)
+	}
+	return s.finishSignIn(ctx, a, self, u, began, opts.EndSession, n)
+}
+
+// finishSignIn ends the session the user chose to make room (under the
+// reject limit policy), starts the new session and tells the account's
+// other tabs; it is the last step of every kind of sign-in.
+func (s *Service) finishSignIn(ctx context.Context, a, self Actor, u user.User, began time.Time, endSession string, n newSession) (SignedIn, error) {
+	if endSession != "" {
 		ended, err := s.sessions.Revoke(ctx, u.ID, endSession, session.EndedFromOtherDevice)
 		if err != nil {
 			return SignedIn{}, unavailable(DepSessions, err)
@@ -134,13 +170,13 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain string, o
 				Detail: "session " + endSession + " to sign in under the session limit"})
 		}
 	}
-	if err := s.startSessionRemembering(ctx, self, u, began, opts.Remember); err != nil {
+	if err := s.startSessionAs(ctx, self, u, began, n); err != nil {
 		return SignedIn{}, err
 	}
 	if id, ok := s.sessions.CurrentPublicID(ctx); ok && s.signedIn != nil {
 		s.signedIn(ctx, SignInNotice{UserID: u.ID, PublicID: id, Device: a.Device, IP: a.IP, At: s.now()})
 	}
-	done := SignedIn{User: u}
+	done := SignedIn{User: u, MustEnrol: n.mustEnrol, Method: n.method}
 	if s.devices != nil {
 		done.DeviceToken = s.devices.Issue(u.Username)
 	}
@@ -154,18 +190,30 @@ func (s *Service) SignIn(ctx context.Context, a Actor, username, plain string, o
 // request carried ended while it was in flight, nothing is stored and the
 // answer is ErrRevokedInFlight: the sign-in must not undo the revocation.
 //
-// The new session keeps the "keep me signed in" choice of the request's
-// current one: a token re-issued after a password change stays as long-lived
-// as the session it replaces.
+// The new session keeps the "keep me signed in" choice and the sign-in
+// method of the request's current one: a token re-issued after a password
+// change stays as long-lived, and says how it was first signed in.
 func (s *Service) startSession(ctx context.Context, a Actor, u user.User, authenticatedAt time.Time) error {
 	current, _ := s.sessions.Current(ctx)
-	return s.startSessionRemembering(ctx, a, u, authenticatedAt, current.Remember)
+	return s.startSessionAs(ctx, a, u, authenticatedAt, newSession{
+		remember: current.Remember, method: current.Method, mustEnrol: current.MustEnrol})
 }
 
-// startSessionRemembering is startSession with the "keep me signed in"
-// choice made explicitly, as a sign-in form makes it.
-func (s *Service) startSessionRemembering(ctx context.Context, a Actor, u user.User, authenticatedAt time.Time, remember bool) error {
-	id := session.Identity{UserID: u.ID, Username: u.Username, Role: string(u.Role), AuthenticatedAt: authenticatedAt, Remember: remember}
+// newSession are the choices a new session is started with.
+type newSession struct {
+	// remember: "keep me signed in" was asked for.
+	remember bool
+	// method says how the user proved who they are (Method* constants).
+	method string
+	// mustEnrol: the session may only enrol a second factor.
+	mustEnrol bool
+}
+
+// startSessionAs is startSession with the session's choices made
+// explicitly, as a sign-in makes them.
+func (s *Service) startSessionAs(ctx context.Context, a Actor, u user.User, authenticatedAt time.Time, n newSession) error {
+	id := session.Identity{UserID: u.ID, Username: u.Username, Role: string(u.Role), AuthenticatedAt: authenticatedAt,
+		Remember: n.remember, Method: n.method, MustEnrol: n.mustEnrol}
 	evicted, err := s.sessions.Login(ctx, id, a.client())
 	switch {
 	case errors.Is(err, session.ErrRevoked):
@@ -184,7 +232,11 @@ func (s *Service) startSessionRemembering(ctx context.Context, a Actor, u user.U
 	case err != nil:
 		return unavailable(DepSessions, err)
 	}
-	s.record(ctx, a, audit.Event{Action: audit.LoginSucceeded, TargetUserID: u.ID, TargetName: u.Username, Detail: a.Device})
+	detail := a.Device
+	if n.method != "" && n.method != MethodPassword {
+		detail += " (" + MethodLabel(n.method) + ")"
+	}
+	s.record(ctx, a, audit.Event{Action: audit.LoginSucceeded, TargetUserID: u.ID, TargetName: u.Username, Detail: detail})
 	s.metrics.Login("succeeded")
 	if evicted > 0 {
 		s.record(ctx, a, audit.Event{Action: audit.SessionEvicted, TargetUserID: u.ID, TargetName: u.Username,

@@ -55,6 +55,25 @@ const (
 	UserCreated Action = "user.created"
 	// SignupCompleted is an account created by its owner through sign-up.
 	SignupCompleted Action = "signup"
+	// FactorAdded is a second factor enrolled (Detail: "totp", "passkey
+	// NAME", "recovery codes"); recovery codes regenerated count too.
+	FactorAdded Action = "factor.added"
+	// FactorRemoved is a second factor removed by its owner.
+	FactorRemoved Action = "factor.removed"
+	// FactorUsed is a second factor accepted at sign-in or for sudo mode
+	// (Detail says which, and how many recovery codes are left).
+	FactorUsed Action = "factor.used"
+	// FactorFailed is a wrong, replayed or expired code (or a refused
+	// passkey) at sign-in or enrolment.
+	FactorFailed Action = "factor.failed"
+	// FactorsReset is every factor of an account removed by an operator
+	// (`hallpass user mfa reset`).
+	FactorsReset Action = "factors.reset"
+	// SudoPassed is a fresh proof of sign-in given for a sensitive action
+	// (sudo mode); Detail says which proof.
+	SudoPassed Action = "sudo.passed"
+	// SudoFailed is a wrong proof at the sudo prompt.
+	SudoFailed Action = "sudo.failed"
 )
 
 // Event is one entry of the audit trail.

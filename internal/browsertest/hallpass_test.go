@@ -52,6 +52,8 @@ func serveDefaults(t *testing.T) map[string]string {
 		"HALLPASS_REPLICA_ID":   "browser-1",
 		"HALLPASS_DRAIN_DELAY":  "0s",
 		"HALLPASS_LOG_LEVEL":    "warn",
+		// A test-only key (32 bytes): second factors are on by default.
+		"HALLPASS_SECRET_KEY": "dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE=",
 	}
 }
 
@@ -70,6 +72,11 @@ func startHallpass(t *testing.T, settings map[string]string) *site {
 	for range 3 {
 		port := testsvc.FreePort(t)
 		env["HALLPASS_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+		if _, set := settings["HALLPASS_WEBAUTHN_ORIGINS"]; !set {
+			// Passkeys are bound to the origin the browser sees (the RP ID
+			// is localhost by default).
+			env["HALLPASS_WEBAUTHN_ORIGINS"] = "http://localhost:" + strconv.Itoa(port)
+		}
 		if lastErr = s.serve(t, port); lastErr == nil {
 			s.URL = "http://localhost:" + strconv.Itoa(port)
 			return s

@@ -27,6 +27,9 @@ type replica struct {
 
 // newReplica prepares replica id on addr, run from the cluster's link to the
 // binary (so its command line names the cluster's directory) with env.
+// testSecretKey is the replicas' HALLPASS_SECRET_KEY (32 bytes, test only).
+const testSecretKey = "dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE="
+
 func newReplica(dir, bin, id, addr string, env []string) *replica {
 	r := &replica{id: id, addr: addr}
 	r.proc = &process{
@@ -38,7 +41,9 @@ func newReplica(dir, bin, id, addr string, env []string) *replica {
 			// replicas apart.
 			cmd := exec.Command(bin, "serve", "--replica-id", id)
 			cmd.Dir = dir
-			cmd.Env = append(minimalEnv(env...), "HALLPASS_ADDR="+addr)
+			// Second factors are on by default and need a secret key: a
+			// test-only one, which the scenario's env may replace.
+			cmd.Env = append(minimalEnv(append([]string{"HALLPASS_SECRET_KEY=" + testSecretKey}, env...)...), "HALLPASS_ADDR="+addr)
 			return cmd
 		},
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/internal/clientip"
+	"github.com/hallpass/hallpass/internal/secretbox"
 	"github.com/hallpass/hallpass/internal/session"
 )
 
@@ -107,6 +108,23 @@ type Config struct {
 	// DrainDelay is how long a stopping replica reports not-ready before it
 	// stops taking requests, so the load balancer can route around it.
 	DrainDelay time.Duration
+
+	// Factors turns second factors (TOTP, recovery codes, passkeys) and
+	// their pages on; `hallpass serve` then needs SecretKeys.
+	Factors bool
+	// SecretKeys encrypt TOTP secrets at rest and seal the sign-in state
+	// handed to browsers: the first seals, every one opens (rotation).
+	SecretKeys [][]byte
+	// RequireMFA is none, admins or all: whose accounts must have a second
+	// factor.
+	RequireMFA string
+	// SudoWindow is how long a proof of sign-in lets a session do
+	// sensitive things (sudo mode).
+	SudoWindow time.Duration
+	// WebAuthnRPID and WebAuthnOrigins are the passkeys' relying party:
+	// the site's domain, and the origins its pages are served from.
+	WebAuthnRPID    string
+	WebAuthnOrigins []string
 }
 
 // Setting documents one configuration value: its environment variable, its
@@ -548,6 +566,82 @@ func Settings() []Setting {
 			},
 		},
 		{
+			Env: "HALLPASS_FACTORS", Flag: "factors", Default: "true", Accepted: "true or false",
+			Doc: "Second factors (authenticator apps, recovery codes, passkeys) and sudo mode's code and passkey prompts. On, `hallpass serve` needs HALLPASS_SECRET_KEY.",
+			apply: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				c.Factors = b
+				if err != nil {
+					return errors.New("use true or false")
+				}
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_SECRET_KEY", Flag: "secret-key", Default: "", Accepted: "comma-separated base64 keys of ≥ 32 bytes",
+			Doc: "Encrypts TOTP secrets in the database and seals sign-in state given to browsers; kept out of the database, so a dump alone yields no codes. To rotate, put the new key first and keep the old ones after it until every secret was re-sealed (each is on its next use). Make one with `openssl rand -base64 32`.",
+			apply: func(c *Config, v string) error {
+				if v == "" {
+					c.SecretKeys = nil
+					return nil
+				}
+				keys, err := secretbox.ParseKeys(v)
+				c.SecretKeys = keys
+				return err
+			},
+			mask: maskWhole,
+		},
+		{
+			Env: "HALLPASS_REQUIRE_MFA", Flag: "require-mfa", Default: "none", Accepted: "none, admins or all",
+			Doc: "Whose accounts must have a second factor: right after the password, a user without one is taken to enrol and can reach nothing else until done.",
+			apply: func(c *Config, v string) error {
+				if v != "none" && v != "admins" && v != "all" {
+					return errors.New("use none, admins or all")
+				}
+				c.RequireMFA = v
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_SUDO_WINDOW", Flag: "sudo-window", Default: "10m", Accepted: "Go duration, 1s to 1h",
+			Doc: "Sudo mode: how long a proof of sign-in (the sign-in itself, or the prompt's password, code or passkey) lets a session change factors, sign out other devices or act as an administrator before it is asked again.",
+			apply: func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil || d < time.Second || d > time.Hour {
+					return errors.New("use a Go duration from 1s to 1h, such as 10m")
+				}
+				c.SudoWindow = d
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_WEBAUTHN_RP_ID", Flag: "webauthn-rp-id", Default: "localhost", Accepted: "a domain name",
+			Doc: "Passkeys' relying party ID: the site's domain (example.com), which every origin's host must equal or be a subdomain of. Passkeys are bound to it: changing it orphans them.",
+			apply: func(c *Config, v string) error {
+				if v == "" || strings.ContainsAny(v, ":/ ") || net.ParseIP(v) != nil {
+					return errors.New("use a domain name such as example.com (no scheme, port or IP address)")
+				}
+				c.WebAuthnRPID = strings.ToLower(v)
+				return nil
+			},
+		},
+		{
+			Env: "HALLPASS_WEBAUTHN_ORIGINS", Flag: "webauthn-origins", Default: "http://localhost:8080", Accepted: "comma-separated origins",
+			Doc: "Origins the pages are served from, as browsers send them (https://login.example.com); http only for localhost.",
+			apply: func(c *Config, v string) error {
+				c.WebAuthnOrigins = nil
+				for _, o := range strings.Split(v, ",") {
+					if o = strings.TrimSpace(o); o != "" {
+						c.WebAuthnOrigins = append(c.WebAuthnOrigins, strings.TrimSuffix(o, "/"))
+					}
+				}
+				if len(c.WebAuthnOrigins) == 0 {
+					return errors.New("give at least one origin, such as https://example.com")
+				}
+				return nil
+			},
+		},
+		{
 			Env: "HALLPASS_METRICS_ADDR", Flag: "metrics-addr", Default: "", Accepted: "host:port",
 			Doc: "Listen address of the Prometheus /metrics server, separate from the public one. Empty turns it off.",
 			apply: func(c *Config, v string) error {
@@ -685,6 +779,12 @@ func Resolve(args []string, getenv func(string) string, hostname string) ([]Valu
 			problems = append(problems, fmt.Errorf("HALLPASS_REMEMBER_IDLE_TIMEOUT (%s) must not exceed HALLPASS_REMEMBER_LIFETIME (%s)", c.RememberIdleTimeout, c.RememberLifetime))
 		}
 	}
+	if len(problems) == 0 {
+		problems = append(problems, c.checkWebAuthn()...)
+		if c.RequireMFA != "none" && !c.Factors {
+			problems = append(problems, fmt.Errorf("HALLPASS_REQUIRE_MFA=%s needs second factors: set HALLPASS_FACTORS=true", c.RequireMFA))
+		}
+	}
 	if err := errors.Join(problems...); err != nil {
 		return values, Config{}, err
 	}
@@ -726,4 +826,30 @@ func (c Config) SessionPolicies() session.Policies {
 		Remembered:    session.Policy{IdleTimeout: c.RememberIdleTimeout, Lifetime: c.RememberLifetime},
 		RememberRoles: c.RememberRoles,
 	}
+}
+
+// checkWebAuthn checks the passkeys' relying party against its origins, as
+// browsers will: each origin is https (or http on localhost, for
+// development), and its host is the RP ID or a subdomain of it.
+func (c Config) checkWebAuthn() []error {
+	var problems []error
+	for _, o := range c.WebAuthnOrigins {
+		u, err := url.Parse(o)
+		if err != nil || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+			problems = append(problems, fmt.Errorf("HALLPASS_WEBAUTHN_ORIGINS: %q is not an origin (scheme://host[:port])", o))
+			continue
+		}
+		host := u.Hostname()
+		switch {
+		case u.Scheme == "https":
+		case u.Scheme == "http" && (host == "localhost" || strings.HasSuffix(host, ".localhost")):
+		default:
+			problems = append(problems, fmt.Errorf("HALLPASS_WEBAUTHN_ORIGINS: %q must use https (http only on localhost): browsers offer passkeys to secure origins only", o))
+			continue
+		}
+		if host != c.WebAuthnRPID && !strings.HasSuffix(host, "."+c.WebAuthnRPID) {
+			problems = append(problems, fmt.Errorf("HALLPASS_WEBAUTHN_ORIGINS: %q is not on HALLPASS_WEBAUTHN_RP_ID %q (its host must be that domain or a subdomain of it)", o, c.WebAuthnRPID))
+		}
+	}
+	return problems
 }

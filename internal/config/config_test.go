@@ -30,6 +30,7 @@ func TestDefaults(t *testing.T) {
 		AdminMaxSessions: -1, RememberIdleTimeout: 7 * 24 * time.Hour, RememberLifetime: 30 * 24 * time.Hour,
 		RememberRoles: []string{"user"},
 		SessionCache:  true, SessionCacheEntries: 100000, SessionCacheMiB: 64,
+		Factors: true, RequireMFA: "none", SudoWindow: 10 * time.Minute, WebAuthnRPID: "localhost", WebAuthnOrigins: []string{"http://localhost:8080"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults\n got %+v\nwant %+v", c, want)
@@ -373,5 +374,56 @@ func TestSessionPoliciesThatCannotWorkAreRefused(t *testing.T) {
 		if _, err := Load(nil, env(vars), "h"); err == nil {
 			t.Errorf("%s: Load accepted %v", name, vars)
 		}
+	}
+}
+
+func TestSecondFactorSettings(t *testing.T) {
+	key := "dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE=" // 32 bytes
+	old := "b2xkLWtleS1vbmx5LXVzZWQtdG8tb3Blbi1zZWNyZXRzIQ=="
+	c, err := Load(nil, env(map[string]string{
+		"HALLPASS_SECRET_KEY":       key + ", " + old,
+		"HALLPASS_REQUIRE_MFA":      "admins",
+		"HALLPASS_WEBAUTHN_RP_ID":   "Example.com",
+		"HALLPASS_WEBAUTHN_ORIGINS": "https://example.com, https://login.example.com/",
+	}), "h")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if len(c.SecretKeys) != 2 || len(c.SecretKeys[0]) != 32 {
+		t.Errorf("secret keys: %d keys, want 2 with the first of 32 bytes", len(c.SecretKeys))
+	}
+	if c.RequireMFA != "admins" || c.WebAuthnRPID != "example.com" ||
+		!reflect.DeepEqual(c.WebAuthnOrigins, []string{"https://example.com", "https://login.example.com"}) {
+		t.Errorf("got require %q, RP ID %q, origins %v", c.RequireMFA, c.WebAuthnRPID, c.WebAuthnOrigins)
+	}
+}
+
+func TestSecondFactorSettingsThatCannotWorkAreRefused(t *testing.T) {
+	for name, vars := range map[string]map[string]string{
+		"short key":                        {"HALLPASS_SECRET_KEY": "c2hvcnQ="},
+		"key not base64":                   {"HALLPASS_SECRET_KEY": "not a key at all, not even close!!!!!!!!!"},
+		"unknown policy":                   {"HALLPASS_REQUIRE_MFA": "some"},
+		"policy without factors":           {"HALLPASS_REQUIRE_MFA": "all", "HALLPASS_FACTORS": "false"},
+		"RP ID with a scheme":              {"HALLPASS_WEBAUTHN_RP_ID": "https://example.com"},
+		"RP ID an IP address":              {"HALLPASS_WEBAUTHN_RP_ID": "127.0.0.1"},
+		"plain http off localhost":         {"HALLPASS_WEBAUTHN_RP_ID": "example.com", "HALLPASS_WEBAUTHN_ORIGINS": "http://example.com"},
+		"origin on another domain":         {"HALLPASS_WEBAUTHN_RP_ID": "example.com", "HALLPASS_WEBAUTHN_ORIGINS": "https://example.org"},
+		"origin a suffix, not a subdomain": {"HALLPASS_WEBAUTHN_RP_ID": "example.com", "HALLPASS_WEBAUTHN_ORIGINS": "https://badexample.com"},
+		"origin with a path":               {"HALLPASS_WEBAUTHN_ORIGINS": "http://localhost:8080/login"},
+	} {
+		if _, err := Load(nil, env(vars), "h"); err == nil {
+			t.Errorf("%s: Load accepted %v", name, vars)
+		}
+	}
+}
+
+func TestSecretKeyNeverAppearsInProblems(t *testing.T) {
+	secret := "c2VjcmV0LWJ1dC10b28tc2hvcnQ="
+	_, err := Load(nil, env(map[string]string{"HALLPASS_SECRET_KEY": secret}), "h")
+	if err == nil {
+		t.Fatal("a 20-byte key was accepted")
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("the problem message shows the key: %v", err)
 	}
 }

@@ -37,6 +37,17 @@ const (
 	// keyRemember is 1 in a session whose user asked to stay signed in
 	// ("keep me signed in") and whose role allows it; absent otherwise.
 	keyRemember = "hp.remember"
+	// keyMethod is how the user proved who they are at sign-in
+	// (Identity.Method). Sessions written before it existed lack it, and
+	// keyReauth with it: they read as method "" and a last proof at
+	// creation.
+	keyMethod = "hp.method"
+	// keyReauth is the Unix milliseconds of the last proof of sign-in:
+	// the sign-in itself, then each MarkReauthenticated (sudo mode).
+	keyReauth = "hp.reauth"
+	// keyMustEnrol is 1 in a session that may do nothing but enrol a
+	// second factor; absent otherwise.
+	keyMustEnrol = "hp.enrol"
 )
 
 // EndReason says why a session the browser presented is no longer valid.
@@ -99,6 +110,15 @@ type Identity struct {
 	// (its role allowed it), with the Remembered idle timeout and
 	// lifetime.
 	Remember bool
+	// Method says how the user proved who they are for the session: a
+	// short label the account layer chooses ("password", "passkey",
+	// "password+totp", ...), read by Login and stored with the session.
+	// Sessions stored before methods were recorded have "".
+	Method string
+	// MustEnrol: the session may do nothing but enrol a second factor
+	// (policy requires one and the user had none at sign-in). Read by
+	// Login; ClearMustEnrol lifts it.
+	MustEnrol bool
 }
 
 // Info describes the signed-in session of the current request.
@@ -112,6 +132,10 @@ type Info struct {
 	IdleExpiry time.Time
 	// AbsoluteExpiry is when the session ends whatever the activity.
 	AbsoluteExpiry time.Time
+	// ReauthenticatedAt is the last time the user proved who they are in
+	// this session: the sign-in (Created), or the latest
+	// MarkReauthenticated. Sudo mode is granted relative to it.
+	ReauthenticatedAt time.Time
 }
 
 // ManagerOptions configures a Manager.
@@ -235,8 +259,12 @@ type requestState struct {
 	// noSave is set when nothing this request did to the session may be
 	// saved (a failed Login).
 	noSave bool
-	// touched is set when the only change is the refreshed last-seen time.
+	// touched is set when the refreshed last-seen time is due to be saved.
 	touched bool
+	// changed is set when the request changed what the session says
+	// (MarkReauthenticated, ClearMustEnrol): unlike a refresh alone, its
+	// save must succeed or the response must fail.
+	changed bool
 }
 
 type createdSession struct {
@@ -472,9 +500,15 @@ func (m *Manager) Login(ctx context.Context, id Identity, client Client) (evicte
 		keyReplica:  m.replicaID,
 		keyIP:       client.IP,
 		keyDevice:   client.Device,
+		keyMethod:   id.Method,
+		// Signing in is a proof of who the user is.
+		keyReauth: now.UnixMilli(),
 	}
 	if remembered {
 		values[keyRemember] = int64(1)
+	}
+	if id.MustEnrol {
+		values[keyMustEnrol] = int64(1)
 	}
 	for k, v := range values {
 		m.scs.Put(ctx, k, v)
@@ -522,19 +556,76 @@ func (m *Manager) Current(ctx context.Context) (Info, bool) {
 	seen := time.UnixMilli(m.scs.GetInt64(ctx, keySeen))
 	role := m.scs.GetString(ctx, keyRole)
 	pol, remembered := m.policies.For(role, m.scs.GetInt64(ctx, keyRemember) == 1)
+	reauth := created
+	if ms, ok := m.scs.Get(ctx, keyReauth).(int64); ok {
+		reauth = time.UnixMilli(ms)
+	}
 	return Info{
 		Identity: Identity{
-			UserID:   uid,
-			Username: m.scs.GetString(ctx, keyUsername),
-			Role:     role,
-			Remember: remembered,
+			UserID:    uid,
+			Username:  m.scs.GetString(ctx, keyUsername),
+			Role:      role,
+			Remember:  remembered,
+			Method:    m.scs.GetString(ctx, keyMethod),
+			MustEnrol: m.scs.GetInt64(ctx, keyMustEnrol) == 1,
 		},
-		Created:        created,
-		LastSeen:       seen,
-		Replica:        m.scs.GetString(ctx, keyReplica),
-		IdleExpiry:     seen.Add(pol.IdleTimeout),
-		AbsoluteExpiry: created.Add(pol.Lifetime),
+		Created:           created,
+		LastSeen:          seen,
+		Replica:           m.scs.GetString(ctx, keyReplica),
+		IdleExpiry:        seen.Add(pol.IdleTimeout),
+		AbsoluteExpiry:    created.Add(pol.Lifetime),
+		ReauthenticatedAt: reauth,
 	}, true
+}
+
+// MarkReauthenticated records that the user of the request's session has
+// just proved who they are again (sudo mode): Info.ReauthenticatedAt
+// becomes now by the Manager's clock. The change is saved with the
+// response, as any change to the session is: conditionally, so a session
+// revoked while the request was in flight stays revoked (the response then
+// carries no cookie and the next request is signed out), and a store that
+// refuses the write fails the response rather than leave the user believing
+// the proof was kept. It returns an error outside LoadAndSave or when
+// nobody is signed in.
+func (m *Manager) MarkReauthenticated(ctx context.Context) error {
+	st, ok := m.signedIn(ctx)
+	if !ok {
+		return errors.New("mark session reauthenticated: nobody is signed in")
+	}
+	// Tag 3 of the compact form carries the method and the last proof
+	// together: a session stored before they were recorded gets the method
+	// it reads as anyway, so it stays compact.
+	if !m.scs.Exists(ctx, keyMethod) {
+		m.scs.Put(ctx, keyMethod, "")
+	}
+	m.scs.Put(ctx, keyReauth, m.now().UnixMilli())
+	st.changed = true
+	return nil
+}
+
+// ClearMustEnrol lifts MustEnrol from the request's session, once the user
+// has enrolled a second factor. It is saved with the response, as
+// MarkReauthenticated is, and does nothing for a session without it. It
+// returns an error outside LoadAndSave or when nobody is signed in.
+func (m *Manager) ClearMustEnrol(ctx context.Context) error {
+	st, ok := m.signedIn(ctx)
+	if !ok {
+		return errors.New("clear must-enrol: nobody is signed in")
+	}
+	if m.scs.Exists(ctx, keyMustEnrol) {
+		m.scs.Remove(ctx, keyMustEnrol)
+		st.changed = true
+	}
+	return nil
+}
+
+// signedIn returns the request's state when someone is signed in on it.
+func (m *Manager) signedIn(ctx context.Context) (*requestState, bool) {
+	st, ok := ctx.Value(stateKey{}).(*requestState)
+	if !ok || st.noSave || m.scs.GetInt64(ctx, keyUserID) == 0 {
+		return nil, false
+	}
+	return st, true
 }
 
 // StillLive reports whether the request's session is still in the store:
@@ -585,11 +676,22 @@ func (sw *savingWriter) save() {
 		case st.noSave:
 			return
 		case st.created != nil:
+			// Login stored the session; a change made after it in the
+			// same request is saved on top, conditionally as ever.
+			if st.changed {
+				if _, _, err := sw.m.scs.Commit(ctx); errors.Is(err, ErrRevoked) {
+					return
+				} else if err != nil {
+					sw.failed = true
+					sw.onError(sw.ResponseWriter, sw.req, fmt.Errorf("save session: %w", err))
+					return
+				}
+			}
 			sw.m.scs.WriteSessionCookie(ctx, sw.ResponseWriter, st.created.token, st.created.expiry)
 			return
 		}
 	}
-	if st, ok := ctx.Value(stateKey{}).(*requestState); ok && st.touched && sw.m.scs.Status(ctx) == scs.Modified {
+	if st, ok := ctx.Value(stateKey{}).(*requestState); ok && st.touched && !st.changed && sw.m.scs.Status(ctx) == scs.Modified {
 		sw.saveTouch(ctx)
 		return
 	}

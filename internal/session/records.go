@@ -66,8 +66,11 @@ func (m *Manager) record(e Entry, currentKey string) (Record, error) {
 	uid := i64(keyUserID)
 	pol, remembered := m.policies.For(str(keyRole), i64(keyRemember) == 1)
 	return Record{
-		PublicID:       publicIDFor(uid, e.Key),
-		Identity:       Identity{UserID: uid, Username: str(keyUsername), Role: str(keyRole), Remember: remembered},
+		PublicID: publicIDFor(uid, e.Key),
+		Identity: Identity{
+			UserID: uid, Username: str(keyUsername), Role: str(keyRole), Remember: remembered,
+			Method: str(keyMethod), MustEnrol: i64(keyMustEnrol) == 1,
+		},
 		Created:        created,
 		LastSeen:       seen,
 		IdleExpiry:     seen.Add(pol.IdleTimeout),

@@ -30,6 +30,8 @@ func typicalSession(b *testing.B, m *Manager, userID int64, now time.Time) []byt
 		keyReplica:  "hallpass-2",
 		keyIP:       "203.0.113.45",
 		keyDevice:   "Firefox on Linux",
+		keyMethod:   "password",
+		keyReauth:   now.UnixMilli(),
 	}
 	data, err := m.scs.Codec.Encode(now.Add(12*time.Hour), values)
 	if err != nil {

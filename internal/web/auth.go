@@ -31,7 +31,13 @@ var endNotices = map[string]string{
 	string(session.EndedDisabled):        "Your account has been disabled.",
 	string(session.EndedEveryone):        "An administrator signed everyone out, for security. Please sign in again.",
 	string(session.EndedRevoked):         "Your session was ended. Please sign in again.",
+	// Not a session's end: a sign-in whose second step took too long.
+	signInExpiredReason: "Your sign-in took too long or could not be finished. Please sign in again.",
 }
+
+// signInExpiredReason is the login page's ?reason= after a half-finished
+// sign-in expired (or its cookie was missing or tampered with).
+const signInExpiredReason = "signin-expired"
 
 type loginForm struct {
 	Username string
@@ -144,6 +150,15 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		account.SignInOptions{EndSession: r.PostForm.Get("end_session"), Remember: form.Remember})
 	var limited *account.SessionLimitError
 	switch {
+	case err == nil && done.SecondFactor != nil:
+		// The password was right; no session yet. The browser keeps the
+		// sealed half-finished sign-in while it gives the second factor.
+		s.setPendingCookie(w, done.SecondFactor)
+		http.Redirect(w, r, verifyPath(form.Next), http.StatusSeeOther)
+	case err == nil && done.MustEnrol:
+		// Signed in, but the policy requires a second factor first.
+		s.setDeviceCookie(w, done.DeviceToken)
+		http.Redirect(w, r, "/account/security", http.StatusSeeOther)
 	case err == nil:
 		s.setDeviceCookie(w, done.DeviceToken)
 		http.Redirect(w, r, form.Next, http.StatusSeeOther)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -45,9 +46,37 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 			"This account was signed out everywhere (its password changed, it was disabled, or an administrator ended its sessions) while you were signing in. Sign in again.")
 	case errors.Is(err, account.ErrNotSignedIn):
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	case errors.Is(err, account.ErrReauthRequired):
+		s.sudoPrompt(w, r, http.StatusForbidden, "")
+	case errors.Is(err, account.ErrMustEnrol):
+		http.Redirect(w, r, "/account/security", http.StatusSeeOther)
+	case errors.Is(err, account.ErrSignInExpired):
+		s.signInExpired(w, r)
+	case errors.Is(err, account.ErrFactorsOff):
+		s.notFound(w, r)
+	case errors.Is(err, account.ErrFactorRequired):
+		s.clientError(w, r, http.StatusConflict, "A second factor is required",
+			"Your account must keep a second factor. Add a passkey or another authenticator app before removing this one.")
+	case errors.Is(err, account.ErrBadCode):
+		s.clientError(w, r, http.StatusUnauthorized, "Incorrect code", badCodeMessage)
 	default:
 		s.serverError(w, r, err)
 	}
+}
+
+// signInExpired sends a browser whose half-finished sign-in is missing,
+// expired or forged back to the sign-in page, keeping where it was going.
+func (s *Server) signInExpired(w http.ResponseWriter, r *http.Request) {
+	s.clearPendingCookie(w)
+	next := r.PostForm.Get("next")
+	if next == "" {
+		next = r.URL.Query().Get("next")
+	}
+	q := url.Values{"reason": {signInExpiredReason}}
+	if next = safeNext(next); next != "/" {
+		q.Set("next", next)
+	}
+	http.Redirect(w, r, "/login?"+q.Encode(), http.StatusSeeOther)
 }
 
 // serverError logs err with its chain and answers a 500 page that shows
@@ -114,7 +143,8 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 // request carries a signed-in session (never for a 503: the session may be
 // what failed), and the request ID on a 5xx.
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, heading, message string) {
-	data := pageData{Title: heading, Replica: s.ReplicaID, Status: status, Heading: heading, Message: message, Path: r.URL.Path}
+	data := pageData{Title: heading, Replica: s.ReplicaID, Status: status, Heading: heading, Message: message, Path: r.URL.Path,
+		FactorsOn: s.Account != nil && s.Account.FactorsEnabled()}
 	if status >= 500 {
 		data.RequestID = requestid.From(r.Context())
 	}

@@ -337,9 +337,18 @@ func TestStaySignedInMovesTheIdleEndForEveryTab(t *testing.T) {
 				t.Fatalf("POST /account/keepalive = %d, want 204", res.StatusCode)
 			}
 			want := acting.clock.Now().Add(30 * time.Minute).UnixMilli()
+			// A look-up that ran just before the keepalive may repeat the
+			// old deadlines first: what matters is that the new one arrives.
 			for name, tab := range map[string]*eventStream{"this replica": here, "the other replica": there} {
-				if d := deadlinesOf(t, tab.next("session", 2*time.Second)); d.Idle != want {
-					t.Errorf("the tab on %s heard an idle end of %v, want %v", name, time.UnixMilli(d.Idle), time.UnixMilli(want))
+				heard := time.Time{}
+				for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+					d := deadlinesOf(t, tab.next("session", time.Until(end)))
+					if heard = time.UnixMilli(d.Idle); d.Idle == want {
+						break
+					}
+				}
+				if heard.UnixMilli() != want {
+					t.Errorf("the tab on %s heard an idle end of %v, want %v", name, heard, time.UnixMilli(want))
 				}
 			}
 			// Without the script, the form goes back to the page.

@@ -24,10 +24,12 @@ import (
 	"github.com/hallpass/hallpass/internal/clientip"
 	"github.com/hallpass/hallpass/internal/database"
 	"github.com/hallpass/hallpass/internal/devicetrust"
+	"github.com/hallpass/hallpass/internal/factor"
 	"github.com/hallpass/hallpass/internal/live"
 	"github.com/hallpass/hallpass/internal/password"
 	"github.com/hallpass/hallpass/internal/redisx"
 	"github.com/hallpass/hallpass/internal/requestid"
+	"github.com/hallpass/hallpass/internal/secretbox"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/sessioncache"
 	"github.com/hallpass/hallpass/internal/testkit"
@@ -72,6 +74,10 @@ type testOptions struct {
 	// HALLPASS_SESSION_CACHE=false does; by default a Redis-backed server
 	// keeps a session cache, as in production.
 	noSessionCache bool
+	// requireMFA is HALLPASS_REQUIRE_MFA; "" means none.
+	requireMFA account.MFAPolicy
+	// noFactors runs without HALLPASS_SECRET_KEY: second factors off.
+	noFactors bool
 }
 
 // testServer is the whole web app over real HTTPS, with a SQLite user
@@ -95,6 +101,10 @@ type testServer struct {
 	// live, the open tabs' hub.
 	link *sessioncache.Link
 	live *live.Hub
+	// secretKey is the server's HALLPASS_SECRET_KEY (random per test, the
+	// same on every replica of one); factors keeps second factors.
+	secretKey []byte
+	factors   *factor.SQLStore
 }
 
 func newTestServer(t testing.TB, opts testOptions) *testServer {
@@ -111,15 +121,18 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 	opts.replicaID = cmp.Or(opts.replicaID, "test-replica")
 	ctx := context.Background()
 	var (
-		db    *database.DB
-		clock *testkit.Clock
+		db        *database.DB
+		clock     *testkit.Clock
+		secretKey []byte
 	)
 	if p := opts.replicaOf; p != nil {
 		if opts.backend != "redis" || p.redis == nil {
 			t.Fatal("only Redis-backed servers have replicas")
 		}
-		db, clock = p.db, p.clock
+		db, clock, secretKey = p.db, p.clock, p.secretKey
 	} else {
+		secretKey = make([]byte, secretbox.MinKeyBytes)
+		_, _ = rand.Read(secretKey)
 		var err error
 		db, err = database.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "hallpass.db"))
 		if err != nil {
@@ -142,7 +155,15 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 	}
 	users := user.NewSQLStore(db, clock.Now)
 
-	ts := &testServer{t: t, clock: clock, users: users, audit: audit.NewSQLStore(db, clock.Now), logs: &testkit.LogBuffer{}, db: db}
+	ts := &testServer{t: t, clock: clock, users: users, audit: audit.NewSQLStore(db, clock.Now), logs: &testkit.LogBuffer{}, db: db, secretKey: secretKey}
+	var box *secretbox.Box
+	if !opts.noFactors {
+		var err error
+		if box, err = secretbox.New([][]byte{secretKey}); err != nil {
+			t.Fatalf("secret box: %v", err)
+		}
+		ts.factors = factor.NewSQLStore(db, box)
+	}
 	storeOpts := session.StoreOptions(opts.idle, opts.lifetime, clock.Now)
 	if opts.policies != nil {
 		idle, lifetime := opts.policies.Longest()
@@ -217,7 +238,14 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 	if ts.link != nil {
 		ts.link.SetListener(ts.live)
 	}
+	var factors factor.Store
+	if ts.factors != nil {
+		factors = ts.factors
+	}
 	svc = account.New(account.Options{
+		Factors:      factors,
+		Secrets:      box,
+		RequireMFA:   opts.requireMFA,
 		Users:        users,
 		Sessions:     sessions,
 		Hasher:       ts.hasher,

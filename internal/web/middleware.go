@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -188,6 +189,39 @@ func (s *Server) requireUser(next http.Handler) http.Handler {
 		}
 		http.Redirect(w, r, "/login?"+q.Encode(), http.StatusSeeOther)
 	})
+}
+
+// enrolFirst keeps a session that must enrol a second factor (the policy
+// requires one, and the account had none at sign-in) to the pages that
+// enrol one, prove the sign-in for it, or sign out: every other signed-in
+// page sends it to the security page. Sign-out, the event stream and static
+// files are outside the signed-in routes, so reachable anyway. The account
+// service refuses sensitive actions of such a session too (ErrMustEnrol);
+// this keeps every other page from showing it.
+func (s *Server) enrolFirst(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if info, ok := s.Sessions.Current(r.Context()); ok && info.MustEnrol && !enrolmentPath(r.URL.Path) {
+			http.Redirect(w, r, "/account/security", http.StatusSeeOther)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// enrolmentPath reports whether a session that must enrol a second factor
+// may open path.
+func enrolmentPath(path string) bool {
+	switch path {
+	case "/account/security", "/account/totp", "/account/recovery-codes", "/account/passkeys", "/sudo", "/logout",
+		"/account/keepalive": // "Stay signed in" while enrolling
+		return true
+	}
+	for _, prefix := range [...]string{"/account/totp/", "/account/passkeys/", "/sudo/"} {
+		if strings.HasPrefix(path, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // staticFiles serves the embedded static files, with no directory listings.

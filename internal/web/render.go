@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/hallpass/hallpass/internal/account"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/user"
 	"github.com/hallpass/hallpass/web"
@@ -50,8 +51,12 @@ func (p *pages) release(buf *bytes.Buffer) {
 // session-row views of this package.
 func templateFuncs(now func() time.Time) template.FuncMap {
 	funcs := web.Funcs(now)
-	funcs["ownRow"] = func(r session.Record) sessionRowView { return sessionRowView{Record: r} }
-	funcs["adminRow"] = func(r session.Record) sessionRowView { return sessionRowView{Record: r, Admin: true} }
+	funcs["ownRow"] = func(r session.Record) sessionRowView {
+		return sessionRowView{Record: r, Method: account.MethodLabel(r.Method)}
+	}
+	funcs["adminRow"] = func(r session.Record) sessionRowView {
+		return sessionRowView{Record: r, Admin: true, Method: account.MethodLabel(r.Method)}
+	}
 	return funcs
 }
 
@@ -60,6 +65,8 @@ func templateFuncs(now func() time.Time) template.FuncMap {
 type sessionRowView struct {
 	Record session.Record
 	Admin  bool
+	// Method says how the session signed in, in words.
+	Method string
 }
 
 func parsePages(files fs.FS, now func() time.Time) (*pages, error) {
@@ -86,9 +93,12 @@ type pageData struct {
 	Replica    string
 	SignupOpen bool
 	// Path is the request path, for marking the current navigation link.
-	Path   string
-	Notice string
-	Form   any
+	Path string
+	// FactorsOn: second factors are set up, so the header links to the
+	// security page.
+	FactorsOn bool
+	Notice    string
+	Form      any
 	// Data is the page's own content.
 	Data any
 	// Error pages.
@@ -116,6 +126,8 @@ func (d pageData) Account() *accountView {
 		AtHome:     d.Path == "/",
 		AtDevices:  d.Path == "/account/sessions",
 		AtPassword: d.Path == "/account/password",
+		Security:   d.FactorsOn,
+		AtSecurity: d.Path == "/account/security" || strings.HasPrefix(d.Path, "/account/totp"),
 		AtAdmin:    strings.HasPrefix(d.Path, "/admin"),
 	}
 }
@@ -125,9 +137,11 @@ func (d pageData) Account() *accountView {
 type accountView struct {
 	Username string
 	// Initial is the avatar's letter.
-	Initial                                string
-	Admin                                  bool
-	AtHome, AtDevices, AtPassword, AtAdmin bool
+	Initial string
+	Admin   bool
+	// Security: the security page exists (second factors are on).
+	Security                                           bool
+	AtHome, AtDevices, AtPassword, AtSecurity, AtAdmin bool
 }
 
 // initial is the first character of name, for an avatar.
@@ -148,7 +162,8 @@ func newTimeView(t, now time.Time) timeView {
 
 // newPageData fills in what every page shows about the request.
 func (s *Server) newPageData(r *http.Request, title string) pageData {
-	d := pageData{Title: title, Replica: s.ReplicaID, SignupOpen: s.SignupOpen, Path: r.URL.Path}
+	d := pageData{Title: title, Replica: s.ReplicaID, SignupOpen: s.SignupOpen, Path: r.URL.Path,
+		FactorsOn: s.Account != nil && s.Account.FactorsEnabled()}
 	if info, ok := s.Sessions.Current(r.Context()); ok {
 		d.User = &info
 		d.IsAdmin = info.Role == string(user.RoleAdmin)

@@ -42,10 +42,17 @@ func (s *Server) routes() (http.Handler, error) {
 		r.Post("/logout", s.handleLogoutPost)
 		r.Get("/signup", s.handleSignupGet)
 		r.Post("/signup", s.handleSignupPost)
+		// The second step of a sign-in (password right, second factor
+		// awaited), and passkey sign-in with or without a password.
+		r.Get("/login/verify", s.handleLoginVerifyGet)
+		r.Post("/login/verify", s.handleLoginVerifyPost)
+		r.Post("/login/passkey/options", s.handlePasskeyLoginOptions)
+		r.Post("/login/passkey", s.handlePasskeyLogin)
 
-		// Protected: a signed-in user is required.
+		// Protected: a signed-in user is required, and one who must enrol
+		// a second factor reaches only the pages for it.
 		r.Group(func(r chi.Router) {
-			r.Use(s.requireUser)
+			r.Use(s.requireUser, s.enrolFirst)
 			r.Get("/", s.handleHome)
 			r.Get("/account/sessions", s.handleAccountSessions)
 			r.Post("/account/sessions/revoke-others", s.handleAccountRevokeOthers)
@@ -53,6 +60,18 @@ func (s *Server) routes() (http.Handler, error) {
 			r.Post("/account/sessions/{id}/revoke", s.handleAccountSessionRevoke)
 			r.Get("/account/password", s.handleAccountPasswordGet)
 			r.Post("/account/password", s.handleAccountPasswordPost)
+			// Second factors and sudo mode.
+			r.Get("/account/security", s.handleAccountSecurity)
+			r.Get("/account/totp", s.handleTOTPGet)
+			r.Post("/account/totp", s.handleTOTPPost)
+			r.Post("/account/totp/remove", s.handleTOTPRemove)
+			r.Post("/account/recovery-codes", s.handleRecoveryCodesRegenerate)
+			r.Post("/account/passkeys/options", s.handlePasskeyRegisterOptions)
+			r.Post("/account/passkeys", s.handlePasskeyRegister)
+			r.Post("/account/passkeys/{id}/remove", s.handlePasskeyRemove)
+			r.Post("/sudo", s.handleSudoPost)
+			r.Post("/sudo/passkey/options", s.handlePasskeySudoOptions)
+			r.Post("/sudo/passkey", s.handlePasskeySudo)
 
 			// Admin: the administrator role is required.
 			r.Group(func(r chi.Router) {

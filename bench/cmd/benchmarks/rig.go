@@ -209,6 +209,8 @@ func startHallpass(ctx context.Context, bin, dir, name string, env map[string]st
 		"HALLPASS_ADDR":        addr,
 		"HALLPASS_REPLICA_ID":  name,
 		"HALLPASS_DRAIN_DELAY": "0s",
+		// Second factors are on by default; a benchmark-only key.
+		"HALLPASS_SECRET_KEY": "YmVuY2htYXJrLW9ubHktc2VjcmV0LWtleS0zMi1ieXRlcw==",
 	})
 	if out, err := runCLI(ctx, bin, env, "", "migrate"); err != nil {
 		return nil, fmt.Errorf("%s: migrate: %w\n%s", name, err, out)

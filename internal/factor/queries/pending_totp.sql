@@ -1,0 +1,1 @@
+SELECT pending_secret FROM totp_secrets WHERE user_id = ?

@@ -1,0 +1,1 @@
+DELETE FROM passkeys WHERE id = ? AND user_id = ?

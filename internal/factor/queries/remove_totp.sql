@@ -1,0 +1,1 @@
+DELETE FROM totp_secrets WHERE user_id = ? RETURNING secret IS NOT NULL

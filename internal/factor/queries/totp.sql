@@ -1,0 +1,1 @@
+SELECT secret FROM totp_secrets WHERE user_id = ?

@@ -1,0 +1,1 @@
+UPDATE passkeys SET credential = ?, last_used_at = ? WHERE id = ?

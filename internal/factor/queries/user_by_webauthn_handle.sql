@@ -1,0 +1,1 @@
+SELECT user_id FROM webauthn_handles WHERE handle = ?

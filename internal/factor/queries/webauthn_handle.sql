@@ -1,0 +1,1 @@
+SELECT handle FROM webauthn_handles WHERE user_id = ?

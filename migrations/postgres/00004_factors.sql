@@ -1,0 +1,57 @@
+-- Second factors (issue 14). Keep in step with sqlite/00004_factors.sql.
+--
+-- Times are TIMESTAMPTZ like the users table: the store writes UTC, truncated
+-- to microseconds, so times round-trip exactly. Every table refers to users
+-- with ON DELETE CASCADE, so a user's factors go with the user.
+
+-- +goose Up
+
+-- One row per user with an authenticator app, confirmed or being set up.
+-- secret and pending_secret are sealed with secretbox (purpose
+-- "totp-secret") under HALLPASS_SECRET_KEY, never stored in clear.
+-- last_step is the last 30-second step a code was accepted for: a code is
+-- accepted only for a later step, in one conditional UPDATE, so a replayed
+-- code fails on every replica.
+CREATE TABLE totp_secrets (
+    user_id            BIGINT      PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    secret             BYTEA       NULL,
+    pending_secret     BYTEA       NULL,
+    pending_created_at TIMESTAMPTZ NULL,
+    confirmed_at       TIMESTAMPTZ NULL,
+    last_step          BIGINT      NOT NULL DEFAULT 0
+);
+
+-- One-time recovery codes, as SHA-256 hashes of the codes.
+CREATE TABLE recovery_codes (
+    user_id    BIGINT      NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    code_hash  BYTEA       NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    used_at    TIMESTAMPTZ NULL,
+    UNIQUE (user_id, code_hash)
+);
+
+-- Each user's WebAuthn user handle: random, so it says nothing about the
+-- user ID, and made once.
+CREATE TABLE webauthn_handles (
+    user_id BIGINT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    handle  BYTEA  NOT NULL UNIQUE
+);
+
+-- Registered passkeys. credential is the WebAuthn library's record as JSON.
+CREATE TABLE passkeys (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id       BIGINT      NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name          TEXT        NOT NULL,
+    credential_id BYTEA       NOT NULL UNIQUE,
+    credential    BYTEA       NOT NULL,
+    created_at    TIMESTAMPTZ NOT NULL,
+    last_used_at  TIMESTAMPTZ NULL
+);
+
+CREATE INDEX passkeys_user_id_idx ON passkeys (user_id, created_at, id);
+
+-- +goose Down
+DROP TABLE passkeys;
+DROP TABLE webauthn_handles;
+DROP TABLE recovery_codes;
+DROP TABLE totp_secrets;
