@@ -430,16 +430,9 @@ func (s *Service) finishPasskeySecondStep(ctx context.Context, a Actor, pendingT
 	if c.UserID != p.UserID {
 		return SignedIn{}, ErrPasskeyExpired
 	}
-	u, err := s.users.ByID(ctx, p.UserID)
-	switch {
-	case errors.Is(err, user.ErrNotFound):
-		return SignedIn{}, ErrSignInExpired
-	case err != nil:
-		return SignedIn{}, unavailable(DepDatabase, err)
-	case u.Disabled:
-		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "account disabled"})
-		s.metrics.Login("disabled")
-		return SignedIn{}, ErrDisabled
+	u, err := s.pendingUser(ctx, a, p)
+	if err != nil {
+		return SignedIn{}, err
 	}
 	if _, err := s.checkPasskey(ctx, a, u, c, response, "sign-in"); err != nil {
 		if errors.Is(err, ErrPasskeyRefused) || errors.Is(err, ErrPasskeyUnknown) {

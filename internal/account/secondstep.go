@@ -155,16 +155,9 @@ func (s *Service) CompleteSignIn(ctx context.Context, a Actor, token, code strin
 	if err != nil {
 		return SignedIn{}, err
 	}
-	u, err := s.users.ByID(ctx, p.UserID)
-	switch {
-	case errors.Is(err, user.ErrNotFound):
-		return SignedIn{}, ErrSignInExpired
-	case err != nil:
-		return SignedIn{}, unavailable(DepDatabase, err)
-	case u.Disabled:
-		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "account disabled"})
-		s.metrics.Login("disabled")
-		return SignedIn{}, ErrDisabled
+	u, err := s.pendingUser(ctx, a, p)
+	if err != nil {
+		return SignedIn{}, err
 	}
 	method, left, err := s.checkCodeThrottled(ctx, a, u, code, true, "sign-in")
 	if err != nil {
@@ -181,6 +174,23 @@ func (s *Service) CompleteSignIn(ctx context.Context, a Actor, token, code strin
 	}
 	done.RecoveryCodesLeft = left
 	return done, nil
+}
+
+// pendingUser reads the user of a half-finished sign-in: gone is
+// ErrSignInExpired, disabled since the password step ErrDisabled (audited).
+func (s *Service) pendingUser(ctx context.Context, a Actor, p pendingSignIn) (user.User, error) {
+	u, err := s.users.ByID(ctx, p.UserID)
+	switch {
+	case errors.Is(err, user.ErrNotFound):
+		return user.User{}, ErrSignInExpired
+	case err != nil:
+		return user.User{}, unavailable(DepDatabase, err)
+	case u.Disabled:
+		s.record(ctx, a, audit.Event{Action: audit.LoginFailed, TargetUserID: u.ID, TargetName: u.Username, Detail: "account disabled"})
+		s.metrics.Login("disabled")
+		return user.User{}, ErrDisabled
+	}
+	return u, nil
 }
 
 // checkCodeThrottled checks a second-factor code of u under the attempt
