@@ -179,4 +179,44 @@ func TestScreenshots(t *testing.T) {
 		signedOut.click(`header form[action="/logout"] button[type=submit]`)
 		shoot(signedOut, "signed-out")
 	}
+
+	// Second factors and sudo mode, on a site whose sudo window is short
+	// enough to wait out yet long enough to enrol within: each size's user
+	// sets up an authenticator app and a passkey, signs in again through
+	// the code prompt, then meets the prompt of a sensitive action. Both
+	// sizes wait for their proof to lapse together.
+	const mfaWindow = 10 * time.Second
+	mfa := startHallpass(t, map[string]string{
+		"HALLPASS_REPLICA_ID":  "app-1",
+		"HALLPASS_SUDO_WINDOW": mfaWindow.String(),
+	})
+	mfaUsers := []struct{ name, passkey string }{{"alice", "Work laptop"}, {"bob", "iPhone"}}
+	enrolled := make([]*browser, len(viewports))
+	for i, v := range viewports {
+		u := mfaUsers[i%len(mfaUsers)]
+		mfa.addUser(t, u.name, alicePassword, false)
+		b := deviceAt(mfa, v)
+		b.addAuthenticator()
+		b.signIn(u.name, alicePassword)
+		secret := b.startTOTPEnrolment()
+		screenshot(b, v, "mfa-enrol")
+		b.confirmTOTP(secret)
+		b.addPasskey(u.passkey, false)
+		b.signOut()
+		b.signInToSecondStep(u.name, alicePassword)
+		screenshot(b, v, "mfa-code-prompt")
+		b.verify(nextTOTPCode(t, secret))
+		b.open("/account/security")
+		screenshot(b, v, "mfa-security")
+		enrolled[i] = b
+	}
+	for i, v := range viewports {
+		b := enrolled[i]
+		b.waitForProofToLapse(mfaWindow)
+		b.click(`form[action="/account/recovery-codes"] button[type=submit]`)
+		if got := b.text("h1"); got != sudoHeading {
+			t.Fatalf("new recovery codes with a lapsed proof show %q, want the sudo prompt%s", got, b.whereAmI())
+		}
+		screenshot(b, v, "mfa-sudo")
+	}
 }
