@@ -18,6 +18,7 @@ import (
 
 	"github.com/hallpass/hallpass/internal/audit"
 	"github.com/hallpass/hallpass/internal/factor"
+	"github.com/hallpass/hallpass/internal/throttle"
 	"github.com/hallpass/hallpass/internal/user"
 )
 
@@ -30,10 +31,8 @@ import (
 // browser's answer. Nothing is stored between them: the library's session
 // data goes to the browser sealed under HALLPASS_SECRET_KEY, for one purpose
 // and CeremonyTimeout, and comes back with the answer, so the answer may
-// reach any replica. A sealed ceremony cannot be used twice only in the
-// sense that matters: its challenge is signed by an authenticator that
-// holds the user's key, and the sign count and the session rules decide the
-// rest.
+// reach any replica. Each ceremony is answered once (see openCeremony): the
+// shared attempt counters remember its challenge for longer than it lives.
 
 // CeremonyTimeout is how long a browser has between asking for a passkey
 // prompt's options and sending the authenticator's answer.
@@ -198,8 +197,12 @@ func (s *Service) sealCeremony(purpose string, c ceremony, options any) (Passkey
 }
 
 // openCeremony opens what sealCeremony sealed for purpose: ErrPasskeyExpired
-// if it is expired, forged, or sealed for another purpose.
-func (s *Service) openCeremony(purpose, state string) (ceremony, error) {
+// if it is expired, forged, sealed for another purpose, or already
+// answered. Each ceremony is answered once, on whichever replica: many
+// authenticators (synced passkeys) keep no signature counter, so an answer
+// captured in flight could otherwise be sent again with its state for as
+// long as the state lasts.
+func (s *Service) openCeremony(ctx context.Context, purpose, state string) (ceremony, error) {
 	plain, err := s.box.OpenString(purpose, state, s.now())
 	if err != nil {
 		return ceremony{}, ErrPasskeyExpired
@@ -208,7 +211,33 @@ func (s *Service) openCeremony(purpose, state string) (ceremony, error) {
 	if err := json.Unmarshal(plain, &c); err != nil || c.Session.Challenge == "" {
 		return ceremony{}, ErrPasskeyExpired
 	}
+	if err := s.answerOnce(ctx, c.Session.Challenge); err != nil {
+		return ceremony{}, err
+	}
 	return c, nil
+}
+
+// challengeAnswered is the attempt-counter policy that lets a ceremony's
+// challenge be answered once: the first attempt is free and starts a wait
+// longer than the ceremony lives, so every later one is refused.
+var challengeAnswered = throttle.Policy{
+	Limit: 0, Window: time.Millisecond,
+	BaseDelay: CeremonyTimeout + time.Minute, MaxDelay: CeremonyTimeout + time.Minute,
+}
+
+// answerOnce records that the challenge was answered, on every replica at
+// once (the attempt counters are shared through Redis): ErrPasskeyExpired
+// for a second answer, ErrUnavailable (failing closed) when the counters
+// cannot count.
+func (s *Service) answerOnce(ctx context.Context, challenge string) error {
+	v, err := s.throttle.Attempt(ctx, "passkey:challenge:"+challenge, challengeAnswered)
+	if err != nil {
+		return unavailable(DepThrottle, err)
+	}
+	if v.Wait > 0 {
+		return ErrPasskeyExpired
+	}
+	return nil
 }
 
 // passkeyUser is a user as the WebAuthn library sees them: a user handle
@@ -329,7 +358,7 @@ func (s *Service) FinishPasskeySignIn(ctx context.Context, a Actor, pendingToken
 	if pendingToken != "" {
 		return s.finishPasskeySecondStep(ctx, a, pendingToken, state, response)
 	}
-	c, err := s.openCeremony(passkeySignInPurpose, state)
+	c, err := s.openCeremony(ctx, passkeySignInPurpose, state)
 	if err != nil {
 		return SignedIn{}, err
 	}
@@ -423,7 +452,7 @@ func (s *Service) finishPasskeySecondStep(ctx context.Context, a Actor, pendingT
 	if err != nil {
 		return SignedIn{}, err
 	}
-	c, err := s.openCeremony(passkeySecondPurpose, state)
+	c, err := s.openCeremony(ctx, passkeySecondPurpose, state)
 	if err != nil {
 		return SignedIn{}, err
 	}
@@ -555,7 +584,7 @@ func (s *Service) FinishPasskeySudo(ctx context.Context, a Actor, state string, 
 	if !ok {
 		return ErrNotSignedIn
 	}
-	c, err := s.openCeremony(passkeySudoPurpose, state)
+	c, err := s.openCeremony(ctx, passkeySudoPurpose, state)
 	if err != nil {
 		return err
 	}
@@ -630,7 +659,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, a Actor, state 
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.openCeremony(passkeyRegisterPurpose, state)
+	c, err := s.openCeremony(ctx, passkeyRegisterPurpose, state)
 	if err != nil {
 		return nil, err
 	}

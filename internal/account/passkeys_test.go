@@ -10,7 +10,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,6 +83,9 @@ type softPasskey struct {
 	handle []byte
 	key    *ecdsa.PrivateKey
 	count  uint32
+	// counterless keeps the signature counter at zero, as synced passkeys
+	// do.
+	counterless bool
 }
 
 // options is what the authenticator reads of the server's options.
@@ -179,7 +184,9 @@ func (a authenticator) create(raw []byte) (*softPasskey, []byte) {
 func (a authenticator) get(raw []byte, p *softPasskey) []byte {
 	a.t.Helper()
 	o := a.readOptions(raw)
-	p.count++
+	if !p.counterless {
+		p.count++
+	}
 	rpHash := sha256.Sum256([]byte(o.PublicKey.RPID))
 	auth := append(rpHash[:], flagUserPresent|flagUserVerified)
 	auth = binary.BigEndian.AppendUint32(auth, p.count)
@@ -640,4 +647,46 @@ func hasEvent(r *rig, action audit.Action, detail string) bool {
 		}
 	}
 	return false
+}
+
+// An answer captured in flight (synced passkeys often keep no signature
+// counter) cannot be sent again with its prompt's state, however many
+// times at once: each prompt is answered once, on every replica.
+func TestAPasskeyAnswerCannotBeReplayed(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	alice := r.createUser("alice", user.RoleUser)
+	laptop := r.newBrowser("192.0.2.1")
+	laptop.mustSignIn(alice)
+	key, _ := laptop.addPasskey(alice, "Laptop")
+	key.counterless = true
+
+	phone := r.newBrowser("192.0.2.2")
+	c := phone.beginPasskeySignIn("")
+	answer := authenticator{t}.get(c.Options, key)
+	const n = 10
+	browsers := make([]*browser, n)
+	for i := range browsers {
+		browsers[i] = r.newBrowser("198.51.100." + strconv.Itoa(i+1))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range browsers {
+		wg.Go(func() { _, errs[i] = browsers[i].finishPasskeySignIn("", c.State, answer) })
+	}
+	wg.Wait()
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, account.ErrPasskeyExpired):
+			t.Errorf("answer %d: %v, want ErrPasskeyExpired", i, err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("one passkey answer sent %d times at once signed in %d times, want once", n, won)
+	}
+	if _, err := phone.finishPasskeySignIn("", c.State, answer); !errors.Is(err, account.ErrPasskeyExpired) {
+		t.Errorf("the answer once more, later: %v, want ErrPasskeyExpired", err)
+	}
 }
