@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"fmt"
+	"hash/fnv"
 	"io"
 	"maps"
 	"net/http"
@@ -20,6 +21,11 @@ type client struct {
 	name   string
 	cookie *http.Cookie
 	http   *http.Client
+	// ip is the client's own address, sent as X-Forwarded-For (the
+	// replicas trust loopback as a proxy): each simulated person has their
+	// own, so one lane's refused sign-ins (a disabled user trying again)
+	// do not throttle every other lane's, as one shared address would.
+	ip string
 }
 
 // newTransport returns the connection pool a suite's clients share:
@@ -29,7 +35,11 @@ func newTransport() *http.Transport {
 }
 
 func newClient(name string, tr *http.Transport) *client {
-	return &client{name: name, http: &http.Client{
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	n := h.Sum32()
+	ip := fmt.Sprintf("10.%d.%d.%d", n>>16&0xff, n>>8&0xff, n&0xff|1)
+	return &client{name: name, ip: ip, http: &http.Client{
 		Transport:     tr,
 		Timeout:       15 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -63,6 +73,7 @@ func (c *client) do(method, rawURL string, form url.Values, keepCookie bool) (re
 	if c.cookie != nil {
 		req.AddCookie(&http.Cookie{Name: c.cookie.Name, Value: c.cookie.Value})
 	}
+	req.Header.Set("X-Forwarded-For", c.ip)
 	res, err := c.http.Do(req)
 	if err != nil {
 		return response{}, err
