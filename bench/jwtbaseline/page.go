@@ -14,10 +14,13 @@ import (
 
 // accountView is what the layout's header shows of the signed-in user.
 type accountView struct {
-	Username                               string
-	Initial                                string
-	Admin                                  bool
-	AtHome, AtDevices, AtPassword, AtAdmin bool
+	Username string
+	Initial  string
+	Admin    bool
+	// Security: the Security link, shown as Hallpass shows it with second
+	// factors on (its default).
+	Security                                           bool
+	AtHome, AtDevices, AtPassword, AtSecurity, AtAdmin bool
 }
 
 // timeView is a moment as pages show it.

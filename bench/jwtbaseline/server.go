@@ -153,7 +153,7 @@ func (a *app) handleHome(w http.ResponseWriter, r *http.Request) {
 		Title:   "Home",
 		Replica: a.cfg.replica,
 		Path:    r.URL.Path,
-		Account: &accountView{Username: c.Name, Initial: initial, Admin: admin, AtHome: r.URL.Path == "/"},
+		Account: &accountView{Username: c.Name, Initial: initial, Admin: admin, Security: true, AtHome: r.URL.Path == "/"},
 		Data: homeView{
 			Username:       c.Name,
 			Initial:        initial,
