@@ -118,7 +118,7 @@ CLUSTER_DB   ?= postgres
 CLUSTER_DIR  ?= $(or $(XDG_RUNTIME_DIR),/tmp)/hallpass-cluster
 CLUSTER_BIN  := bin/hallpass-cluster
 
-.PHONY: cluster cluster-down
+.PHONY: cluster cluster-down soak
 
 ## cluster: start 3 replicas behind HAProxy, Redis with Sentinel and PostgreSQL ($(CLUSTER_DB)) as local processes in the background; prints the URL
 cluster: build
@@ -129,3 +129,8 @@ cluster: build
 cluster-down:
 	$(GO) build -o $(CLUSTER_BIN) ./internal/cluster/cmd/hallpass-cluster
 	./$(CLUSTER_BIN) down -dir $(CLUSTER_DIR)
+
+## soak: run the loopback cluster under mixed load with rolling restarts for $${SOAK_DURATION:-15m}; report memory,
+## goroutines, open files and Redis memory over time with their slopes (deploy/soak; not part of make test or CI)
+soak: build
+	$(GO) run ./deploy/soak -hallpass $(BIN) -duration $${SOAK_DURATION:-15m}

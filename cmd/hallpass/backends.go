@@ -98,6 +98,11 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 			return nil, fmt.Errorf("session store %s is not reachable: %w", where, err)
 		}
 		redisStore := session.NewRedisStore(pool, storeOpts)
+		if b.sentinel != nil {
+			// Signed-in pages are read from a replica while no primary
+			// can be reached; writes answer 503 meanwhile.
+			redisStore = session.NewRedisStoreWithReplica(pool, b.sentinel.ReplicaPool(), storeOpts)
+		}
 		if forServer && cfg.SessionCache {
 			link, err := sessioncache.StartLink(sessioncache.LinkOptions{
 				Dial:       pool.DialContext,

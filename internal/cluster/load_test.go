@@ -286,8 +286,16 @@ type loginStream struct {
 	acked    []*client
 	ackTimes []time.Time
 	refused  int // 503
-	failed   []string
+	// firstRefused and lastRefused bound the refusals; unclear counts
+	// those whose page did not say that sign-ins are paused.
+	firstRefused, lastRefused time.Time
+	unclear                   []string
+	failed                    []string
 }
+
+// signInsPaused is what the page of a sign-in refused while the session
+// store takes no writes says (internal/web's sessionWritesPaused).
+const signInsPaused = "Signing in, signing out and ending sessions are paused"
 
 func startLoginStream(tr *http.Transport, base, username, password string, every time.Duration) *loginStream {
 	s := &loginStream{stop: make(chan struct{}), done: make(chan struct{})}
@@ -307,6 +315,13 @@ func startLoginStream(tr *http.Transport, base, username, password string, every
 				s.ackTimes = append(s.ackTimes, time.Now())
 			case err == nil && res.status == http.StatusServiceUnavailable:
 				s.refused++
+				if s.firstRefused.IsZero() {
+					s.firstRefused = time.Now()
+				}
+				s.lastRefused = time.Now()
+				if !strings.Contains(res.body, signInsPaused) {
+					s.unclear = append(s.unclear, fmt.Sprintf("from %q: %.200s", res.servedBy, res.body))
+				}
 			case err != nil:
 				s.failed = append(s.failed, err.Error())
 			default:

@@ -20,8 +20,8 @@ import (
 )
 
 // Time limits for the session store. Sentinel's own timings come from
-// deploy/redis/sentinel.conf (a primary is down after 5 s without an answer),
-// so a failover takes several seconds; the limits leave room for a busy
+// deploy/redis/sentinel.conf (a primary is down after 1.5 s without an answer),
+// so a failover takes a few seconds; the limits leave room for a busy
 // machine, and for a Sentinel that went into TILT mode after being starved of
 // CPU (it then does nothing for 30 s).
 const (

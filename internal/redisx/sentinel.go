@@ -95,6 +95,8 @@ type SentinelOptions struct {
 // with READONLY or NOREPLICAS, and a retry gets a connection to the new
 // primary.
 //
+// ReplicaPool is a second pool, for reads while no primary can be reached.
+//
 // Dials ask the Sentinels every time rather than trust a remembered address:
 // one short extra connection per new pooled connection, which is rare, and no
 // way to reach an old primary that was failed over while the subscription
@@ -103,14 +105,17 @@ type SentinelOptions struct {
 type SentinelPool struct {
 	opts SentinelOptions
 	pool *redis.Pool
-	next atomic.Int64  // index into opts.Addrs of the Sentinel to ask first
-	gen  atomic.Uint64 // changed only with mu held
-	mu   sync.Mutex
-	addr string // the primary, as last verified or announced; "" until known
-	ctx  context.Context
-	stop context.CancelFunc
-	wg   sync.WaitGroup
-	once sync.Once // for Close
+	// replicas reads from a replica while the primary cannot be reached
+	// (see ReplicaPool).
+	replicas *redis.Pool
+	next     atomic.Int64  // index into opts.Addrs of the Sentinel to ask first
+	gen      atomic.Uint64 // changed only with mu held
+	mu       sync.Mutex
+	addr     string // the primary, as last verified or announced; "" until known
+	ctx      context.Context
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	once     sync.Once // for Close
 }
 
 // NewSentinelPool checks opts and returns a pool of connections to the
@@ -124,6 +129,7 @@ func NewSentinelPool(opts SentinelOptions) (*SentinelPool, error) {
 	opts.PoolOptions = opts.PoolOptions.withDefaults()
 	ctx, stop := context.WithCancel(context.Background())
 	s := &SentinelPool{opts: opts, ctx: ctx, stop: stop}
+	s.replicas = s.newReplicaPool()
 	s.pool = &redis.Pool{
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
 			c, _, err := s.dial(ctx)
@@ -186,13 +192,13 @@ func (s *SentinelPool) MasterAddr() string {
 }
 
 // Close stops following the Sentinels, waits for that to end, and closes the
-// pool. Connections still borrowed are closed when they are returned.
+// pools. Connections still borrowed are closed when they are returned.
 func (s *SentinelPool) Close() error {
 	var err error
 	s.once.Do(func() {
 		s.stop()
 		s.wg.Wait()
-		err = s.pool.Close()
+		err = errors.Join(s.pool.Close(), s.replicas.Close())
 	})
 	return err
 }
@@ -350,36 +356,7 @@ func (s *SentinelPool) sentinelDialOptions(readTimeout time.Duration) []redis.Di
 // dialPrimary connects to addr and checks, within ConnectTimeout, that it is
 // a master: a Sentinel may not have caught up with a failover yet.
 func (s *SentinelPool) dialPrimary(ctx context.Context, addr string) (redis.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.ConnectTimeout)
-	defer cancel()
-	opts := []redis.DialOption{
-		redis.DialConnectTimeout(s.opts.ConnectTimeout),
-		redis.DialReadTimeout(s.opts.ReadTimeout),
-		redis.DialWriteTimeout(s.opts.WriteTimeout),
-	}
-	if s.opts.Password != "" {
-		opts = append(opts, redis.DialPassword(s.opts.Password))
-	}
-	if s.opts.ClientName != "" {
-		opts = append(opts, redis.DialClientName(s.opts.ClientName))
-	}
-	c, err := redis.DialContext(ctx, "tcp", addr, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("redis primary %s: %w", addr, err)
-	}
-	role, err := redis.Values(redis.DoContext(c, ctx, "ROLE"))
-	if err == nil && len(role) == 0 {
-		err = errors.New("empty ROLE reply")
-	}
-	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("redis primary %s: ROLE: %w", addr, err)
-	}
-	if r, _ := redis.String(role[0], nil); r != "master" {
-		c.Close()
-		return nil, fmt.Errorf("redis primary %s: %w: ROLE says %q", addr, errNotPrimary, r)
-	}
-	return c, nil
+	return s.dialServerAs(ctx, addr, "master")
 }
 
 // watch keeps a +switch-master subscription on one of the Sentinels until

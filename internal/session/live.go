@@ -26,10 +26,12 @@ func Passive(next http.Handler) http.Handler {
 
 type freshKey struct{}
 
-// FreshRead marks a store read that must come from the store of record,
-// not a replica's cache of it: a check made just before something lasting
-// is changed (StillLive). The cache's guarantee covers revocations that
-// have been acknowledged; such a check also sees one still in flight.
+// FreshRead marks a store read that must come from the store of record
+// (the Redis primary), not a replica's cache of it nor a Redis replica: a
+// check made just before something lasting is changed (StillLive). The
+// cache's and the Redis replica's guarantees cover revocations that have
+// been acknowledged; such a check also sees one still in flight, and fails
+// when no primary answers, as the change it guards would.
 func FreshRead(ctx context.Context) context.Context {
 	return context.WithValue(ctx, freshKey{}, true)
 }

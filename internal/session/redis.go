@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -85,11 +86,18 @@ const refusedWhenFull = "#!lua\n"
 // stores it.
 //
 // Each method is one round trip; Find, on every authenticated request, is a
-// single GET. Scripts reach sessions through index members, which suits one
-// primary (with Sentinel) but not Redis Cluster.
+// single GET (from the replica while the primary cannot be reached, for a
+// store made by NewRedisStoreWithReplica). Scripts reach sessions through
+// index members, which suits one primary (with Sentinel) but not Redis
+// Cluster.
 type RedisStore struct {
 	pool *redis.Pool
-	opts Options
+	// replica, if set, answers reads of one session while the primary
+	// cannot be reached (see NewRedisStoreWithReplica); primaryDownUntil
+	// (Unix nanoseconds) is when reads may try the primary again.
+	replica          *redis.Pool
+	primaryDownUntil atomic.Int64
+	opts             Options
 
 	commit, del, create, listUser, listUserKeys, countUsers *redis.Script
 	revoke, revokeUser, count, recent                       *redis.Script
@@ -122,10 +130,11 @@ func NewRedisStore(pool *redis.Pool, opts Options) *RedisStore {
 	}
 }
 
-// FindCtx returns the session stored under key: one GET.
+// FindCtx returns the session stored under key: one GET, from the
+// replica if the primary cannot be reached.
 func (s *RedisStore) FindCtx(ctx context.Context, key string) ([]byte, bool, error) {
 	var b []byte
-	err := s.with(ctx, "find", func(ctx context.Context, c redis.Conn) (err error) {
+	_, err := s.read(ctx, "find", func(ctx context.Context, c redis.Conn) (err error) {
 		// DoWithTimeout, not DoContext: redigo's DoContext starts a goroutine
 		// and a channel per command (7 % of the CPU on the read path); the
 		// deadline is kept, only cancellation mid-GET is not.
@@ -143,10 +152,13 @@ func (s *RedisStore) FindCtx(ctx context.Context, key string) ([]byte, bool, err
 
 // FindExpiring is FindCtx that also says how long Redis keeps the session
 // (its time to live): one round trip (GET and PTTL pipelined), for a cache
-// that must not keep a session longer than the store would.
+// that must not keep a session longer than the store would. A session read
+// from the replica comes with a time to live of zero, which a cache keeps
+// nowhere: the replica may lag behind an invalidation the cache has
+// already applied, and a copy cached from it could outlive a revocation.
 func (s *RedisStore) FindExpiring(ctx context.Context, key string) ([]byte, time.Duration, bool, error) {
 	var replies []any
-	err := s.with(ctx, "find", func(ctx context.Context, c redis.Conn) (err error) {
+	fromReplica, err := s.read(ctx, "find", func(ctx context.Context, c redis.Conn) (err error) {
 		if err := c.Send("GET", sessionPrefix+key); err != nil {
 			return err
 		}
@@ -177,7 +189,7 @@ func (s *RedisStore) FindExpiring(ctx context.Context, key string) ([]byte, time
 	switch {
 	case ms == -2: // gone between the two commands
 		return nil, 0, false, nil
-	case ms < 0: // no expiry, which this store never writes: keep it nowhere
+	case ms < 0, fromReplica: // no expiry (never written here), or a replica's copy: keep it nowhere
 		ms = 0
 	}
 	return b, time.Duration(ms) * time.Millisecond, true, nil
@@ -237,12 +249,17 @@ func (s *RedisStore) Delete(key string) error {
 	return s.DeleteCtx(context.Background(), key)
 }
 
-// Ping checks that Redis answers.
+// Ping checks that Redis answers reads: the primary, or else the replica
+// when the store has one, since signed-in pages are then still served
+// (writes answer ErrNoPrimary meanwhile). It asks for a key that never
+// exists rather than PING, which a replica that refuses reads
+// (replica-serve-stale-data no, link down) still answers.
 func (s *RedisStore) Ping(ctx context.Context) error {
-	return s.with(ctx, "ping", func(ctx context.Context, c redis.Conn) error {
-		_, err := redis.DoContext(c, ctx, "PING")
+	_, err := s.read(ctx, "ping", func(ctx context.Context, c redis.Conn) error {
+		_, err := redis.DoContext(c, ctx, "EXISTS", sessionPrefix)
 		return err
 	})
+	return err
 }
 
 // Create stores a new session of userID under key and indexes it, enforcing
@@ -421,10 +438,10 @@ func (s *RedisStore) RevokeUsers(ctx context.Context, userIDs []int64, exceptKey
 		return 0, nil
 	}
 	n, err := s.revokeUsers(ctx, ids, exceptKey, reason)
-	if err != nil {
-		return n, fmt.Errorf("session store: revoke users: %w", err)
+	if err != nil && noPrimary(err) {
+		err = &noPrimaryError{err}
 	}
-	return n, nil
+	return n, wrapOp("revoke users", err)
 }
 
 func (s *RedisStore) revokeUsers(ctx context.Context, ids []int64, exceptKey string, reason EndReason) (n int, err error) {
@@ -436,9 +453,14 @@ func (s *RedisStore) revokeUsers(ctx context.Context, ids []int64, exceptKey str
 	c, err := s.pool.GetContext(getCtx)
 	cancel()
 	if err != nil {
-		return 0, err
+		return 0, &unreachableError{err}
 	}
 	defer c.Close()
+	defer func() {
+		if err != nil && c.Err() != nil {
+			err = &unreachableError{err}
+		}
+	}()
 
 	now, ttl := s.opts.now().UnixMilli(), s.opts.tombstoneLifetime().Milliseconds()
 	sent := 0
@@ -492,10 +514,11 @@ func (s *RedisStore) revokeUsers(ctx context.Context, ids []int64, exceptKey str
 	return n, s.waitReplicas(ctx, c)
 }
 
-// EndReason returns the reason the tombstone of key records: one GET.
+// EndReason returns the reason the tombstone of key records: one GET, from
+// the replica if the primary cannot be reached.
 func (s *RedisStore) EndReason(ctx context.Context, key string) (EndReason, error) {
 	var reason string
-	err := s.with(ctx, "end reason", func(ctx context.Context, c redis.Conn) (err error) {
+	_, err := s.read(ctx, "end reason", func(ctx context.Context, c redis.Conn) (err error) {
 		reason, err = redis.String(redis.DoContext(c, ctx, "GET", tombstonePrefix+key))
 		return err
 	})
@@ -562,20 +585,18 @@ func timeLeft(ctx context.Context) time.Duration {
 	return defaultOpTimeout
 }
 
-// with runs f on a pooled connection, under a deadline of defaultOpTimeout
-// unless ctx has one, and wraps its error with the operation's name.
+// with runs f on a connection to the primary, under a deadline of
+// defaultOpTimeout unless ctx has one, and wraps its error with the
+// operation's name; an error that says no primary took the command is
+// ErrNoPrimary.
 func (s *RedisStore) with(ctx context.Context, op string, f func(ctx context.Context, c redis.Conn) error) error {
 	ctx, cancel := bound(ctx)
 	defer cancel()
-	c, err := s.pool.GetContext(ctx)
-	if err != nil {
-		return fmt.Errorf("session store: %s: %w", op, err)
+	err := on(ctx, s.pool, f)
+	if err != nil && noPrimary(err) {
+		err = &noPrimaryError{err}
 	}
-	defer c.Close()
-	if err := f(ctx, c); err != nil {
-		return fmt.Errorf("session store: %s: %w", op, err)
-	}
-	return nil
+	return wrapOp(op, err)
 }
 
 // bound gives ctx a deadline of defaultOpTimeout unless it has one.

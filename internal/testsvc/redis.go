@@ -62,6 +62,41 @@ func redisBinary(t testing.TB, name string) string {
 	return bin
 }
 
+// StartRedisReplica starts a redis-server for t that replicates primary,
+// waits until it is in sync, and stops it when t ends. It serves reads while
+// its link to the primary is down (Redis's default, replica-serve-stale-data
+// yes) and refuses writes.
+func StartRedisReplica(t testing.TB, primary *RedisServer) *RedisServer {
+	t.Helper()
+	// The full sync starts at once rather than after the default five
+	// seconds spent waiting for more replicas.
+	if _, err := primary.Conn(t).Do("CONFIG", "SET", "repl-diskless-sync-delay", "0"); err != nil {
+		t.Fatalf("start test redis replica: %v", err)
+	}
+	r := startRedisServer(t, redisBinary(t, "redis-server"),
+		"--replicaof", "127.0.0.1", strconv.Itoa(primary.port))
+	// In sync, and acknowledging writes: WAIT may still count no replica
+	// for a moment after the primary lists it online.
+	c := primary.Conn(t)
+	acknowledges := func() error {
+		if err := replicaInSync(primary, r); err != nil {
+			return err
+		}
+		if _, err := c.Do("INCR", "testsvc:replica-check"); err != nil {
+			return err
+		}
+		if n, err := redis.Int(c.Do("WAIT", 1, 100)); err != nil || n != 1 {
+			return fmt.Errorf("replica %s: WAIT 1 counted %d, %v", r.Addr, n, err)
+		}
+		_, err := c.Do("DEL", "testsvc:replica-check")
+		return err
+	}
+	if err := localsvc.Poll(t.Context(), redisReadyWithin, redisPollEvery, acknowledges); err != nil {
+		t.Fatalf("start test redis replica: %v", err)
+	}
+	return r
+}
+
 // startRedisServer starts bin with extra options args for t, retrying on a
 // fresh port if the first is taken, and stops it when t ends.
 func startRedisServer(t testing.TB, bin string, args ...string) *RedisServer {
@@ -109,6 +144,15 @@ func (s *RedisServer) Start(t testing.TB) {
 	}
 	if err := s.startLocked(t.Context()); err != nil {
 		t.Fatalf("start test redis: %v", err)
+	}
+}
+
+// Kill kills the server with SIGKILL, as a crash would, and waits until it
+// has exited. Start brings it back, empty.
+func (s *RedisServer) Kill(t testing.TB) {
+	t.Helper()
+	if err := s.kill(); err != nil {
+		t.Fatalf("kill test redis: %v", err)
 	}
 }
 

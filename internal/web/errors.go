@@ -12,6 +12,7 @@ import (
 
 	"github.com/hallpass/hallpass/internal/account"
 	"github.com/hallpass/hallpass/internal/requestid"
+	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/user"
 	"github.com/hallpass/hallpass/web"
 )
@@ -101,9 +102,33 @@ func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) 
 	s.Logger.LogAttrs(r.Context(), level, "dependency unavailable",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	if sessionWriteRefused(err) {
+		// The session store takes no writes (its primary is being
+		// replaced) or cannot confirm them, while pages that only read a
+		// session may still be served: say what is paused.
+		s.errorPage(w, r, http.StatusServiceUnavailable, "Temporarily unavailable", sessionWritesPaused)
+		return
+	}
 	s.errorPage(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
 		"Hallpass cannot reach one of its services right now. You have not been signed out; please try again in a few seconds.")
 }
+
+// sessionWriteRefused reports whether err is the session store refusing
+// or failing to confirm a write: no primary takes writes, no replica
+// confirmed one, or the sign-in attempt counters, which live in the same
+// Redis and are written before any sign-in, could not be counted.
+func sessionWriteRefused(err error) bool {
+	var ue *account.UnavailableError
+	return errors.Is(err, session.ErrNoPrimary) || errors.Is(err, session.ErrNotReplicated) ||
+		errors.As(err, &ue) && ue.Dependency == account.DepThrottle
+}
+
+// sessionWritesPaused is the 503 page's message for a sign-in, sign-out or
+// other change to sessions that the session store could not take or
+// confirm: unlike a page view, such a change must not be answered as done
+// when it may be lost.
+const sessionWritesPaused = "Signing in, signing out and ending sessions are paused while Hallpass's session store recovers, " +
+	"so what you asked for could not be confirmed. You have not been signed out; please try again in a few seconds."
 
 // tooManyAttempts answers 429 with Retry-After and a page that says how
 // long to wait.

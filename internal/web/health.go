@@ -20,7 +20,9 @@ func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // handleReadyz handles "GET /readyz": the session store and the database
-// answer. A 503 names what is down ("session store unreachable"); why is
+// answer. The session store counts as answering while sessions can be read
+// (from a Redis replica when the primary is down): signed-in pages are then
+// served, and only writes answer 503. A 503 names what is down ("session store unreachable"); why is
 // logged, never sent, since error text can carry addresses and internals.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	var problems []string

@@ -62,6 +62,10 @@ type testOptions struct {
 	hashWait time.Duration
 	// loginPolicy replaces the default sign-in throttling policy.
 	loginPolicy *throttle.Policy
+	// redisReplica gives the Redis backend a replica of its Redis, which
+	// the store reads while the primary cannot be reached, as with
+	// Sentinel in production.
+	redisReplica bool
 	// replicaOf makes this server another replica of a Redis-backed one:
 	// the same Redis, user database and clock, as replicas share them.
 	replicaOf *testServer
@@ -95,8 +99,10 @@ type testServer struct {
 	account  *account.Service
 	throttle throttle.Store
 	redis    *testsvc.RedisServer
-	logs     *testkit.LogBuffer
-	db       *database.DB
+	// redisReplica is redis's replica (testOptions.redisReplica), or nil.
+	redisReplica *testsvc.RedisServer
+	logs         *testkit.LogBuffer
+	db           *database.DB
 	// link is the session cache's link (Redis backend with the cache);
 	// live, the open tabs' hub.
 	link *sessioncache.Link
@@ -188,6 +194,15 @@ func newTestServer(t testing.TB, opts testOptions) *testServer {
 		// Redis judges key expiry by its own clock, so the store must too.
 		storeOpts.Now = nil
 		redisStore := session.NewRedisStore(pool, storeOpts)
+		if opts.redisReplica {
+			ts.redisReplica = testsvc.StartRedisReplica(t, ts.redis)
+			replicaPool, err := redisx.NewPool(ts.redisReplica.URL, redisx.DefaultPoolOptions())
+			if err != nil {
+				t.Fatalf("redis replica pool: %v", err)
+			}
+			t.Cleanup(func() { replicaPool.Close() })
+			redisStore = session.NewRedisStoreWithReplica(pool, replicaPool, storeOpts)
+		}
 		store = sessioncache.NewAwaitingStore(redisStore, pool)
 		if !opts.noSessionCache {
 			link, err := sessioncache.StartLink(sessioncache.LinkOptions{

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -316,4 +317,42 @@ func TestHealthAndReadiness(t *testing.T) {
 	if res := b.get("/readyz"); res.StatusCode != http.StatusOK || strings.TrimSpace(res.body) != "ready" {
 		t.Errorf("/readyz: %d %q", res.StatusCode, res.body)
 	}
+}
+
+// TestPagesAreServedWhileTheRedisPrimaryIsDead kills the Redis primary
+// (SIGKILL; no Sentinel here to promote the replica): signed-in pages are
+// still served, read from the replica, and the server stays ready; a
+// sign-out and a sign-in answer 503 with a page that says they are paused,
+// and the session they would have changed is untouched.
+func TestPagesAreServedWhileTheRedisPrimaryIsDead(t *testing.T) {
+	ts := newTestServer(t, testOptions{backend: "redis", redisReplica: true})
+	ts.createUser("alice", "correct horse battery", user.RoleUser)
+	ts.createUser("bob", "correct horse battery", user.RoleUser)
+	alice := ts.newBrowser()
+	alice.login("alice", "correct horse battery")
+	assertSignedIn(t, alice, "alice")
+	token := alice.sessionCookie()
+
+	ts.redis.Kill(t)
+	for range 5 {
+		assertSignedIn(t, alice, "alice")
+	}
+	if ready := alice.get("/readyz"); ready.StatusCode != http.StatusOK {
+		t.Errorf("/readyz with the sessions readable from the replica: %d %q, want 200", ready.StatusCode, ready.body)
+	}
+	paused := func(what string, res response) {
+		t.Helper()
+		if res.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("%s with the primary dead: %d, want 503", what, res.StatusCode)
+		}
+		if msg := res.text(t, ".error-page h1 + p"); !strings.Contains(msg, "Signing in, signing out and ending sessions are paused") {
+			t.Errorf("%s with the primary dead says %q, want that signing in and out are paused", what, msg)
+		}
+	}
+	paused("sign-out", alice.postForm("/logout", nil))
+	paused("sign-in", ts.newBrowser().postForm("/login", url.Values{"username": {"bob"}, "password": {"correct horse battery"}}))
+	if alice.sessionCookie() != token {
+		t.Error("the refused sign-out changed the session cookie")
+	}
+	assertSignedIn(t, alice, "alice")
 }

@@ -1,0 +1,196 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// ErrNoPrimary is returned by a Redis store write when no Redis server
+// would take it: the primary cannot be reached (killed, partitioned, not
+// yet replaced by Sentinel), or the server reached refuses writes because
+// it is a replica now (READONLY), has no replica to confirm them
+// (NOREPLICAS, min-replicas-to-write) or is still loading. The write may
+// not have been made; sessions that exist can still be read from a
+// replica (see NewRedisStoreWithReplica).
+var ErrNoPrimary = errors.New("session store: no primary takes writes")
+
+// Reading from the replica while the primary cannot be reached.
+const (
+	// primaryReadTimeout bounds a read from the primary when a replica
+	// can answer instead: far above a GET's usual time (under a
+	// millisecond; tens under heavy load on two shared cores), far below
+	// the request's own deadline, so a hung primary costs a read half a
+	// second and leaves it time for the replica.
+	primaryReadTimeout = 500 * time.Millisecond
+	// primaryRetryAfter is how long reads go straight to the replica after
+	// the primary failed one, before one of them tries the primary again:
+	// while it is down, dialling it (asking the Sentinels, three attempts)
+	// would add a few hundred milliseconds to every read.
+	primaryRetryAfter = time.Second
+)
+
+// NewRedisStoreWithReplica is NewRedisStore whose reads of one session
+// (Find, FindExpiring, EndReason) go to replica when primary cannot be
+// reached, and whose Ping succeeds when either answers, so that signed-in
+// pages keep being served while no primary is reachable. Nothing is ever
+// written to replica; writes fail with ErrNoPrimary instead.
+//
+// What a replica read may miss: a write the primary had not yet sent to
+// it. Sign-ins and revocations are acknowledged only once a replica has
+// them (Options.WaitReplicas, Redis WAIT 1), so with the one replica
+// Hallpass deploys a revoked session whose revocation was acknowledged is
+// never found there, and a session whose sign-in was acknowledged always
+// is. The last-seen refresh is not waited for, so a replica read may find
+// an older last-seen time (the session's idle end then looks sooner than
+// it is, never later). See redisx.SentinelPool.ReplicaPool for which
+// replica is read. A read that must see the latest state for a write that
+// follows (FreshRead) still goes to the primary only.
+func NewRedisStoreWithReplica(primary, replica *redis.Pool, opts Options) *RedisStore {
+	s := NewRedisStore(primary, opts)
+	s.replica = replica
+	return s
+}
+
+// unreachableError is a failure to get any answer from a Redis server (no
+// connection, a connection that broke, no reply in time, a server still
+// loading its data), as opposed to an answer that was an error.
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// noPrimaryError is a write's unreachableError, or Redis's refusal of a
+// write because the server is no writable primary: it is ErrNoPrimary and
+// keeps the cause.
+type noPrimaryError struct{ err error }
+
+func (e *noPrimaryError) Error() string { return e.err.Error() }
+func (e *noPrimaryError) Unwrap() error { return e.err }
+func (e *noPrimaryError) Is(target error) bool {
+	return target == ErrNoPrimary
+}
+
+// on runs f on a connection from pool, under ctx's deadline, and marks a
+// failure to get an answer with unreachableError.
+func on(ctx context.Context, pool *redis.Pool, f func(ctx context.Context, c redis.Conn) error) error {
+	c, err := pool.GetContext(ctx)
+	if err != nil {
+		return &unreachableError{err}
+	}
+	defer c.Close()
+	return answered(c, f(ctx, c))
+}
+
+// onNew is on with a new connection from pool's dialer, closed after f,
+// where a pooled one may be stale.
+func onNew(ctx context.Context, pool *redis.Pool, f func(ctx context.Context, c redis.Conn) error) error {
+	if pool.DialContext == nil {
+		return on(ctx, pool, f)
+	}
+	c, err := pool.DialContext(ctx)
+	if err != nil {
+		return &unreachableError{err}
+	}
+	defer c.Close()
+	return answered(c, f(ctx, c))
+}
+
+// answered marks err, f's error on c, with unreachableError unless the
+// server answered it. A connection that failed (I/O error, timeout) is
+// marked broken; an error reply or a conversion error leaves it usable.
+func answered(c redis.Conn, err error) error {
+	if err != nil && (c.Err() != nil || isReply(err, "LOADING") || isReply(err, "BUSY")) {
+		return &unreachableError{err}
+	}
+	return err
+}
+
+// isReply reports whether err is a Redis error reply starting with code.
+func isReply(err error, code string) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(string(re), code+" ")
+}
+
+// noPrimary reports whether a write's err means no primary took it.
+func noPrimary(err error) bool {
+	var ue *unreachableError
+	return errors.As(err, &ue) || isReply(err, "READONLY") || isReply(err, "NOREPLICAS") || isReply(err, "MASTERDOWN")
+}
+
+// read runs f, which only reads, on the primary, or on the replica when
+// the primary cannot be reached, and reports whether the replica answered.
+// Its errors are wrapped with the operation's name, as with's are, but are
+// never ErrNoPrimary: that says a write was refused.
+func (s *RedisStore) read(ctx context.Context, op string, f func(ctx context.Context, c redis.Conn) error) (fromReplica bool, err error) {
+	if s.replica == nil || IsFreshRead(ctx) {
+		ctx, cancel := bound(ctx)
+		defer cancel()
+		return false, wrapOp(op, on(ctx, s.pool, f))
+	}
+	var primaryErr error
+	if !s.avoidingPrimary() {
+		// The primary's bound is the only timer a read that it answers
+		// costs; the replica gets the usual one if it is needed.
+		pctx, pcancel := context.WithTimeout(ctx, primaryReadTimeout)
+		primaryErr = on(pctx, s.pool, f)
+		pcancel()
+		var ue *unreachableError
+		if primaryErr == nil || !errors.As(primaryErr, &ue) || ctx.Err() != nil {
+			return false, wrapOp(op, primaryErr)
+		}
+		s.avoidPrimary()
+	}
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	err = on(ctx, s.replica, f)
+	var ue *unreachableError
+	if errors.As(err, &ue) && ctx.Err() == nil {
+		// The pooled connection may have been closed under it: Sentinel
+		// closes every client of the replica it promotes. Once more, on a
+		// connection of its own.
+		err = onNew(ctx, s.replica, f)
+	}
+	if err == nil || !errors.As(err, &ue) {
+		return true, wrapOp(op, err) // an answer, if not a value (a key not there)
+	}
+	if primaryErr == nil && ctx.Err() == nil {
+		// The primary was being avoided, and the replica failed: the
+		// primary may be back (a failover promoted the replica, and
+		// Sentinel lists no replica until the old primary returns).
+		if perr := on(ctx, s.pool, f); perr == nil {
+			s.primaryDownUntil.Store(0)
+			return false, nil
+		} else {
+			primaryErr = perr
+		}
+	}
+	if primaryErr != nil {
+		err = fmt.Errorf("replica: %w (primary: %w)", err, primaryErr)
+	}
+	return true, wrapOp(op, err)
+}
+
+// avoidingPrimary reports whether reads go straight to the replica, the
+// primary having failed one less than primaryRetryAfter ago.
+func (s *RedisStore) avoidingPrimary() bool {
+	until := s.primaryDownUntil.Load()
+	return until != 0 && time.Now().UnixNano() < until
+}
+
+// avoidPrimary sends reads to the replica for primaryRetryAfter.
+func (s *RedisStore) avoidPrimary() {
+	s.primaryDownUntil.Store(time.Now().Add(primaryRetryAfter).UnixNano())
+}
+
+// wrapOp wraps err, if any, with the operation's name.
+func wrapOp(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("session store: %s: %w", op, err)
+}
