@@ -107,7 +107,8 @@ compose-up: images
 compose-down:
 	$(STANDIN_IMAGES) $(COMPOSE) down
 
-## test-compose: build the images, start the cluster as project hallpass-ci, sign in and out through HAProxy, tear down
+## test-compose: build the images, start the cluster as project hallpass-ci, sign in and out through HAProxy, kill the
+## Redis primary and then cut it off with app1 (a partition) under load, check the history, tear down (as root: nsenter)
 test-compose:
 	HALLPASS_VERSION=$(VERSION) HALLPASS_COMMIT=$(COMMIT) bash deploy/compose-test.sh
 

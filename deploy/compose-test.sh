@@ -3,19 +3,28 @@
 # test-compose`): builds the stand-in images, builds the app through
 # docker-compose.yml's `build:` (the Dockerfile, on the stand-in Go and runtime
 # bases, modules through GOPROXY), checks the image (unprivileged, read-only
-# root, its version), starts the whole cluster as project hallpass-ci, creates
-# an administrator with `run --rm`, and through HAProxy signs in, loads /
-# thirty times (every replica must serve it, signed in), kills a replica and
-# then the Redis primary under the signed-in client (no failure, no sign-out)
-# and under load (deploy/partitioncheck: no acknowledged sign-in or sign-out
-# lost, promotion and refused sign-ins within bounds), cuts the Redis
-# primary off the network under load and heals it (the same checks; the old
-# primary must rejoin as a replica by itself), and signs out. The project is
-# always torn down with its volumes, pass or fail.
+# root, its version), starts the whole cluster as project hallpass-ci (the
+# session store: a Redis primary, two replicas, three Sentinels), creates an
+# administrator with `run --rm`, and through HAProxy signs in, loads / thirty
+# times (every replica must serve it, signed in), kills a replica and then
+# the Redis primary under the signed-in client (no failure, no sign-out) and
+# under load (deploy/partitioncheck: no acknowledged sign-in or sign-out
+# lost, promotion within 5 s, sign-ins refused for at most 5 s with the old
+# primary still down: the other replica follows the new primary), and signs
+# out. Last, a partition under load with app replicas on both sides: the
+# Redis primary and app1 cut off from the Sentinels, the other Redis servers,
+# app2, app3 and HAProxy (blackhole routes inside the containers' network
+# namespaces, through nsenter: run as root), the load going through HAProxy
+# and straight to app1; no acknowledged sign-in or sign-out may be lost, no
+# page served anywhere with a session after its sign-out was acknowledged,
+# and once the routes are gone the cluster must heal by itself (the old
+# primary a replica, every session right on all three replicas). The project
+# is always torn down with its volumes, pass or fail.
 #
 #   HALLPASS_MAX_PROMOTION  bound on Sentinel's promotion after the primary is killed (default 5 s)
-#   HALLPASS_MAX_REFUSAL  bound on refused sign-ins after the primary is killed (default 8 s)
-#   HALLPASS_PARTITION_SECONDS  how long the primary stays cut off (default 12)
+#   HALLPASS_MAX_REFUSAL  bound on refused sign-ins after the primary is killed (default 5 s)
+#   HALLPASS_PARTITION_SECONDS  how long the partition lasts (default 12)
+#   HALLPASS_KEEP_HISTORY  1: keep partitioncheck's histories and marks when the run passes too (always kept on failure)
 #   HALLPASS_CI_PROJECT   compose project name (default hallpass-ci)
 #   HALLPASS_HTTP_PORT    published port (default: a free one)
 #   HALLPASS_SUBNET       the project network (default: a free 172.28.N.0/24)
@@ -90,6 +99,8 @@ export HALLPASS_SUBNET=${HALLPASS_SUBNET:-$(free_subnet)}
 net_prefix=${HALLPASS_SUBNET%.*}
 export HALLPASS_REDIS_PRIMARY_ADDR=${HALLPASS_REDIS_PRIMARY_ADDR:-$net_prefix.11}
 export HALLPASS_REDIS_REPLICA_ADDR=${HALLPASS_REDIS_REPLICA_ADDR:-$net_prefix.12}
+export HALLPASS_REDIS_REPLICA2_ADDR=${HALLPASS_REDIS_REPLICA2_ADDR:-$net_prefix.13}
+redis_servers=(redis-primary redis-replica redis-replica2)
 compose() { "${compose_cmd[@]}" -p "$project" "$@"; }
 # Containers of the project, found by the labels both compose versions set:
 # plain docker commands start much faster than compose's.
@@ -111,6 +122,92 @@ load_pid=
 
 # service_container SERVICE prints the id of the service's (first) container.
 service_container() { containers --filter "label=com.docker.compose.service=$1" | head -n 1; }
+# service_ip SERVICE prints its container's address on the project network
+# (a restarted container may get another one).
+service_ip() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$(service_container "$1")"; }
+# check_flags prints partitioncheck's -check flags: every app replica's own
+# URL, so the final checks ask each one directly.
+check_flags() { local a; for a in app1 app2 app3; do printf -- '-check http://%s:8080 ' "$(service_ip "$a")"; done; }
+# redis_addr SERVER prints a Redis server's fixed address.
+redis_addr() {
+  case $1 in
+    redis-primary) echo "$HALLPASS_REDIS_PRIMARY_ADDR" ;;
+    redis-replica) echo "$HALLPASS_REDIS_REPLICA_ADDR" ;;
+    redis-replica2) echo "$HALLPASS_REDIS_REPLICA2_ADDR" ;;
+  esac
+}
+# replication_info SERVER prints its INFO replication: asked from this
+# machine over the project network (Redis's inline protocol) when it can,
+# through docker exec otherwise.
+replication_info() {
+  local out
+  out=$(timeout 1 bash -c 'exec 3<>"/dev/tcp/$0/6379" && printf "INFO replication\r\nQUIT\r\n" >&3 && cat <&3' \
+    "$(redis_addr "$1")" 2>/dev/null | tr -d '\r' || true)
+  [[ $out == *"role:"* ]] || out=$(in_service "$1" redis-cli info replication 2>/dev/null | tr -d '\r' || true)
+  echo "$out"
+}
+# has_online_replica SERVER: it is a primary with a replica in sync.
+has_online_replica() {
+  local info
+  info=$(replication_info "$1")
+  [[ $info == *"role:master"* && $info == *"state=online"* ]]
+}
+# as_root runs a command as root (sudo -n when this script is not root).
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+# The partition's blackhole routes, "<container pid> <address>" each.
+routes=()
+# blackhole SERVICE ADDRESS… drops everything SERVICE's container sends to
+# each ADDRESS: routes in its network namespace, added from this machine in
+# one `ip -batch`.
+blackhole() {
+  local service=$1 pid a
+  shift
+  pid=${part_pid[$service]}
+  printf 'route add blackhole %s/32\n' "$@" | as_root nsenter -t "$pid" -n ip -batch - || return 1
+  for a in "$@"; do routes+=("$pid $a"); done
+}
+# partition_facts SERVICE… looks up each container's process and address
+# for cut_links, beforehand: a docker inspect takes up to a second on a busy
+# machine, and the cut must be one moment.
+declare -A part_pid=() part_ip=()
+partition_facts() {
+  local s facts
+  for s in "$@"; do
+    facts=$(docker inspect -f '{{.State.Pid}} {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$(service_container "$s")") ||
+      fail "docker inspect $s"
+    part_pid[$s]=${facts% *} part_ip[$s]=${facts#* }
+    [ "${part_pid[$s]}" -gt 0 ] && [ -n "${part_ip[$s]}" ] || fail "$s has no process or address: '$facts'"
+  done
+}
+# cut_links N SERVICE… cuts every link between the first N services and the
+# rest, both ways (their facts looked up by partition_facts): one ip -batch
+# per container, all within a fraction of a second.
+cut_links() {
+  local n=$1 s ips_a=() ips_b=()
+  shift
+  local side_a=("${@:1:n}") side_b=("${@:n+1}")
+  for s in "${side_a[@]}"; do ips_a+=("${part_ip[$s]}"); done
+  for s in "${side_b[@]}"; do ips_b+=("${part_ip[$s]}"); done
+  for s in "${side_a[@]}"; do
+    blackhole "$s" "${ips_b[@]}" || fail "could not cut $s off (nsenter … ip route add blackhole: needs root)"
+  done
+  for s in "${side_b[@]}"; do
+    blackhole "$s" "${ips_a[@]}" || fail "could not cut $s off (nsenter … ip route add blackhole: needs root)"
+  done
+}
+# heal_links removes every route cut_links added.
+heal_links() {
+  local r pid rc=0
+  declare -A lines=()
+  for r in "${routes[@]}"; do
+    lines[${r% *}]+="route del blackhole ${r#* }/32"$'\n'
+  done
+  for pid in "${!lines[@]}"; do
+    printf '%s' "${lines[$pid]}" | as_root nsenter -t "$pid" -n ip -force -batch - || rc=1
+  done
+  routes=()
+  return "$rc"
+}
 # sentinel_primary prints the host the first Sentinel names as primary:
 # asked straight from this machine over the project network when it can
 # reach it (bash's /dev/tcp, Redis's inline protocol), since a docker exec
@@ -129,8 +226,8 @@ sentinel_primary() {
   in_service redis-sentinel1 redis-cli -p 26379 sentinel get-master-addr-by-name hallpass 2>/dev/null | tr -d '\r' | head -n 1
 }
 # wait_settled SECONDS waits until the session store can lose its primary
-# again: both servers up, the one every Sentinel names is primary with one
-# replica online, the other follows it, the Sentinels can reach quorum.
+# again: every server up, the one every Sentinel names is primary with both
+# replicas online, the two others follow it, the Sentinels can reach quorum.
 # On time out, settle_problem says what was still wrong.
 settle_problem=
 wait_settled() {
@@ -142,21 +239,21 @@ wait_settled() {
       [ "$(in_service "$s" redis-cli -p 26379 sentinel get-master-addr-by-name hallpass 2>/dev/null | tr -d '\r' | head -n 1)" = "$primary" ] ||
         settle_problem="$s does not name $primary"
     done
-    case $primary in
-      redis-primary) other=redis-replica ;;
-      redis-replica) other=redis-primary ;;
+    case " ${redis_servers[*]} " in
+      *" $primary "*) ;;
       *) settle_problem="Sentinel names the primary '$primary'" ;;
     esac
     if [ -z "$settle_problem" ]; then
-      info=$(in_service "$primary" redis-cli info replication 2>/dev/null | tr -d '\r')
-      [[ $info == *"role:master"* && $info == *"connected_slaves:1"* && $info == *"state=online"* ]] ||
-        settle_problem="$primary: $(grep -E '^(role|connected_slaves|slave0):' <<<"$info" | tr '\n' ' ')"
+      info=$(replication_info "$primary")
+      [[ $info == *"role:master"* && $info == *"connected_slaves:2"* && $(grep -c 'state=online' <<<"$info") -eq 2 ]] ||
+        settle_problem="$primary: $(grep -E '^(role|connected_slaves|slave[0-9]+):' <<<"$info" | tr '\n' ' ')"
     fi
-    if [ -z "$settle_problem" ]; then
-      info=$(in_service "$other" redis-cli info replication 2>/dev/null | tr -d '\r')
+    for other in "${redis_servers[@]}"; do
+      [ -z "$settle_problem" ] && [ "$other" != "$primary" ] || continue
+      info=$(replication_info "$other")
       [[ $info == *"role:slave"* && $info == *"master_host:$primary"* && $info == *"master_link_status:up"* ]] ||
         settle_problem="$other: $(grep -E '^(role|master_host|master_link_status):' <<<"$info" | tr '\n' ' ')"
-    fi
+    done
     if [ -z "$settle_problem" ]; then
       in_service redis-sentinel1 redis-cli -p 26379 sentinel ckquorum hallpass 2>/dev/null | grep -q '^OK' ||
         settle_problem="no Sentinel quorum"
@@ -166,6 +263,38 @@ wait_settled() {
     sleep 0.5
   done
 }
+# watch_failover NAME OLD marks, in NAME's marks, "promoted" once the first
+# Sentinel names a primary other than OLD (written to $check_dir/NAME.primary)
+# and "followed" once that primary has a replica in sync. It runs in the
+# background (watch_pid), asking every 0.1 s, so the marks are as exact as
+# the asking and do not wait on the main loop's requests.
+watch_pid=
+watch_failover() {
+  local name=$1 old=$2
+  (
+    deadline=$((SECONDS + 90))
+    while :; do
+      p=$(sentinel_primary) || p=
+      [ -n "$p" ] && [ "$p" != "$old" ] && break
+      [ $SECONDS -lt $deadline ] || exit 1
+      sleep 0.1
+    done
+    mark "$name" promoted
+    echo "$p" >"$check_dir/$name.primary"
+    until has_online_replica "$p"; do
+      [ $SECONDS -lt $deadline ] || exit 1
+      sleep 0.1
+    done
+    mark "$name" followed
+  ) &
+  watch_pid=$!
+}
+# marked NAME LABEL: NAME's marks have LABEL.
+marked() { grep -q " $2\$" "$check_dir/$1.marks" 2>/dev/null; }
+# mark_at NAME LABEL prints when LABEL was marked, in seconds after NAME's
+# first mark.
+mark_at() { awk -v l="$2" 'NR == 1 {t = $1} $2 == l {printf "%.1f", $1 - t; exit}' "$check_dir/$1.marks"; }
+
 # start_load NAME [partitioncheck flags…] starts deploy/partitioncheck
 # through HAProxy and waits until its accounts exist and the load runs.
 start_load() {
@@ -184,6 +313,18 @@ start_load() {
 }
 # mark NAME LABEL notes the moment for NAME's summary.
 mark() { echo "$(date +%s.%N) $2" >>"$check_dir/$1.marks"; }
+# refused_until NAME prints when sign-ins were acknowledged again after the
+# last refusal, from partitioncheck's summary ("none refused" if none was).
+refused_until() {
+  local line
+  line=$(grep -m1 'sign-ins' "$check_dir/$1.out" || true)
+  if [[ $line == *"first acknowledged again at "* ]]; then
+    line=${line##*first acknowledged again at }
+    echo "${line%%;*}"
+  else
+    echo "none refused"
+  fi
+}
 # stop_load NAME stops the load, waits for its final checks and prints its
 # summary; its status is partitioncheck's.
 stop_load() {
@@ -206,11 +347,11 @@ summary() {
   local rc=$?
   trap - EXIT
   [ -z "$load_pid" ] || kill -TERM "$load_pid" 2>/dev/null || true
-  # A partitioned container goes back on its network so that down can
-  # remove the network.
-  if [ -n "${partitioned:-}" ]; then docker network connect "$network" "$cut_id" >/dev/null 2>&1 || true; fi
+  [ -z "$watch_pid" ] || kill "$watch_pid" 2>/dev/null || true
+  # A partition left in place ends with its containers; heal it anyway.
+  [ ${#routes[@]} -eq 0 ] || heal_links || true
   rm -f "$headers" "$body"
-  if [ "$rc" -ne 0 ] && [ -d "$check_dir" ]; then
+  if { [ "$rc" -ne 0 ] || [ "${HALLPASS_KEEP_HISTORY:-0}" = 1 ]; } && [ -d "$check_dir" ]; then
     keep=$(mktemp -d /tmp/compose-test-history.XXXXXX)
     cp "$check_dir"/*.jsonl "$check_dir"/*.marks "$check_dir"/*.out "$keep"/ 2>/dev/null || true
     say "partitioncheck histories kept in $keep"
@@ -236,6 +377,9 @@ summary() {
 trap summary EXIT
 # Interrupted: exit, so the EXIT trap tears down.
 trap 'exit 130' INT TERM
+
+# curl, python3, and nsenter and ip for the partition (installed as root).
+bash deploy/test-deps.sh --compose || fail "deploy/test-deps.sh --compose: see above"
 
 if [ "${HALLPASS_SKIP_IMAGES:-0}" != 1 ]; then
   say "building the stand-in images (deploy/images/build.sh)"
@@ -315,9 +459,10 @@ pass "Sentinels agree on the primary redis-primary:6379 and can reach quorum"
 aof=$(in_service redis-primary redis-cli config get appendonly | tail -n 1 | tr -d '\r')
 minrep=$(in_service redis-primary redis-cli config get min-replicas-to-write | tail -n 1 | tr -d '\r')
 link=$(in_service redis-replica redis-cli info replication | tr -d '\r' | grep '^master_link_status:' || true)
-[ "$aof" = yes ] && [ "$minrep" = 1 ] && [ "$link" = master_link_status:up ] ||
-  fail "Redis: appendonly=$aof min-replicas-to-write=$minrep replica $link"
-pass "Redis primary has AOF on and min-replicas-to-write 1; the replica follows it"
+link2=$(in_service redis-replica2 redis-cli info replication | tr -d '\r' | grep '^master_link_status:' || true)
+[ "$aof" = yes ] && [ "$minrep" = 1 ] && [ "$link" = master_link_status:up ] && [ "$link2" = master_link_status:up ] ||
+  fail "Redis: appendonly=$aof min-replicas-to-write=$minrep redis-replica $link redis-replica2 $link2"
+pass "Redis primary has AOF on and min-replicas-to-write 1; both replicas follow it"
 
 password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 say "creating the administrator: ${compose_cmd[*]} run --rm -T app1 user add admin --admin"
@@ -387,24 +532,29 @@ done
 pass "app2 killed (SIGKILL): 30 GETs of / all signed in, no failure"
 compose start app2 >/dev/null 2>&1 || fail "start app2 again"
 
-# The Redis primary killed under load: Sentinel promotes the replica and the
-# old primary, started again as soon as it has, rejoins as a replica.
-# Meanwhile pages are 200 or 503, never a sign-out or a 500, the session
-# survives, Sentinel promotes within HALLPASS_MAX_PROMOTION seconds (default
-# 5) and sign-ins are refused (503) for at most HALLPASS_MAX_REFUSAL seconds
-# after the kill (default 8: the promotion, `docker start` of the old
-# server, and Redis's once-a-second replication cron twice, to connect and
-# to acknowledge; docs/RELIABILITY.md, "Tuning").
+# The Redis primary killed under load: Sentinel promotes one replica and
+# tells the other to follow it (a partial resync), so the new primary can
+# confirm sign-ins again without the lost server. Meanwhile pages are 200 or
+# 503, never a sign-out or a 500, the session survives, Sentinel promotes
+# within HALLPASS_MAX_PROMOTION seconds (default 5) and sign-ins are refused
+# (503) for at most HALLPASS_MAX_REFUSAL seconds after the kill (default 5:
+# the promotion, then the other replica's reconfiguration and the first
+# acknowledgement from it; docs/RELIABILITY.md, "Tuning"). The old primary
+# stays down until the new one has a replica online and that bound has
+# passed, so sign-ins cannot have needed it; then it is started again and
+# must rejoin as a replica.
 # deploy/partitioncheck keeps people signing in, loading pages and signing
 # out through HAProxy the whole time and checks the history afterwards.
-start_load kill -max-refusal "${HALLPASS_MAX_REFUSAL:-8}s"
+max_refusal=${HALLPASS_MAX_REFUSAL:-5}
+start_load kill -max-refusal "${max_refusal}s" $(check_flags)
 sentinel1_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$(service_container redis-sentinel1)")
 timeout 1 bash -c 'exec 3<>"/dev/tcp/$0/26379"' "$sentinel1_ip" 2>/dev/null || sentinel1_ip=
 old_primary=$(sentinel_primary)
 [ "$old_primary" = redis-primary ] || fail "Sentinel names the primary '$old_primary' before the kill, want redis-primary"
 mark kill "kill"
 docker kill -s KILL "$(service_container redis-primary)" >/dev/null || fail "kill redis-primary"
-killed_at=$SECONDS
+killed_at=$(date +%s.%N)
+watch_failover kill redis-primary
 deadline=$((SECONDS + 90))
 declare -A during=()
 restarted=
@@ -415,76 +565,30 @@ while :; do
   200 | 503) ;;
   *) fail "GET / while the Redis primary was down answered $status (served by $(header X-Served-By)); want only 200 or 503" ;;
   esac
-  if [ -z "$restarted" ]; then
-    promoted=$(sentinel_primary)
-    if [ -n "$promoted" ] && [ "$promoted" != redis-primary ]; then
-      mark kill "promoted"
-      promoted_after=$(awk '{t[NR]=$1} END {printf "%.1f", t[NR]-t[1]}' "$check_dir/kill.marks")
-      # As the loopback suite does: the old server comes back as soon as
-      # the failover is done (plain docker: compose's start is slower).
-      docker start "$(service_container redis-primary)" >/dev/null || fail "start redis-primary again"
-      mark kill "restarted"
-      restarted=1
-    fi
+  if [ -z "$restarted" ] && marked kill followed &&
+    awk -v t="$killed_at" -v now="$(date +%s.%N)" -v max="$max_refusal" 'BEGIN {exit !(now >= t + max)}'; then
+    # Plain docker: compose's start is slower.
+    docker start "$(service_container redis-primary)" >/dev/null || fail "start redis-primary again"
+    mark kill "restarted"
+    restarted=1
   fi
   [ -n "$restarted" ] && [ "$status" = 200 ] && break
-  [ $SECONDS -lt $deadline ] || fail "no recovery within 90 s of killing the Redis primary (statuses: ${!during[*]})"
+  [ $SECONDS -lt $deadline ] || fail "no recovery within 90 s of killing the Redis primary (marks: $(cut -d' ' -f2 "$check_dir/kill.marks" | tr '\n' ' '); statuses: ${!during[*]})"
   sleep 0.1
 done
+wait "$watch_pid" || true
+watch_pid=
+promoted=$(cat "$check_dir/kill.primary")
+promoted_after=$(mark_at kill promoted)
 grep -q 'Hello, admin' "$body" || fail "after the failover / does not show the signed-in user"
 awk -v p="$promoted_after" -v max="${HALLPASS_MAX_PROMOTION:-5}" 'BEGIN {exit !(p <= max)}' ||
   fail "Sentinel promoted the replica $promoted_after s after the kill, over the ${HALLPASS_MAX_PROMOTION:-5} s bound"
-pass "Redis primary killed: Sentinel promoted '$promoted' within $promoted_after s; statuses meanwhile $(for k in "${!during[@]}"; do printf '%s×%s ' "$k" "${during[$k]}"; done)— no sign-out, no 500"
+pass "Redis primary killed: Sentinel promoted '$promoted' within $promoted_after s, the other replica followed it at $(mark_at kill followed) s, the old primary was started again at $(mark_at kill restarted) s; statuses meanwhile $(for k in "${!during[@]}"; do printf '%s×%s ' "$k" "${during[$k]}"; done)— no sign-out, no 500"
 wait_settled 60 || fail "the session store did not settle within 60 s of restarting the old primary: $settle_problem"
 mark kill "settled"
 sleep 2
 stop_load kill || fail "history of the primary kill: see above (deploy/partitioncheck)"
-pass "kill: old primary rejoined as a replica of $promoted; $(load_line kill)"
-
-# Partition: the current Redis primary cut off from the project network
-# (docker network disconnect) while people sign in, load pages and sign out
-# through HAProxy. The servers' network has one segment, so the primary is
-# alone on its side: no replica and no client can reach it, the Sentinels
-# promote the replica, and once the cable is back (docker network connect,
-# same address and name) the old primary must rejoin as a replica by itself.
-# Every acknowledged sign-in and sign-out must hold throughout and after.
-partition_for=${HALLPASS_PARTITION_SECONDS:-12}
-cut=$(sentinel_primary)
-case $cut in
-  redis-primary | redis-replica) ;;
-  *) fail "Sentinel names the primary '$cut'; want redis-primary or redis-replica" ;;
-esac
-cut_id=$(service_container "$cut")
-network=$(docker inspect -f '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}}{{end}}' "$cut_id")
-cut_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$cut_id")
-[ -n "$network" ] && [ -n "$cut_ip" ] || fail "no network or address for $cut ($network, $cut_ip)"
-start_load partition
-mark partition "cut"
-docker network disconnect "$network" "$cut_id" || fail "docker network disconnect $network $cut"
-cut_at=$SECONDS
-partitioned=1
-deadline=$((SECONDS + 60))
-while :; do
-  promoted=$(sentinel_primary)
-  [ -n "$promoted" ] && [ "$promoted" != "$cut" ] && break
-  [ $SECONDS -lt $deadline ] || fail "no failover within 60 s of cutting $cut off"
-  sleep 0.2
-done
-mark partition "promoted"
-promoted_after=$((SECONDS - cut_at))
-while [ $((SECONDS - cut_at)) -lt "$partition_for" ]; do sleep 0.5; done
-docker network connect --ip "$cut_ip" --alias "$cut" "$network" "$cut_id" || fail "docker network connect $network $cut"
-partitioned=
-mark partition "heal"
-healed_at=$SECONDS
-wait_settled 90 || fail "after the partition healed, the session store did not settle within 90 s: $settle_problem"
-mark partition "rejoined"
-rejoined_after=$((SECONDS - healed_at))
-role=$(in_service "$cut" redis-cli info replication | tr -d '\r' | grep -E '^(role|master_host):' | tr '\n' ' ')
-[[ $role == *"role:slave"*"master_host:$promoted"* ]] || fail "$cut after the partition: $role; want a replica of $promoted"
-sleep 2
-stop_load partition || fail "history of the partition: see above (deploy/partitioncheck)"
-pass "partition: $cut cut off for ${partition_for} s, Sentinel promoted $promoted within $promoted_after s; healed, $cut rejoined as its replica by itself within $rejoined_after s; $(load_line partition)"
+pass "kill: sign-ins refused until $(refused_until kill) (bound ${max_refusal} s); old primary rejoined as a replica of $promoted; $(load_line kill)"
 
 status=$(request POST /logout)
 set_cookie=$(session_set_cookie)
@@ -503,3 +607,71 @@ for i in $(seq 1 6); do
   after[$served]=1
 done
 pass "the signed-out cookie is refused by ${#after[@]} replicas (${!after[*]})"
+
+# Partition with app replicas on both sides. The project has one network,
+# and `docker network disconnect` can only take a container off it whole, so
+# the links between the two sides are cut where a real partition would cut
+# them, in the containers' own network namespaces: a blackhole route to
+# every peer on the other side, in both directions (nsenter from this
+# machine; the containers keep their addresses and need no privilege).
+#   minority: the current Redis primary and app1
+#   majority: the three Sentinels, the two other Redis servers, app2, app3
+#             and HAProxy
+# PostgreSQL stays reachable from both sides: it holds the accounts, not the
+# sessions, and a cut there would only make app1 refuse sign-ins for a
+# reason that has nothing to do with the session store. This machine (the
+# clients) reaches both sides: through HAProxy, which now reaches only app2
+# and app3, and directly to app1 on its own address.
+# Sentinel promotes a replica on the majority side; app1 can still reach the
+# old primary and nothing else of the session store. While people sign in,
+# load pages and sign out on both sides, deploy/partitioncheck checks that no
+# acknowledged sign-in or sign-out is lost and that no page — through HAProxy
+# or from app1 directly — is served with a session after its sign-out was
+# acknowledged anywhere. After HALLPASS_PARTITION_SECONDS the routes go; the
+# cluster must heal by itself: the old primary a replica of the new one, and
+# every session right on all three replicas, asked directly.
+partition_for=${HALLPASS_PARTITION_SECONDS:-12}
+cut=$(sentinel_primary)
+case " ${redis_servers[*]} " in
+  *" $cut "*) ;;
+  *) fail "Sentinel names the primary '$cut'; want one of ${redis_servers[*]}" ;;
+esac
+minority=("$cut" app1)
+majority=(redis-sentinel1 redis-sentinel2 redis-sentinel3 haproxy app2 app3)
+for s in "${redis_servers[@]}"; do [ "$s" = "$cut" ] || majority+=("$s"); done
+partition_facts "${minority[@]}" "${majority[@]}"
+app1_url=http://${part_ip[app1]}:8080
+[ "$(curl -4 -sS -o /dev/null -w '%{http_code}' --max-time 5 "$app1_url/healthz")" = 200 ] ||
+  fail "app1 does not answer on its own address $app1_url from this machine"
+start_load partition -direct "$app1_url" $(check_flags)
+mark partition "cut"
+cut_links "${#minority[@]}" "${minority[@]}" "${majority[@]}"
+mark partition "cut-done"
+cut_at=$SECONDS
+watch_failover partition "$cut"
+say "partition: ${minority[*]} | ${majority[*]} (${#routes[@]} blackhole routes in $(mark_at partition cut-done) s; PostgreSQL on both sides)"
+deadline=$((SECONDS + 60))
+until marked partition promoted; do
+  [ $SECONDS -lt $deadline ] || fail "no failover within 60 s of cutting $cut off"
+  sleep 0.2
+done
+promoted=$(cat "$check_dir/partition.primary")
+promoted_after=$(mark_at partition promoted)
+while [ $((SECONDS - cut_at)) -lt "$partition_for" ]; do sleep 0.5; done
+heal_links || fail "could not remove the partition's routes"
+mark partition "heal"
+kill "$watch_pid" 2>/dev/null || true
+wait "$watch_pid" 2>/dev/null || true
+watch_pid=
+followed_at=$(mark_at partition followed)
+followed_note="the other replica followed it at $followed_at s"
+[ -n "$followed_at" ] || followed_note="no replica followed it before the heal"
+healed_at=$SECONDS
+wait_settled 90 || fail "after the partition healed, the session store did not settle within 90 s: $settle_problem"
+mark partition "rejoined"
+rejoined_after=$((SECONDS - healed_at))
+role=$(in_service "$cut" redis-cli info replication | tr -d '\r' | grep -E '^(role|master_host):' | tr '\n' ' ')
+[[ $role == *"role:slave"*"master_host:$promoted"* ]] || fail "$cut after the partition: $role; want a replica of $promoted"
+sleep 2
+stop_load partition || fail "history of the partition: see above (deploy/partitioncheck)"
+pass "partition: ${minority[*]} cut off for ${partition_for} s, Sentinel promoted $promoted within $promoted_after s, $followed_note; healed, $cut rejoined as its replica by itself within $rejoined_after s; $(load_line partition)"

@@ -3,23 +3,39 @@
 # packages, when they are missing. As root it runs apt-get; otherwise it names
 # the packages to install and fails, because a missing backend must fail the
 # test run rather than be skipped.
+#
+#   deploy/test-deps.sh            what `make test` needs
+#   deploy/test-deps.sh --compose  what deploy/compose-test.sh needs on the host
+#                                  besides Docker: curl, python3, and nsenter and
+#                                  ip, which cut the partition's links inside the
+#                                  containers' network namespaces
 set -euo pipefail
 
 missing=()
-have() { command -v "$1" >/dev/null 2>&1; }
+# ip and nsenter live in sbin, which a non-root PATH may lack.
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
 have_pg() { have initdb || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
 
-have redis-server || missing+=(redis-server)
-have_pg || missing+=(postgresql)
-have chromium || have chromium-browser || missing+=(chromium)
-# The loopback cluster (internal/cluster, make cluster); haproxy lives in sbin.
-have redis-sentinel || missing+=(redis-sentinel)
-have haproxy || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
-# promtool checks and unit-tests the alert rules in deploy/prometheus/.
-have promtool || missing+=(prometheus)
+if [ "${1:-}" = --compose ]; then
+  have curl || missing+=(curl)
+  have python3 || missing+=(python3)
+  have nsenter || missing+=(util-linux)
+  have ip || missing+=(iproute2)
+  present="curl, python3, nsenter, ip"
+else
+  have redis-server || missing+=(redis-server)
+  have_pg || missing+=(postgresql)
+  have chromium || have chromium-browser || missing+=(chromium)
+  # The loopback cluster (internal/cluster, make cluster).
+  have redis-sentinel || missing+=(redis-sentinel)
+  have haproxy || missing+=(haproxy)
+  # promtool checks and unit-tests the alert rules in deploy/prometheus/.
+  have promtool || missing+=(prometheus)
+  present="redis-server, postgresql, chromium, redis-sentinel, haproxy, promtool"
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test-deps: all present (redis-server, postgresql, chromium, redis-sentinel, haproxy, promtool)"
+  echo "test-deps: all present ($present)"
   exit 0
 fi
 

@@ -83,7 +83,7 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 	longestIdle, longestLifetime := policies.Longest()
 	storeOpts := session.StoreOptions(longestIdle, longestLifetime, nil)
 	storeOpts.WaitReplicas, storeOpts.WaitTimeout = cfg.RedisWaitReplicas, cfg.RedisWaitTimeout
-	pool, where, err := openRedis(cfg, b)
+	pool, where, err := openRedis(cfg, b, log)
 	if err != nil {
 		b.close()
 		return nil, fmt.Errorf("session store: %w", err)
@@ -98,10 +98,23 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 			return nil, fmt.Errorf("session store %s is not reachable: %w", where, err)
 		}
 		redisStore := session.NewRedisStore(pool, storeOpts)
+		var primaryLease func() (time.Time, uint64)
 		if b.sentinel != nil {
+			// The Sentinels confirm the primary within a round of
+			// questions; until then reads would go to a replica. Not
+			// fatal: reads work without it.
+			leaseCtx, cancel := context.WithTimeout(ctx, time.Second)
+			if err := b.sentinel.AwaitPrimaryLease(leaseCtx); err != nil {
+				log.Warn("starting before the Sentinels confirmed the Redis primary: reads go to a replica until they do", slog.Any("err", err))
+			}
+			cancel()
 			// Signed-in pages are read from a replica while no primary
-			// can be reached; writes answer 503 meanwhile.
-			redisStore = session.NewRedisStoreWithReplica(pool, b.sentinel.ReplicaPool(), storeOpts)
+			// can be reached, or while the Sentinels cannot confirm that
+			// the primary is still the primary (a partition may have cut
+			// this process off with it while a failover runs elsewhere);
+			// writes answer 503 meanwhile.
+			redisStore = session.NewRedisStoreWithReplicaAndLease(pool, b.sentinel.ReplicaPool(), b.sentinel.PrimaryLease, storeOpts)
+			primaryLease = b.sentinel.PrimaryLeaseTerm
 		}
 		if forServer && cfg.SessionCache {
 			link, err := sessioncache.StartLink(sessioncache.LinkOptions{
@@ -112,6 +125,8 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 				MaxEntries: cfg.SessionCacheEntries,
 				MaxBytes:   int64(cfg.SessionCacheMiB) << 20,
 				Logger:     log,
+				// The cache answers only within the primary lease too.
+				PrimaryLease: primaryLease,
 			})
 			if err != nil {
 				b.close()
@@ -231,8 +246,9 @@ func (b *backends) signedIn(ctx context.Context, n account.SignInNotice) {
 
 // openRedis opens the session store's pool: through the Sentinels when
 // they are configured, else straight to HALLPASS_REDIS_URL; nil when
-// neither is set. where describes it for logs, without passwords.
-func openRedis(cfg config.Config, b *backends) (pool *redis.Pool, where string, err error) {
+// neither is set. where describes it for logs, without passwords. Only the
+// Sentinel pool keeps a primary lease: a single Redis has no failover.
+func openRedis(cfg config.Config, b *backends, log *slog.Logger) (pool *redis.Pool, where string, err error) {
 	switch {
 	case len(cfg.RedisSentinels) > 0:
 		sp, err := redisx.NewSentinelPool(redisx.SentinelOptions{
@@ -240,6 +256,7 @@ func openRedis(cfg config.Config, b *backends) (pool *redis.Pool, where string, 
 			MasterName:  cfg.RedisMaster,
 			Password:    cfg.RedisPassword,
 			ClientName:  "hallpass-" + cfg.ReplicaID,
+			Logger:      log,
 			PoolOptions: redisx.DefaultPoolOptions(),
 		})
 		if err != nil {

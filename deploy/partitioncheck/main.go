@@ -1,11 +1,17 @@
 // Command partitioncheck keeps people signing in, loading pages and signing
 // devices out through Hallpass's load balancer while deploy/compose-test.sh
-// breaks the cluster (kills or cuts off the Redis primary), and afterwards
-// checks the history: no acknowledged sign-in lost, no page served with a
-// session after its sign-out was acknowledged, every session right on every
-// replica once the cluster healed.
+// breaks the cluster (kills the Redis primary, or cuts it off together with
+// an app replica), and afterwards checks the history: no acknowledged sign-in
+// lost, no page served with a session after its sign-out was acknowledged,
+// every session right on every replica once the cluster healed.
 //
 //	partitioncheck -url http://127.0.0.1:8080 -ready FILE -marks FILE [-max-refusal 5s]
+//	    [-direct http://172.28.0.5:8080]… [-check http://172.28.0.5:8080]…
+//
+// -direct sends the load to that replica too, without the load balancer
+// (the replica on the cut-off side of a partition, which the load balancer
+// no longer reaches); -check asks every session on that replica directly in
+// the final checks, besides three rounds through the load balancer.
 //
 // It signs its accounts up, writes -ready, and runs until SIGTERM or SIGINT;
 // then it checks every session it holds or revoked, prints a summary (times
@@ -46,6 +52,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	historyFile := fl.String("history", "", "write every request and answer here, one JSON object a line")
 	maxRefusal := fl.Duration("max-refusal", 0, "fail if sign-ins were refused longer than this after the first mark (0: no bound)")
 	verifyWithin := fl.Duration("verify-within", 90*time.Second, "how long the final checks may wait for 503s to end")
+	var direct, check []string
+	fl.Func("direct", "a replica's own URL the load also goes to, bypassing the load balancer (repeatable)",
+		func(v string) error { direct = append(direct, v); return nil })
+	fl.Func("check", "a replica's own URL the final checks ask every session on (repeatable)",
+		func(v string) error { check = append(check, v); return nil })
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -55,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	loadCtx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	load, err := loadcheck.Start(loadCtx, loadcheck.Options{URL: *base, Lanes: *lanes, Prefix: *prefix})
+	load, err := loadcheck.Start(loadCtx, loadcheck.Options{URL: *base, Direct: direct, Lanes: *lanes, Prefix: *prefix})
 	if err != nil {
 		return err
 	}
@@ -69,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	stop()
 
 	h := load.History
-	h.Verify(ctx, 3, *verifyWithin)
+	h.Verify(ctx, 3, *verifyWithin, check...)
 	marks, err := loadcheck.ReadMarks(*marksFile)
 	if err != nil {
 		return err

@@ -4,11 +4,12 @@
 # start:
 #   REDIS_SELF=redis-primary REDIS_PRIMARY_HOST=redis-primary \
 #   REDIS_SENTINELS="redis-sentinel1:26379 …" sh redis-start.sh [redis-server options…]
-# After a failover the Sentinels name the other server as primary. A server
-# that restarts as the primary it used to be refuses writes (it has no
-# replica) until a Sentinel notices and turns it into a replica, which Redis
-# Sentinel does only after the server has been up for 8 s: sign-ins are
-# refused meanwhile. Asking first, it follows the current primary at once.
+# After a failover the Sentinels name another server as primary. A server
+# that restarts as the primary it used to be is a second primary, with no
+# replica, until a Sentinel notices and turns it into a replica, which Redis
+# Sentinel does only after the server has been up for 8 s. Asking first, it
+# follows the current primary at once. The same script starts redis-primary,
+# redis-replica and redis-replica2: only REDIS_SELF differs.
 # When no Sentinel answers (the first start: they start after the servers),
 # REDIS_PRIMARY_HOST decides: this server is the primary if it is REDIS_SELF.
 # `make cluster` starts its servers in the right role itself (internal/cluster).

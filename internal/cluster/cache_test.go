@@ -55,7 +55,7 @@ const (
 	// unacknowledgedShare bounds the revocations that may get 503 in a
 	// scenario where Redis stays up, as a share of those acknowledged: a
 	// replica starved of CPU may miss the 250 ms in which Redis's WAIT must
-	// see the write on the Redis replica (HALLPASS_REDIS_WAIT_TIMEOUT), and
+	// see the write on a Redis replica (HALLPASS_REDIS_WAIT_TIMEOUT), and
 	// the page then says the revocation did not happen; more than that is an
 	// outage.
 	unacknowledgedShare = 20
@@ -1123,9 +1123,9 @@ func (s *suite) cutInvalidationChannelsUnderLoad(t *testing.T) {
 
 // failOverRedisWhileRevoking: the Redis primary is killed while signed-in
 // clients load pages on every replica and sessions are revoked one after
-// another; Sentinel promotes the replica and the old primary comes back as
-// a replica. Page views are served throughout (from the Redis replica while
-// there is no primary); revocations get 503 while no replica of Redis can
+// another; Sentinel promotes a replica, the other follows it, and the old
+// primary comes back as a replica. Page views are served throughout (from a
+// Redis replica while there is no primary); revocations get 503 while no replica of Redis can
 // confirm them; no cookie whose revocation was acknowledged, before or after, is
 // ever served signed in, and once the set is whole again the caches serve
 // by themselves.
@@ -1187,7 +1187,7 @@ func (s *suite) failOverRedisWhileRevoking(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	timeline := fmt.Sprintf("Sentinel promoted the replica at %s; the old primary was a replica in sync at %s; revocations were stopped at %s, and the next %d page views on every replica cost Redis no GET (the caches served again by themselves) from %s",
+	timeline := fmt.Sprintf("Sentinel promoted a replica at %s; the old primary was a replica in sync at %s; revocations were stopped at %s, and the next %d page views on every replica cost Redis no GET (the caches served again by themselves) from %s",
 		since(promotedAt), since(rejoined), since(stopped), cacheWindow, since(back))
 	t.Logf("primary %s killed, %s promoted. After the kill: %s", old, promoted, timeline)
 	t.Logf("revocations by kind: %s; %d acknowledged before the kill, %d between the kill and the set being whole again (the old primary back as a replica, before every Sentinel saw it), %d after; %d not acknowledged; %d trials given up before their revocation; the watcher sent %d requests; the final sweep found %d of %d revoked cookies not refused",
@@ -1200,7 +1200,7 @@ func (s *suite) failOverRedisWhileRevoking(t *testing.T) {
 	}
 	s.checkNotRestarted(t, before)
 	lost := s.lostSessions(t, live)
-	// Page views are read from the Redis replica while no primary can be
+	// Page views are read from a Redis replica while no primary can be
 	// reached: not one may get a 503 (the revocations and sign-ins of the
 	// trials may).
 	if tl.unavailable > 0 {

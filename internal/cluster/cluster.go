@@ -1,6 +1,6 @@
 // Package cluster starts and stops Hallpass's production topology as local
 // processes on loopback addresses: three `hallpass serve` replicas behind
-// HAProxy, sessions in a Redis primary and replica watched by three
+// HAProxy, sessions in a Redis primary and two replicas watched by three
 // Sentinels, users in PostgreSQL (or a shared SQLite file). It uses the same
 // configuration files as docker-compose.yml (deploy/haproxy, deploy/redis)
 // and Debian's redis-server, redis-sentinel, haproxy and PostgreSQL.
@@ -173,7 +173,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		dbURL = "sqlite:" + filepath.Join(c.dir, "hallpass.db")
 	}
 
-	c.logf("starting Redis: primary, replica, 3 Sentinels")
+	c.logf("starting Redis: primary, 2 replicas, 3 Sentinels")
 	if c.redis, err = startRedis(ctx, opts.Host, c.dir, opts.DeployDir); err != nil {
 		return nil, err
 	}
@@ -284,7 +284,7 @@ func (c *Cluster) AddUser(ctx context.Context, name, password string, admin bool
 }
 
 // WaitHealthy waits until the session store can survive losing its primary
-// (both servers up, replica in sync, Sentinels agreed) and HAProxy reports
+// (every server up, both replicas in sync, Sentinels agreed) and HAProxy reports
 // every replica up.
 func (c *Cluster) WaitHealthy(ctx context.Context) error {
 	if err := localsvc.Poll(ctx, redisSettledWithin, pollEvery, c.redis.settled); err != nil {
@@ -345,8 +345,8 @@ func (c *Cluster) RedisPrimary() (string, error) {
 }
 
 // KillRedisPrimary kills the Redis primary with SIGKILL and returns its
-// address. The Sentinels then promote the replica (WaitForFailover); the
-// killed server stays down until RestoreRedis.
+// address. The Sentinels then promote a replica and have the other follow it
+// (WaitForFailover); the killed server stays down until RestoreRedis.
 func (c *Cluster) KillRedisPrimary() (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -338,13 +338,18 @@ func startLoginStream(tr *http.Transport, base, username, password string, every
 	return s
 }
 
-// firstAckAfter returns when the first sign-in after since was
-// acknowledged.
-func (s *loginStream) firstAckAfter(since time.Time) (time.Time, bool) {
+// ackAfterRefusals returns when the first sign-in was acknowledged after
+// since and after the last one refused so far: sign-ins work again. False
+// while none was refused after since, or none acknowledged after the last
+// refusal.
+func (s *loginStream) ackAfterRefusals(since time.Time) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.lastRefused.After(since) {
+		return time.Time{}, false
+	}
 	for _, at := range s.ackTimes {
-		if at.After(since) {
+		if at.After(s.lastRefused) {
 			return at, true
 		}
 	}

@@ -38,8 +38,16 @@ const MasterName = "hallpass"
 // sentinelCount is how many Sentinels watch the primary (quorum 2).
 const sentinelCount = 3
 
-// redisServer is one of the two Redis servers. Which one is the primary
-// changes with failovers; it is started from a copy of deploy/redis/primary.conf
+// serverCount is how many Redis servers hold the sessions: a primary and two
+// replicas, as in docker-compose.yml. With two replicas the loss of the
+// primary leaves the promoted one a replica to confirm sign-ins (WAIT 1,
+// min-replicas-to-write 1): Sentinel tells the other to follow it, and
+// sign-ins are accepted again about a second after the promotion, without
+// the lost server.
+const serverCount = 3
+
+// redisServer is one of the Redis servers. Which one is the primary changes
+// with failovers; it is started from a copy of deploy/redis/primary.conf
 // when it is to be the primary and of replica.conf, following the primary,
 // otherwise.
 type redisServer struct {
@@ -57,7 +65,7 @@ type sentinel struct {
 	proc *process
 }
 
-// redisSet is the session store: two servers and three Sentinels.
+// redisSet is the session store: three servers and three Sentinels.
 type redisSet struct {
 	host      string
 	deployDir string
@@ -65,9 +73,9 @@ type redisSet struct {
 	sentinels []*sentinel
 }
 
-// startRedis starts a primary, its replica and three Sentinels on host, each
-// in its own directory under dir, and waits until the Sentinels know the
-// whole set.
+// startRedis starts a primary, its two replicas and three Sentinels on host,
+// each in its own directory under dir, and waits until the Sentinels know
+// the whole set.
 func startRedis(ctx context.Context, host, dir, deployDir string) (*redisSet, error) {
 	serverBin, err := lookBinary("redis-server", "redis-server")
 	if err != nil {
@@ -77,7 +85,7 @@ func startRedis(ctx context.Context, host, dir, deployDir string) (*redisSet, er
 		return nil, err
 	}
 	rs := &redisSet{host: host, deployDir: deployDir}
-	for i := range 2 {
+	for i := range serverCount {
 		s := &redisServer{}
 		sdir := filepath.Join(dir, fmt.Sprintf("redis%d", i+1))
 		if err := os.MkdirAll(sdir, 0o755); err != nil {
@@ -117,7 +125,7 @@ func startRedis(ctx context.Context, host, dir, deployDir string) (*redisSet, er
 				return cmd
 			},
 		}
-		if i == 1 {
+		if i > 0 {
 			s.replicaOf = rs.servers[0].addr
 		}
 		if err := startOnFreePort(ctx, host, s.proc, func(port int) {
@@ -224,9 +232,9 @@ func (rs *redisSet) primary() (*redisServer, error) {
 	return nil, fmt.Errorf("sentinels name %s, not one of the cluster's servers", addr)
 }
 
-// settled reports whether the set can survive the loss of its primary: both
-// servers run, the replica is in sync, and every Sentinel sees the primary up,
-// the replica's link up, and the two other Sentinels.
+// settled reports whether the set can survive the loss of its primary: every
+// server runs, both replicas are in sync, and every Sentinel sees the primary
+// up, both replicas' links up, and the two other Sentinels.
 func (rs *redisSet) settled() error {
 	primary, err := rs.primary()
 	if err != nil {
@@ -241,11 +249,16 @@ func (rs *redisSet) settled() error {
 	if err != nil {
 		return err
 	}
-	if info["role"] != "master" || info["connected_slaves"] != "1" || !strings.Contains(info["slave0"], "state=online") {
-		return fmt.Errorf("primary %s: role %q, replicas %q %q", primary.addr, info["role"], info["connected_slaves"], info["slave0"])
+	if info["role"] != "master" || info["connected_slaves"] != strconv.Itoa(serverCount-1) {
+		return fmt.Errorf("primary %s: role %q, %q replicas", primary.addr, info["role"], info["connected_slaves"])
+	}
+	for i := range serverCount - 1 {
+		if r := info[fmt.Sprintf("slave%d", i)]; !strings.Contains(r, "state=online") {
+			return fmt.Errorf("primary %s: replica %d: %q", primary.addr, i, r)
+		}
 	}
 	for _, s := range rs.sentinels {
-		if err := localsvc.CheckSentinel(s.addr, MasterName, 1, sentinelCount-1); err != nil {
+		if err := localsvc.CheckSentinel(s.addr, MasterName, serverCount-1, sentinelCount-1); err != nil {
 			return err
 		}
 	}
@@ -309,7 +322,7 @@ func (rs *redisSet) restore(ctx context.Context) error {
 }
 
 // stopAll stops the Sentinels first (so none starts a failover while the
-// servers go), then the replica and the primary, each with SIGTERM: Redis
+// servers go), then the replicas and the primary, each with SIGTERM: Redis
 // flushes its append-only file, so the sessions survive. It remembers the
 // primary so that startAll brings the same one back as primary.
 func (rs *redisSet) stopAll() error {
@@ -332,7 +345,7 @@ func (rs *redisSet) stopAll() error {
 	return errors.Join(errs...)
 }
 
-// startAll starts what stopAll stopped: the primary, its replica, then the
+// startAll starts what stopAll stopped: the primary, its replicas, then the
 // Sentinels with the configuration they kept; and waits until they settle.
 func (rs *redisSet) startAll(ctx context.Context) error {
 	for _, s := range rs.servers {

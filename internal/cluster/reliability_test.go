@@ -24,8 +24,8 @@ What these figures are: ` + "`internal/cluster`" + `'s suite
 (` + "`TestClusterKeepsEveryoneSignedInThroughCrashesRestartsAndFailovers`" + `, part of ` + "`make test`" + `) starts the production
 topology as local processes on 127.0.0.1 — three ` + "`hallpass serve`" + ` replicas behind HAProxy
 (` + "`deploy/haproxy/haproxy.cfg`" + `: round robin, health checks on ` + "`/readyz`" + ` every 2 s, fall 2, rise 2, 2 retries with
-redispatch), a Redis primary and replica with three Sentinels (` + "`deploy/redis/`" + `: down after 1.5 s, quorum 2,
-` + "`min-replicas-to-write 1`" + `, the replica serving reads while its link is down: ` + "`replica-serve-stale-data yes`" + `), PostgreSQL — with ` + "`HALLPASS_REDIS_WAIT_REPLICAS=1`" + ` and a 5 s drain delay, and breaks it
+redispatch), a Redis primary and two replicas with three Sentinels (` + "`deploy/redis/`" + `: down after 1.5 s, quorum 2,
+` + "`min-replicas-to-write 1`" + `, a replica serving reads while its link is down: ` + "`replica-serve-stale-data yes`" + `), PostgreSQL — with ` + "`HALLPASS_REDIS_WAIT_REPLICAS=1`" + ` and a 5 s drain delay, and breaks it
 under load. A load is signed-in clients each loading the home page through HAProxy every 50 ms (so about 20 requests
 per second per client, fewer while requests are slow), bounded in time; in scenarios 8 and 9 each client goes straight
 to the replicas instead, one after another, so that every replica's session cache is under load.
@@ -64,11 +64,12 @@ How requests are counted:
 	b.WriteString(`
 Reading them: a crashed or restarted replica costs nothing that a client sees, because HAProxy retries a GET that got
 no answer and a refused connection on another replica, and takes a draining replica out before it stops. Losing the
-Redis primary costs signed-in page views nothing either: until Sentinel promotes the replica (after
-` + "`down-after-milliseconds`" + ` and an election) each Hallpass replica reads sessions from the Redis replica, and ` + "`/readyz`" + ` stays ready because sessions can still be read, so HAProxy keeps every replica in service
+Redis primary costs signed-in page views nothing either: until Sentinel promotes a replica (after
+` + "`down-after-milliseconds`" + ` and an election) each Hallpass replica reads sessions from a Redis replica, and ` + "`/readyz`" + ` stays ready because sessions can still be read, so HAProxy keeps every replica in service
 (see docs/SESSIONS.md, "Reads while the Redis primary is down"). What must not be lost is refused instead: sign-ins,
 sign-outs and revocations get 503, with a page that says they are paused, until a replica of Redis can confirm them
-again (the old primary back as the new primary's replica). Nobody is signed out and no acknowledged sign-in is lost.
+again: the replica that was not promoted follows the new primary (a partial resync), so they come back about a
+second after the promotion, without waiting for the lost server. Nobody is signed out and no acknowledged sign-in is lost.
 Losing every Redis server (scenario 6) still costs a window of 503s. The machine is shared and small, so compare the
 figures between runs rather than read them as capacity.
 
@@ -172,7 +173,7 @@ scenario 7, every replica served the session from its cache: a whole round of re
 How revocations are counted:
 - **Acknowledged**: the page action answered with its redirect; only then is a cookie revoked, and every request sent
   with it afterwards must be refused (a 303 to ` + "`/login`" + `). **503**: revocations answered "temporarily unavailable"
-  (Redis down, or its WAIT for the Redis replica out of time on a starved machine): not revocations, so not counted.
+  (Redis down, or its WAIT for a Redis replica out of time on a starved machine): not revocations, so not counted.
 - **Served signed in**: requests with a revoked cookie answered with the signed-in page. Must be 0.
 - **Answered in**: how long the revoking page action took (a revocation waits for the other replicas' confirmations,
   or out the lease for one that cannot confirm).

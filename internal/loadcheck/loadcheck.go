@@ -4,9 +4,11 @@
 // promises: an acknowledged sign-in stays signed in, and once a sign-out was
 // acknowledged no page is served with that session again.
 //
-// It serves deploy/partitioncheck (docker-compose, Redis primary cut off) and
-// deploy/soak (the loopback cluster for 15 minutes). It knows Hallpass only as
-// a browser does: forms, cookies, redirects and the X-Served-By header.
+// It serves deploy/partitioncheck (docker-compose: the Redis primary killed,
+// or cut off together with an app replica, which the load then also reaches
+// directly) and deploy/soak (the loopback cluster for 15 minutes). It knows
+// Hallpass only as a browser does: forms, cookies, redirects and the
+// X-Served-By header.
 package loadcheck
 
 import (
@@ -47,6 +49,12 @@ const (
 type Options struct {
 	// URL is where Hallpass is served (HAProxy), e.g. http://127.0.0.1:8080.
 	URL string
+	// Direct lists replicas' own addresses, reached without the load
+	// balancer, e.g. the app replica on the Redis primary's side of a
+	// partition, which the load balancer no longer reaches. Each lane sends
+	// its sign-ins, sign-outs and page views to URL and to each of these in
+	// turn, so a session signed in or out on one side is used on the other.
+	Direct []string
 	// Lanes is how many people use it at once, each with their own account,
 	// address and devices. Default 6.
 	Lanes int
@@ -97,11 +105,25 @@ type Event struct {
 	ServedBy string    `json:"served_by,omitempty"`
 	Outcome  string    `json:"outcome"`
 	Err      string    `json:"err,omitempty"`
-	// Violation says what promise this answer broke, if any.
+	// Via is the Direct address the request went to; empty for the load
+	// balancer.
+	Via string `json:"via,omitempty"`
+	// Violation says what promise this answer broke, if any, and Breach
+	// which one (BreachRevoked or BreachLost).
 	Violation string `json:"violation,omitempty"`
+	Breach    string `json:"breach,omitempty"`
 	// Final marks the checks made by Verify once the load had stopped.
 	Final bool `json:"final,omitempty"`
 }
+
+// The promises a page view can break.
+const (
+	// BreachRevoked: served signed in after its sign-out was acknowledged.
+	BreachRevoked = "served after its sign-out"
+	// BreachLost: signed out though its sign-in was acknowledged and it was
+	// never revoked.
+	BreachLost = "signed out while never revoked"
+)
 
 // session is one signed-in device of a lane.
 type session struct {
@@ -118,6 +140,9 @@ type lane struct {
 	password string
 	ip       string
 	http     *http.Client
+	bases    []string // the load balancer, then the Direct addresses
+	views    int      // page views sent, to take bases in turn
+	writes   int      // sign-ins and sign-outs sent, likewise
 	live     []*session
 	revoked  []*session
 	dropped  int // sessions whose sign-out was never answered
@@ -130,7 +155,7 @@ type History struct {
 	mu     sync.Mutex
 	events []Event
 	lanes  []*lane
-	base   string
+	base   string // the load balancer
 }
 
 func (h *History) add(e Event) {
@@ -168,7 +193,8 @@ func Start(ctx context.Context, opts Options) (*Run, error) {
 			ip:       laneAddr(fmt.Sprintf("%s%d-%s", opts.Prefix, i, suffix)),
 			http: &http.Client{Transport: tr, Timeout: opts.Timeout,
 				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-			h: h,
+			bases: append([]string{h.base}, trimAll(opts.Direct)...),
+			h:     h,
 		}
 		if err := l.signUp(ctx); err != nil {
 			return nil, err
@@ -195,6 +221,36 @@ func laneAddr(name string) string {
 	return fmt.Sprintf("10.%d.%d.%d", n>>16&0xff, n>>8&0xff, n&0xff|1)
 }
 
+func trimAll(urls []string) []string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = strings.TrimRight(u, "/")
+	}
+	return out
+}
+
+// via is what Event.Via says of a request sent to base.
+func (l *lane) via(base string) string {
+	if base == l.h.base {
+		return ""
+	}
+	return base
+}
+
+// nextView and nextWrite pick where the lane's next page view or sign-in /
+// sign-out goes: the load balancer and each Direct address in turn.
+func (l *lane) nextView() string {
+	b := l.bases[l.views%len(l.bases)]
+	l.views++
+	return b
+}
+
+func (l *lane) nextWrite() string {
+	b := l.bases[l.writes%len(l.bases)]
+	l.writes++
+	return b
+}
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -211,13 +267,13 @@ type answer struct {
 	cleared  bool         // it expired the session cookie
 }
 
-// do sends one request as the lane, with the given session's cookie.
-func (l *lane) do(ctx context.Context, method, path string, form url.Values, s *session) (answer, error) {
+// do sends one request as the lane to base, with the given session's cookie.
+func (l *lane) do(ctx context.Context, base, method, path string, form url.Values, s *session) (answer, error) {
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
 	}
-	req, err := http.NewRequestWithContext(ctx, method, l.h.base+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
 	if err != nil {
 		return answer{}, err
 	}
@@ -254,14 +310,21 @@ func (l *lane) do(ctx context.Context, method, path string, form url.Values, s *
 	return a, nil
 }
 
-// record adds an event for one request.
-func (l *lane) record(kind string, s *session, start time.Time, a answer, err error, outcome, violation string) Event {
-	return l.recordFinal(kind, s, start, a, err, outcome, violation, false)
+// verdict is what judge made of a page view.
+type verdict struct {
+	outcome   string
+	violation string // empty: no promise broken
+	breach    string
 }
 
-func (l *lane) recordFinal(kind string, s *session, start time.Time, a answer, err error, outcome, violation string, final bool) Event {
+// record adds an event for one request sent to base.
+func (l *lane) record(kind, base string, s *session, start time.Time, a answer, err error, v verdict) Event {
+	return l.recordFinal(kind, base, s, start, a, err, v, false)
+}
+
+func (l *lane) recordFinal(kind, base string, s *session, start time.Time, a answer, err error, v verdict, final bool) Event {
 	e := Event{Lane: l.n, Kind: kind, Start: start, End: time.Now(), Status: a.status, ServedBy: a.servedBy,
-		Outcome: outcome, Violation: violation, Final: final}
+		Via: l.via(base), Outcome: v.outcome, Violation: v.violation, Breach: v.breach, Final: final}
 	if s != nil {
 		e.Session = s.id
 	}
@@ -292,13 +355,13 @@ func (l *lane) signUp(ctx context.Context) error {
 	defer cancel()
 	for {
 		start := time.Now()
-		a, err := l.do(ctx, http.MethodPost, "/signup",
+		a, err := l.do(ctx, l.h.base, http.MethodPost, "/signup",
 			url.Values{"username": {l.user}, "password": {l.password}, "confirm_password": {l.password}}, nil)
 		if err == nil && a.status == http.StatusSeeOther {
-			l.record(SignUp, nil, start, a, nil, Acknowledged, "")
+			l.record(SignUp, l.h.base, nil, start, a, nil, verdict{outcome: Acknowledged})
 			return nil
 		}
-		l.record(SignUp, nil, start, a, err, classify(a, err), "")
+		l.record(SignUp, l.h.base, nil, start, a, err, verdict{outcome: classify(a, err)})
 		if err == nil && a.status != http.StatusServiceUnavailable {
 			return fmt.Errorf("sign up %s: %d %.300s", l.user, a.status, a.body)
 		}
@@ -343,41 +406,44 @@ func (l *lane) run(ctx context.Context, opts Options) {
 }
 
 func (l *lane) signIn() {
+	base := l.nextWrite()
 	start := time.Now()
-	a, err := l.do(context.Background(), http.MethodPost, "/login", url.Values{"username": {l.user}, "password": {l.password}}, nil)
+	a, err := l.do(context.Background(), base, http.MethodPost, "/login", url.Values{"username": {l.user}, "password": {l.password}}, nil)
 	if err == nil && a.status == http.StatusSeeOther && a.cookie != nil {
 		sum := sha256.Sum256([]byte(a.cookie.Value))
 		s := &session{id: hex.EncodeToString(sum[:4]), cookie: a.cookie, ackedAt: time.Now()}
 		l.live = append(l.live, s)
-		l.record(SignIn, s, start, a, nil, Acknowledged, "")
+		l.record(SignIn, base, s, start, a, nil, verdict{outcome: Acknowledged})
 		return
 	}
-	l.record(SignIn, nil, start, a, err, classify(a, err), "")
+	l.record(SignIn, base, nil, start, a, err, verdict{outcome: classify(a, err)})
 }
 
 // view loads the home page with s and checks the answer against s's state.
 func (l *lane) view(s *session) Event {
+	base := l.nextView()
 	start := time.Now()
-	a, err := l.do(context.Background(), http.MethodGet, "/", nil, s)
-	outcome, violation := l.judge(s, a, err)
-	return l.record(PageView, s, start, a, err, outcome, violation)
+	a, err := l.do(context.Background(), base, http.MethodGet, "/", nil, s)
+	return l.record(PageView, base, s, start, a, err, l.judge(s, a, err))
 }
 
 // judge names a page view's outcome and the promise it broke, if any.
-func (l *lane) judge(s *session, a answer, err error) (string, string) {
+func (l *lane) judge(s *session, a answer, err error) verdict {
 	signedIn := err == nil && a.status == http.StatusOK && strings.Contains(a.body, "Hello, "+l.user)
 	signedOut := err == nil && a.status == http.StatusSeeOther && strings.HasPrefix(a.location, "/login")
 	switch {
 	case signedIn && !s.revokedAt.IsZero():
-		return SignedIn, fmt.Sprintf("served signed in %s after its sign-out was acknowledged", time.Since(s.revokedAt).Round(time.Millisecond))
+		return verdict{SignedIn, fmt.Sprintf("served signed in %s after its sign-out was acknowledged",
+			time.Since(s.revokedAt).Round(time.Millisecond)), BreachRevoked}
 	case signedIn:
-		return SignedIn, ""
+		return verdict{outcome: SignedIn}
 	case signedOut && s.revokedAt.IsZero():
-		return SignedOut, fmt.Sprintf("signed out %s after its sign-in was acknowledged, never revoked", time.Since(s.ackedAt).Round(time.Millisecond))
+		return verdict{SignedOut, fmt.Sprintf("signed out %s after its sign-in was acknowledged, never revoked",
+			time.Since(s.ackedAt).Round(time.Millisecond)), BreachLost}
 	case signedOut:
-		return SignedOut, ""
+		return verdict{outcome: SignedOut}
 	default:
-		return classify(a, err), ""
+		return verdict{outcome: classify(a, err)}
 	}
 }
 
@@ -386,13 +452,14 @@ func (l *lane) judge(s *session, a answer, err error) (string, string) {
 // without its answer drops s from every later check, since whether it took
 // effect is unknown.
 func (l *lane) revoke(s *session) *session {
+	base := l.nextWrite()
 	start := time.Now()
-	a, err := l.do(context.Background(), http.MethodPost, "/logout", url.Values{}, s)
+	a, err := l.do(context.Background(), base, http.MethodPost, "/logout", url.Values{}, s)
 	l.live = l.live[1:]
 	if err == nil && a.status == http.StatusSeeOther && a.cleared {
 		s.revokedAt = time.Now()
 		l.revoked = append(l.revoked, s)
-		l.record(Revoke, s, start, a, nil, Acknowledged, "")
+		l.record(Revoke, base, s, start, a, nil, verdict{outcome: Acknowledged})
 		return s
 	}
 	outcome := classify(a, err)
@@ -400,30 +467,36 @@ func (l *lane) revoke(s *session) *session {
 		outcome = Unconfirmed
 	}
 	l.dropped++
-	l.record(Revoke, s, start, a, err, outcome, "")
+	l.record(Revoke, base, s, start, a, err, verdict{outcome: outcome})
 	return nil
 }
 
 // Verify checks, once the load has stopped and the cluster has healed, every
 // session the lanes still hold and every one they revoked: through the load
 // balancer, rounds times each (three rounds reach every replica of a round
-// robin), tried again while the answer is 503 until within has passed. It
-// records each check as a final event.
-func (h *History) Verify(ctx context.Context, rounds int, within time.Duration) {
+// robin), then once on each of direct (replicas' own addresses, so that every
+// replica is asked for certain), tried again while the answer is 503 until
+// within has passed. It records each check as a final event.
+func (h *History) Verify(ctx context.Context, rounds int, within time.Duration, direct ...string) {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
+	var targets []string
+	for range rounds {
+		targets = append(targets, h.base)
+	}
+	targets = append(targets, trimAll(direct)...)
 	for _, l := range h.lanes {
 		for _, s := range append(append([]*session(nil), l.live...), l.revoked...) {
-			for range rounds {
+			for _, base := range targets {
 				for {
 					start := time.Now()
-					a, err := l.do(ctx, http.MethodGet, "/", nil, s)
-					outcome, violation := l.judge(s, a, err)
-					if (outcome == Refused || outcome == Failed) && ctx.Err() == nil {
+					a, err := l.do(ctx, base, http.MethodGet, "/", nil, s)
+					v := l.judge(s, a, err)
+					if (v.outcome == Refused || v.outcome == Failed) && ctx.Err() == nil {
 						time.Sleep(200 * time.Millisecond)
 						continue
 					}
-					l.recordFinal(PageView, s, start, a, err, outcome, violation, true)
+					l.recordFinal(PageView, base, s, start, a, err, v, true)
 					break
 				}
 			}

@@ -23,6 +23,10 @@ type flawedServer struct {
 	keepRevoked bool
 	// forgetAfter: from the forgetAfter-th sign-in on, sessions are lost.
 	forgetAfter int
+	// lagging, if set, is a replica cut off from this one's sign-outs: it
+	// learns every account and sign-in made here, and no sign-out, as an app
+	// replica left with the old Redis primary in a partition would.
+	lagging *flawedServer
 }
 
 func (s *flawedServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -33,6 +37,11 @@ func (s *flawedServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method + " " + r.URL.Path {
 	case "POST /signup":
 		s.users[r.PostForm.Get("username")] = r.PostForm.Get("password")
+		if s.lagging != nil {
+			s.lagging.mu.Lock()
+			s.lagging.users[r.PostForm.Get("username")] = r.PostForm.Get("password")
+			s.lagging.mu.Unlock()
+		}
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	case "POST /login":
 		name := r.PostForm.Get("username")
@@ -44,6 +53,11 @@ func (s *flawedServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		value := name + "-" + strings.Repeat("x", s.n)
 		if s.forgetAfter == 0 || s.n < s.forgetAfter {
 			s.sessions[value] = name
+		}
+		if s.lagging != nil {
+			s.lagging.mu.Lock()
+			s.lagging.sessions[value] = name
+			s.lagging.mu.Unlock()
 		}
 		http.SetCookie(w, &http.Cookie{Name: "__Host-hallpass", Value: value, Path: "/"})
 		http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -65,20 +79,27 @@ func (s *flawedServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// runAgainst runs a short load against srv and returns its summary.
-func runAgainst(t *testing.T, srv *flawedServer) Summary {
+// runAgainst runs a short load against srv and returns its summary; the
+// lanes also go to each of direct without srv in between.
+func runAgainst(t *testing.T, srv *flawedServer, direct ...http.Handler) Summary {
 	t.Helper()
 	srv.users, srv.sessions = map[string]string{}, map[string]string{}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
+	var urls []string
+	for _, h := range direct {
+		d := httptest.NewServer(h)
+		t.Cleanup(d.Close)
+		urls = append(urls, d.URL)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
-	run, err := Start(ctx, Options{URL: ts.URL, Lanes: 2, Pause: time.Millisecond})
+	run, err := Start(ctx, Options{URL: ts.URL, Direct: urls, Lanes: 2, Pause: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	run.Wait()
-	run.History.Verify(t.Context(), 1, 5*time.Second)
+	run.History.Verify(t.Context(), 1, 5*time.Second, urls...)
 	return run.History.Summarize(nil)
 }
 
@@ -89,6 +110,37 @@ func TestHistoryOfAFaithfulServerHasNoViolation(t *testing.T) {
 	}
 	if sum.Counts[Revoke][Acknowledged] == 0 || sum.Counts[SignIn][Acknowledged] == 0 {
 		t.Fatalf("the load neither signed in nor out:\n%s", sum)
+	}
+}
+
+func TestHistoryOfAFaithfulServerReachedDirectlyToo(t *testing.T) {
+	srv := &flawedServer{}
+	sum := runAgainst(t, srv, srv)
+	if len(sum.Violations) != 0 || sum.Failed() != 0 {
+		t.Fatalf("violations or failures against a faithful server:\n%s", sum)
+	}
+	for _, kind := range []string{SignIn, PageView, Revoke} {
+		if sum.Counts[kind][Acknowledged]+sum.Counts[kind][SignedIn] == 0 ||
+			sum.Counts[kind+" direct"][Acknowledged]+sum.Counts[kind+" direct"][SignedIn] == 0 {
+			t.Fatalf("%s went not both through the load balancer and directly:\n%s", kind, sum)
+		}
+	}
+}
+
+func TestPageServedDirectlyAfterSignOutElsewhereIsAViolation(t *testing.T) {
+	lagging := &flawedServer{users: map[string]string{}, sessions: map[string]string{}}
+	sum := runAgainst(t, &flawedServer{lagging: lagging}, lagging)
+	var seen bool
+	for _, e := range sum.Violations {
+		if e.Breach == BreachRevoked && e.Via != "" {
+			seen = true
+		}
+	}
+	if !seen {
+		t.Fatalf("a replica reached directly served revoked sessions and passed:\n%s", sum)
+	}
+	if !strings.Contains(sum.String(), "× "+BreachRevoked+", on app1 direct") {
+		t.Fatalf("the summary does not say where the revoked sessions were served:\n%s", sum)
 	}
 }
 

@@ -5,6 +5,10 @@ import (
 	"testing"
 )
 
+// ReplicaConnLifetime is replicaConnLifetime, for the tests outside the
+// package.
+const ReplicaConnLifetime = replicaConnLifetime
+
 // The INFO replication fields of a replica, as Redis 7.0 reports them, in
 // the states that decide whether it may serve reads.
 func TestSyncedReplica(t *testing.T) {
@@ -28,6 +32,35 @@ func TestSyncedReplica(t *testing.T) {
 			}
 			if !tc.ok && !errors.Is(err, errNotReplica) {
 				t.Fatalf("syncedReplica = %v, want errNotReplica", err)
+			}
+		})
+	}
+}
+
+// How far along the replication stream a server is, as INFO replication
+// says: what a replica has applied, or a promoted replica's own stream.
+func TestReplicationOffset(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		info string
+		want int64 // -1: errNotReplica
+	}{
+		{"replica", "# Replication\r\nrole:slave\r\nmaster_link_status:up\r\nslave_read_repl_offset:9000\r\nslave_repl_offset:8979\r\nmaster_repl_offset:8979\r\n", 8979},
+		{"replica that lost its primary", "# Replication\r\nrole:slave\r\nmaster_link_status:down\r\nslave_repl_offset:50\r\nmaster_link_down_since_seconds:1\r\nmaster_repl_offset:50\r\n", 50},
+		{"just promoted", "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:9021\r\nsecond_repl_offset:8980\r\n", 9021},
+		{"replica without its offset", "# Replication\r\nrole:slave\r\nmaster_link_status:up\r\nmaster_repl_offset:8979\r\n", -1},
+		{"offset not a number", "# Replication\r\nrole:slave\r\nslave_repl_offset:many\r\n", -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := replicationOffset(parseInfo(tc.info))
+			if tc.want < 0 {
+				if !errors.Is(err, errNotReplica) {
+					t.Fatalf("replicationOffset = %d, %v; want errNotReplica", got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("replicationOffset = %d, %v; want %d", got, err, tc.want)
 			}
 		})
 	}

@@ -1,9 +1,11 @@
 package redisx
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -62,6 +64,9 @@ type SentinelOptions struct {
 	// ClientName, if set, names every connection to the Redis servers and
 	// the Sentinels (CLIENT SETNAME), so CLIENT LIST shows whose they are.
 	ClientName string
+	// Logger hears when the primary lease is lost and regained; nil
+	// discards that.
+	Logger *slog.Logger
 	// PoolOptions size the pool and bound its waits. ConnectTimeout bounds
 	// each question to a Sentinel, and each dial of the primary with its
 	// ROLE check.
@@ -97,6 +102,14 @@ type SentinelOptions struct {
 //
 // ReplicaPool is a second pool, for reads while no primary can be reached.
 //
+// PrimaryLease says until when a reply from the primary may be trusted to be
+// the current state: one goroutine per Sentinel asks it about the primary
+// several times a second, on a connection it keeps open, and the answers
+// bound when a failover could first have promoted another server. A Hallpass
+// replica cut off from the Sentinels together with the primary loses the
+// lease before any failover on the other side can complete (see
+// leaseKeeper).
+//
 // Dials ask the Sentinels every time rather than trust a remembered address:
 // one short extra connection per new pooled connection, which is rare, and no
 // way to reach an old primary that was failed over while the subscription
@@ -112,15 +125,20 @@ type SentinelPool struct {
 	gen      atomic.Uint64 // changed only with mu held
 	mu       sync.Mutex
 	addr     string // the primary, as last verified or announced; "" until known
-	ctx      context.Context
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
-	once     sync.Once // for Close
+	// lease keeps the primary lease, measured on the monotonic clock
+	// since base.
+	lease *leaseKeeper
+	base  time.Time
+	ctx   context.Context
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+	once  sync.Once // for Close
 }
 
 // NewSentinelPool checks opts and returns a pool of connections to the
 // primary the Sentinels name. It does not connect (use Ping for that) but
-// starts following the Sentinels' announcements: call Close to stop.
+// starts following the Sentinels' announcements and asking them for the
+// primary lease: call Close to stop.
 func NewSentinelPool(opts SentinelOptions) (*SentinelPool, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
@@ -128,7 +146,8 @@ func NewSentinelPool(opts SentinelOptions) (*SentinelPool, error) {
 	opts.Addrs = append([]string(nil), opts.Addrs...)
 	opts.PoolOptions = opts.PoolOptions.withDefaults()
 	ctx, stop := context.WithCancel(context.Background())
-	s := &SentinelPool{opts: opts, ctx: ctx, stop: stop}
+	s := &SentinelPool{opts: opts, ctx: ctx, stop: stop, base: time.Now()}
+	s.lease = newLeaseKeeper(len(opts.Addrs), cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)))
 	s.replicas = s.newReplicaPool()
 	s.pool = &redis.Pool{
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
@@ -153,8 +172,11 @@ func NewSentinelPool(opts SentinelOptions) (*SentinelPool, error) {
 		IdleTimeout: opts.IdleTimeout,
 		Wait:        true,
 	}
-	s.wg.Add(1)
+	s.wg.Add(1 + len(opts.Addrs))
 	go s.watch()
+	for i := range opts.Addrs {
+		go s.probe(i)
+	}
 	return s, nil
 }
 
@@ -254,6 +276,7 @@ func (s *SentinelPool) adopt(addr string, gen uint64) (uint64, bool, bool) {
 	moved := s.addr != "" && s.addr != addr
 	if moved {
 		s.gen.Add(1)
+		s.lease.forget(addr)
 	}
 	s.addr = addr
 	return s.gen.Load(), moved, true
@@ -269,6 +292,7 @@ func (s *SentinelPool) switchTo(addr string) bool {
 	}
 	s.addr = addr
 	s.gen.Add(1)
+	s.lease.forget(addr)
 	return true
 }
 

@@ -42,17 +42,35 @@ const (
 //
 // What a replica read may miss: a write the primary had not yet sent to
 // it. Sign-ins and revocations are acknowledged only once a replica has
-// them (Options.WaitReplicas, Redis WAIT 1), so with the one replica
-// Hallpass deploys a revoked session whose revocation was acknowledged is
-// never found there, and a session whose sign-in was acknowledged always
-// is. The last-seen refresh is not waited for, so a replica read may find
+// them (Options.WaitReplicas, Redis WAIT 1), and the replica read is the
+// one furthest along the replication stream, so once the primary is lost a
+// revoked session whose revocation was acknowledged is never found there,
+// and a session whose sign-in was acknowledged always is. The last-seen refresh is not waited for, so a replica read may find
 // an older last-seen time (the session's idle end then looks sooner than
 // it is, never later). See redisx.SentinelPool.ReplicaPool for which
 // replica is read. A read that must see the latest state for a write that
 // follows (FreshRead) still goes to the primary only.
 func NewRedisStoreWithReplica(primary, replica *redis.Pool, opts Options) *RedisStore {
+	return NewRedisStoreWithReplicaAndLease(primary, replica, nil, opts)
+}
+
+// NewRedisStoreWithReplicaAndLease is NewRedisStoreWithReplica whose reads
+// of one session use the primary's answer only within the primary lease:
+// lease returns until when a reply from the primary is known to be the
+// current state (redisx.SentinelPool.PrimaryLease; the zero Time for
+// none). A read asks the primary only while the lease holds, uses the
+// answer only if it came before the end of the lease taken just before
+// asking, and otherwise reads the replica; if the replica cannot answer
+// either, the read fails. This is what keeps a Hallpass replica cut off
+// from the Sentinels together with a primary that is being replaced from
+// serving sessions revoked on the new primary (docs/SESSIONS.md, "A
+// primary cut off from the Sentinels"). A nil lease always holds, as in
+// NewRedisStoreWithReplica. FreshRead still goes to the primary only: the
+// write that follows it confirms itself with WAIT.
+func NewRedisStoreWithReplicaAndLease(primary, replica *redis.Pool, lease func() time.Time, opts Options) *RedisStore {
 	s := NewRedisStore(primary, opts)
 	s.replica = replica
+	s.primaryLease = lease
 	return s
 }
 
@@ -122,28 +140,45 @@ func noPrimary(err error) bool {
 	return errors.As(err, &ue) || isReply(err, "READONLY") || isReply(err, "NOREPLICAS") || isReply(err, "MASTERDOWN")
 }
 
+// errNoPrimaryLease says a read did not use the primary because the
+// primary lease was not held, or ended before the primary's answer came.
+var errNoPrimaryLease = errors.New("primary not confirmed by the Sentinels (no lease)")
+
 // read runs f, which only reads, on the primary, or on the replica when
-// the primary cannot be reached, and reports whether the replica answered.
-// Its errors are wrapped with the operation's name, as with's are, but are
-// never ErrNoPrimary: that says a write was refused.
+// the primary cannot be reached or its lease is not held, and reports
+// whether the replica answered. Its errors are wrapped with the operation's
+// name, as with's are, but are never ErrNoPrimary: that says a write was
+// refused.
 func (s *RedisStore) read(ctx context.Context, op string, f func(ctx context.Context, c redis.Conn) error) (fromReplica bool, err error) {
-	if s.replica == nil || IsFreshRead(ctx) {
+	if IsFreshRead(ctx) {
+		// Before a write that the write itself guards (WAIT).
 		ctx, cancel := bound(ctx)
 		defer cancel()
 		return false, wrapOp(op, on(ctx, s.pool, f))
 	}
+	if s.replica == nil {
+		ctx, cancel := bound(ctx)
+		defer cancel()
+		_, err := s.onPrimary(ctx, f)
+		return false, wrapOp(op, err)
+	}
 	var primaryErr error
-	if !s.avoidingPrimary() {
+	switch {
+	case !s.leaseHeld(s.lease()):
+		primaryErr = errNoPrimaryLease
+	case !s.avoidingPrimary():
 		// The primary's bound is the only timer a read that it answers
 		// costs; the replica gets the usual one if it is needed.
 		pctx, pcancel := context.WithTimeout(ctx, primaryReadTimeout)
-		primaryErr = on(pctx, s.pool, f)
+		var answered bool
+		answered, primaryErr = s.onPrimary(pctx, f)
 		pcancel()
-		var ue *unreachableError
-		if primaryErr == nil || !errors.As(primaryErr, &ue) || ctx.Err() != nil {
+		if answered || ctx.Err() != nil {
 			return false, wrapOp(op, primaryErr)
 		}
-		s.avoidPrimary()
+		if !errors.Is(primaryErr, errNoPrimaryLease) {
+			s.avoidPrimary()
+		}
 	}
 	ctx, cancel := bound(ctx)
 	defer cancel()
@@ -162,7 +197,7 @@ func (s *RedisStore) read(ctx context.Context, op string, f func(ctx context.Con
 		// The primary was being avoided, and the replica failed: the
 		// primary may be back (a failover promoted the replica, and
 		// Sentinel lists no replica until the old primary returns).
-		if perr := on(ctx, s.pool, f); perr == nil {
+		if answered, perr := s.onPrimary(ctx, f); answered && perr == nil {
 			s.primaryDownUntil.Store(0)
 			return false, nil
 		} else {
@@ -173,6 +208,43 @@ func (s *RedisStore) read(ctx context.Context, op string, f func(ctx context.Con
 		err = fmt.Errorf("replica: %w (primary: %w)", err, primaryErr)
 	}
 	return true, wrapOp(op, err)
+}
+
+// onPrimary runs f on the primary, within the primary lease, and reports
+// whether the primary answered (a value, or an error reply) before the
+// lease taken just before asking ended. An answer that came later is not
+// used: by then a failover may have made another server the primary, and
+// the answer may miss a revocation made there. Without a lease held at
+// the start it does not ask.
+func (s *RedisStore) onPrimary(ctx context.Context, f func(ctx context.Context, c redis.Conn) error) (answered bool, err error) {
+	until := s.lease()
+	if !s.leaseHeld(until) {
+		return false, errNoPrimaryLease
+	}
+	err = on(ctx, s.pool, f)
+	var ue *unreachableError
+	if errors.As(err, &ue) {
+		return false, err
+	}
+	if !s.leaseHeld(until) {
+		return false, errNoPrimaryLease
+	}
+	return true, err
+}
+
+// lease returns the end of the primary lease; the zero Time (no lease) for
+// a store without one, which leaseHeld treats as always held.
+func (s *RedisStore) lease() time.Time {
+	if s.primaryLease == nil {
+		return time.Time{}
+	}
+	return s.primaryLease()
+}
+
+// leaseHeld reports whether a lease ending at until, as lease returned it,
+// holds now.
+func (s *RedisStore) leaseHeld(until time.Time) bool {
+	return s.primaryLease == nil || time.Now().Before(until)
 }
 
 // avoidingPrimary reports whether reads go straight to the replica, the

@@ -7,11 +7,13 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/hallpass/hallpass/internal/redisx"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/session/sessiontest"
 	"github.com/hallpass/hallpass/internal/testkit"
@@ -242,4 +244,276 @@ func waitForKey(srv *testsvc.RedisServer, key string) error {
 		}
 		return nil
 	})
+}
+
+// leaseSwitch is a primary lease the test grants and ends by hand.
+type leaseSwitch struct{ until atomic.Pointer[time.Time] }
+
+func newLeaseSwitch() *leaseSwitch {
+	l := &leaseSwitch{}
+	l.endIn(0)
+	return l
+}
+
+// endIn makes the lease end d from now (at once for d ≤ 0).
+func (l *leaseSwitch) endIn(d time.Duration) {
+	until := time.Time{}
+	if d > 0 {
+		until = time.Now().Add(d)
+	}
+	l.until.Store(&until)
+}
+
+func (l *leaseSwitch) lease() time.Time { return *l.until.Load() }
+
+// removeFromReplica deletes key on the replica only, as if its session had
+// been revoked on another primary: the replica stands for the server a
+// failover promotes, which has the revocation while the old primary does
+// not.
+func removeFromReplica(t *testing.T, replica *testsvc.RedisServer, key string) {
+	t.Helper()
+	c := replica.Conn(t)
+	for _, cmd := range [][]any{
+		{"CONFIG", "SET", "replica-read-only", "no"},
+		{"DEL", session.RedisSessionPrefix + key},
+		{"CONFIG", "SET", "replica-read-only", "yes"},
+	} {
+		if _, err := c.Do(cmd[0].(string), cmd[1:]...); err != nil {
+			t.Fatalf("replica %s: %v: %v", replica.Addr, cmd, err)
+		}
+	}
+}
+
+// A store whose primary lease is not held never uses the primary's answer:
+// it reads the replica, and fails when the replica cannot answer either.
+// The session is still on the primary and gone from the replica, so every
+// answer says where it came from.
+func TestAStoreWithoutThePrimaryLeaseNeverReadsThePrimary(t *testing.T) {
+	primary := testsvc.StartRedis(t)
+	replica := testsvc.StartRedisReplica(t, primary)
+	opts := session.StoreOptions(30*time.Minute, 12*time.Hour, nil)
+	opts.WaitReplicas, opts.WaitTimeout = 1, time.Second
+	lease := newLeaseSwitch()
+	store := session.NewRedisStoreWithReplicaAndLease(newRedisPool(t, primary.URL), newRedisPool(t, replica.URL), lease.lease, opts)
+	ctx := t.Context()
+	key := sessiontest.NewKey(t)
+	if _, err := store.Create(ctx, key, 1, []byte("alice"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
+		t.Fatal(err)
+	}
+	removeFromReplica(t, replica, key)
+
+	lease.endIn(time.Hour)
+	if _, found, err := store.FindCtx(ctx, key); err != nil || !found {
+		t.Fatalf("Find within the lease = %v, %v; want the primary's session", found, err)
+	}
+	if _, ttl, found, err := store.FindExpiring(ctx, key); err != nil || !found || ttl <= 0 {
+		t.Fatalf("FindExpiring within the lease = %s, %v, %v; want the primary's session and its time to live", ttl, found, err)
+	}
+
+	lease.endIn(0)
+	for i := range 20 {
+		if _, found, err := store.FindCtx(ctx, key); err != nil || found {
+			t.Fatalf("Find %d without the lease = %v, %v; want the replica's answer: no session", i, found, err)
+		}
+		if _, _, found, err := store.FindExpiring(ctx, key); err != nil || found {
+			t.Fatalf("FindExpiring %d without the lease = %v, %v; want the replica's answer: no session", i, found, err)
+		}
+	}
+	if err := store.Ping(ctx); err != nil {
+		t.Fatalf("Ping without the lease, the replica up: %v", err)
+	}
+
+	// Without the replica as well, nothing is left to answer.
+	replica.Pause(t)
+	t.Cleanup(func() { replica.Resume(t) })
+	for i := range 3 {
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, found, err := store.FindCtx(rctx, key)
+		cancel()
+		if err == nil || found {
+			t.Fatalf("Find %d without the lease or the replica = %v, %v; want an error", i, found, err)
+		}
+	}
+	if err := store.Ping(ctx); err == nil {
+		t.Fatal("Ping without the lease or the replica succeeded")
+	}
+
+	// FreshRead stays on the primary: the write it guards checks itself.
+	replica.Resume(t)
+	if _, found, err := store.FindCtx(session.FreshRead(ctx), key); err != nil || !found {
+		t.Fatalf("a fresh read without the lease = %v, %v; want the primary's session", found, err)
+	}
+}
+
+// An answer the primary gives after the lease (taken before asking) has
+// ended is not used, even though it came: a failover may have completed in
+// between. The primary is frozen across the end of the lease and thawed
+// just after, within the primary's 500 ms bound.
+func TestAPrimaryAnswerAfterTheLeaseEndedIsNotUsed(t *testing.T) {
+	primary := testsvc.StartRedis(t)
+	replica := testsvc.StartRedisReplica(t, primary)
+	opts := session.StoreOptions(30*time.Minute, 12*time.Hour, nil)
+	opts.WaitReplicas, opts.WaitTimeout = 1, time.Second
+	lease := newLeaseSwitch()
+	store := session.NewRedisStoreWithReplicaAndLease(newRedisPool(t, primary.URL), newRedisPool(t, replica.URL), lease.lease, opts)
+	ctx := t.Context()
+	key := sessiontest.NewKey(t)
+	lease.endIn(time.Hour)
+	if _, err := store.Create(ctx, key, 1, []byte("alice"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
+		t.Fatal(err)
+	}
+	removeFromReplica(t, replica, key)
+
+	// The scenario needs the primary's answer to come back within its
+	// bound; on a machine too busy for that, try again.
+	for attempt := 1; ; attempt++ {
+		if _, found, err := store.FindCtx(ctx, key); err != nil || !found {
+			t.Fatalf("Find within the lease = %v, %v; want the primary's session", found, err)
+		}
+		const leaseLeft = 100 * time.Millisecond
+		lease.endIn(leaseLeft)
+		primary.Pause(t)
+		type result struct {
+			found bool
+			err   error
+			took  time.Duration
+		}
+		done := make(chan result, 1)
+		go func() {
+			start := time.Now()
+			_, found, err := store.FindCtx(ctx, key)
+			done <- result{found, err, time.Since(start)}
+		}()
+		testkit.Eventually(t, time.Second, "the lease to end", func() error {
+			if time.Now().Before(lease.lease()) {
+				return errors.New("still held")
+			}
+			return nil
+		})
+		time.Sleep(20 * time.Millisecond) // well past the end, before the primary's bound
+		primary.Resume(t)
+		r := <-done
+		if r.err != nil || r.found {
+			t.Fatalf("Find whose primary answer came after the lease = %v, %v; want the replica's answer: no session", r.found, r.err)
+		}
+		if r.took < 400*time.Millisecond {
+			t.Logf("attempt %d: the primary answered after the lease ended; the read took %s and used the replica", attempt, r.took.Round(time.Millisecond))
+			return
+		}
+		if attempt == 5 {
+			t.Fatalf("the primary never answered within its bound in 5 attempts (last read took %s)", r.took)
+		}
+		lease.endIn(time.Hour)
+	}
+}
+
+// leasedStoreWithASession starts a primary, a replica and three Sentinels,
+// and returns them with a Sentinel pool, a store that reads under the primary lease (waiting
+// for one replica, as deployed) and the key of a session created in it, once
+// the lease is held.
+func leasedStoreWithASession(t *testing.T) (*testsvc.SentinelCluster, *redisx.SentinelPool, *session.RedisStore, string) {
+	t.Helper()
+	c := testsvc.StartSentinelCluster(t)
+	sp, err := redisx.NewSentinelPool(redisx.SentinelOptions{
+		Addrs:       c.SentinelAddrs,
+		MasterName:  c.MasterName,
+		PoolOptions: redisx.PoolOptions{ConnectTimeout: 300 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.Close() })
+	opts := session.StoreOptions(30*time.Minute, 12*time.Hour, nil)
+	opts.WaitReplicas, opts.WaitTimeout = 1, time.Second
+	store := session.NewRedisStoreWithReplicaAndLease(sp.Pool(), sp.ReplicaPool(), sp.PrimaryLease, opts)
+	key := sessiontest.NewKey(t)
+	if _, err := store.Create(t.Context(), key, 1, []byte("alice"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 5*time.Second, "the primary lease", func() error {
+		if !sp.PrimaryTrusted() {
+			return errors.New("not held")
+		}
+		return nil
+	})
+	return c, sp, store, key
+}
+
+// The split brain this lease closes: a Hallpass replica keeps reaching the
+// primary but is cut off from every Sentinel (frozen here), while on the
+// other side of the partition the session is revoked on the server a
+// failover promotes (here: removed from the replica only). Within
+// down-after of the cut the store stops using the primary's answers, and
+// from then on it never serves the session: the replica says it is gone,
+// or, the replica out of reach too, the read fails.
+func TestASessionRevokedAcrossAPartitionIsNotServedOnceTheSentinelsAreCutOff(t *testing.T) {
+	const downAfter = 1500 * time.Millisecond // testsvc's Sentinels, as deploy/redis/sentinel.conf
+	c, _, store, key := leasedStoreWithASession(t)
+	ctx := t.Context()
+	removeFromReplica(t, c.Replica(t), key)
+	if _, found, err := store.FindCtx(ctx, key); err != nil || !found {
+		t.Fatalf("Find with the Sentinels up = %v, %v; want the primary's session", found, err)
+	}
+
+	cut := time.Now()
+	c.FreezeSentinels(t)
+	served, last := 0, time.Duration(0)
+	for {
+		_, found, err := store.FindCtx(ctx, key)
+		if err != nil || !found {
+			t.Logf("first read not served from the primary: found %v, %v", found, err)
+			break
+		}
+		served, last = served+1, time.Since(cut)
+		if last > downAfter {
+			t.Fatalf("the session was still served from the primary %s after the Sentinels were cut off", last)
+		}
+	}
+	t.Logf("served from the primary until %s after the cut (%d reads)", last.Round(time.Millisecond), served)
+	for stop := time.Now().Add(3 * time.Second); time.Now().Before(stop); {
+		if _, found, err := store.FindCtx(ctx, key); err == nil && found {
+			t.Fatalf("the session was served %s after the Sentinels were cut off", time.Since(cut).Round(time.Millisecond))
+		}
+	}
+}
+
+// On the majority side of a failover nothing changes for page views: the
+// primary is killed, its lease lapses, the Sentinels promote the replica,
+// and a new lease is granted for it; every read on the way finds the
+// session (from the replica, then the new primary), with production's
+// down-after.
+func TestEveryReadFindsTheSessionThroughAFailoverWithTheLease(t *testing.T) {
+	const downAfter = 1500 * time.Millisecond // testsvc's Sentinels, as deploy/redis/sentinel.conf
+	c, sp, store, key := leasedStoreWithASession(t)
+	ctx := t.Context()
+
+	old := c.KillPrimary(t)
+	killed := time.Now()
+	reads, unleased := 0, 0
+	var lapsed, regained time.Duration
+	for deadline := killed.Add(45 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no lease on a new primary within 45 s of the kill (%d reads)", reads)
+		}
+		_, found, err := store.FindCtx(ctx, key)
+		reads++
+		if err != nil || !found {
+			t.Fatalf("read %d, %s after the kill: found %v, %v; want the session", reads, time.Since(killed).Round(time.Millisecond), found, err)
+		}
+		held := sp.PrimaryTrusted()
+		switch {
+		case !held && lapsed == 0:
+			lapsed = time.Since(killed)
+		case !held:
+			unleased++
+		case lapsed != 0 && sp.MasterAddr() != old:
+			regained = time.Since(killed)
+		}
+		if regained != 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // pace the reads
+	}
+	t.Logf("%d reads, all found the session; lease lapsed %s after the kill, held on the new primary %s after it (%d reads without it)",
+		reads, lapsed.Round(time.Millisecond), regained.Round(time.Millisecond), unleased)
 }

@@ -55,6 +55,17 @@ var (
 	countLua string
 	//go:embed scripts/recent.lua
 	recentLua string
+
+	//go:embed scripts/list_user_readonly.lua
+	listUserReadOnlyLua string
+	//go:embed scripts/list_user_keys_readonly.lua
+	listUserKeysReadOnlyLua string
+	//go:embed scripts/count_users_readonly.lua
+	countUsersReadOnlyLua string
+	//go:embed scripts/count_readonly.lua
+	countReadOnlyLua string
+	//go:embed scripts/recent_readonly.lua
+	recentReadOnlyLua string
 )
 
 // refusedWhenFull is put in front of the scripts that make sessions: this
@@ -67,6 +78,34 @@ var (
 // Redis's default: a sign-out under memory pressure frees memory and should
 // go through.
 const refusedWhenFull = "#!lua\n"
+
+// readOnly is put in front of the listings' read-only variants: this
+// shebang line lets Redis 7 run the script on a read-only replica (and on a
+// primary that refuses writes), as EVAL or EVALSHA, and makes any write in
+// it an error.
+const readOnly = "#!lua flags=no-writes\n"
+
+// listing is a script that lists sessions and prunes the indexes as it
+// goes, with its read-only variant, which skips what the other would prune
+// and returns the same reply.
+type listing struct{ pruning, readOnly *redis.Script }
+
+func newListing(keyCount int, pruning, readOnlySrc string) listing {
+	return listing{redis.NewScript(keyCount, pruning), redis.NewScript(keyCount, readOnly+readOnlySrc)}
+}
+
+// do runs the pruning script on c or, if the server refuses its writes (a
+// replica, answering while the primary cannot be reached, or a primary
+// short of replicas after a failover), the read-only variant. A pruning
+// script's first command is a write, so a refused one costs a round trip and
+// no work.
+func (l listing) do(ctx context.Context, c redis.Conn, keysAndArgs ...any) (any, error) {
+	reply, err := l.pruning.DoContext(ctx, c, keysAndArgs...)
+	if err != nil && noPrimary(err) {
+		return l.readOnly.DoContext(ctx, c, keysAndArgs...)
+	}
+	return reply, err
+}
 
 // RedisStore keeps sessions in Redis, one string key per session under
 // hp:s:<key>, expiring by itself at the session's end, and indexes them per
@@ -97,10 +136,16 @@ type RedisStore struct {
 	// (Unix nanoseconds) is when reads may try the primary again.
 	replica          *redis.Pool
 	primaryDownUntil atomic.Int64
-	opts             Options
+	// primaryLease, if set, says until when the primary's replies may be
+	// trusted (see NewRedisStoreWithReplicaAndLease); reads outside it go
+	// to the replica.
+	primaryLease func() time.Time
+	opts         Options
 
-	commit, del, create, listUser, listUserKeys, countUsers *redis.Script
-	revoke, revokeUser, count, recent                       *redis.Script
+	commit, del, create, revoke, revokeUser *redis.Script
+	// The listings prune the indexes on the primary and read without
+	// pruning where writes are refused (see listing).
+	listUser, listUserKeys, countUsers, count, recent listing
 	// revokeUserSrc is revokeUser's source, which RevokeUsers loads in
 	// front of its pipeline.
 	revokeUserSrc string
@@ -118,13 +163,13 @@ func NewRedisStore(pool *redis.Pool, opts Options) *RedisStore {
 		commit:       redis.NewScript(3, commitLua),
 		del:          redis.NewScript(3, deleteLua),
 		create:       redis.NewScript(5, refusedWhenFull+libLua+createLua),
-		listUser:     redis.NewScript(2, listUserLua),
-		listUserKeys: redis.NewScript(2, libLua+listUserKeysLua),
-		countUsers:   redis.NewScript(-1, libLua+countUsersLua), // key count passed first: it varies
+		listUser:     newListing(2, listUserLua, libLua+listUserReadOnlyLua),
+		listUserKeys: newListing(2, libLua+listUserKeysLua, libLua+listUserKeysReadOnlyLua),
+		countUsers:   newListing(-1, libLua+countUsersLua, libLua+countUsersReadOnlyLua), // key count passed first: it varies
 		revoke:       redis.NewScript(2, libLua+revokeLua),
 		revokeUser:   redis.NewScript(3, revokeUserSrc),
-		count:        redis.NewScript(1, countLua),
-		recent:       redis.NewScript(1, recentLua),
+		count:        newListing(1, countLua, countReadOnlyLua),
+		recent:       newListing(1, recentLua, libLua+recentReadOnlyLua),
 
 		revokeUserSrc: revokeUserSrc,
 	}
@@ -306,11 +351,12 @@ func (s *RedisStore) Create(ctx context.Context, key string, userID int64, data 
 }
 
 // ListUser returns userID's live sessions, pruning the user's index: one
-// script, O(that user's sessions).
+// script, O(that user's sessions). While the primary cannot be reached the
+// replica answers, without pruning (see listing).
 func (s *RedisStore) ListUser(ctx context.Context, userID int64) ([]Entry, error) {
 	var entries []Entry
-	err := s.with(ctx, "list user", func(ctx context.Context, c redis.Conn) (err error) {
-		entries, err = entryPairs(s.listUser.DoContext(ctx, c,
+	_, err := s.read(ctx, "list user", func(ctx context.Context, c redis.Conn) (err error) {
+		entries, err = entryPairs(s.listUser.do(ctx, c,
 			userIndex(userID), globalIndex, s.opts.now().UnixMilli(), sessionPrefix))
 		return err
 	})
@@ -318,11 +364,12 @@ func (s *RedisStore) ListUser(ctx context.Context, userID int64) ([]Entry, error
 }
 
 // ListUserKeys returns the keys of userID's live sessions, pruning the
-// user's index: one script, O(that user's sessions), no session data sent.
+// user's index: one script, O(that user's sessions), no session data sent;
+// from the replica, without pruning, while the primary cannot be reached.
 func (s *RedisStore) ListUserKeys(ctx context.Context, userID int64) ([]string, error) {
 	var keys []string
-	err := s.with(ctx, "list user keys", func(ctx context.Context, c redis.Conn) (err error) {
-		keys, err = redis.Strings(s.listUserKeys.DoContext(ctx, c,
+	_, err := s.read(ctx, "list user keys", func(ctx context.Context, c redis.Conn) (err error) {
+		keys, err = redis.Strings(s.listUserKeys.do(ctx, c,
 			userIndex(userID), globalIndex, s.opts.now().UnixMilli(), sessionPrefix))
 		return err
 	})
@@ -330,7 +377,8 @@ func (s *RedisStore) ListUserKeys(ctx context.Context, userID int64) ([]string, 
 }
 
 // CountUsers returns how many live sessions each of userIDs has, pruning
-// each user's index: one script for all of them, O(their sessions).
+// each user's index: one script for all of them, O(their sessions); from
+// the replica, without pruning, while the primary cannot be reached.
 func (s *RedisStore) CountUsers(ctx context.Context, userIDs []int64) (map[int64]int, error) {
 	ids := slices.Compact(slices.Sorted(slices.Values(userIDs)))
 	counts := make(map[int64]int, len(ids))
@@ -344,8 +392,8 @@ func (s *RedisStore) CountUsers(ctx context.Context, userIDs []int64) (map[int64
 	}
 	args = append(args, s.opts.now().UnixMilli(), sessionPrefix)
 	var n []int
-	err := s.with(ctx, "count users", func(ctx context.Context, c redis.Conn) (err error) {
-		n, err = redis.Ints(s.countUsers.DoContext(ctx, c, args...))
+	_, err := s.read(ctx, "count users", func(ctx context.Context, c redis.Conn) (err error) {
+		n, err = redis.Ints(s.countUsers.do(ctx, c, args...))
 		if err == nil && len(n) != len(ids) {
 			err = fmt.Errorf("script returned %d counts for %d users", len(n), len(ids))
 		}
@@ -529,27 +577,29 @@ func (s *RedisStore) EndReason(ctx context.Context, key string) (EndReason, erro
 }
 
 // Count returns how many sessions are live, pruning the global index: one
-// script.
+// script; from the replica, without pruning, while the primary cannot be
+// reached.
 func (s *RedisStore) Count(ctx context.Context) (int, error) {
 	var n int
-	err := s.with(ctx, "count", func(ctx context.Context, c redis.Conn) (err error) {
-		n, err = redis.Int(s.count.DoContext(ctx, c, globalIndex, s.opts.now().UnixMilli()))
+	_, err := s.read(ctx, "count", func(ctx context.Context, c redis.Conn) (err error) {
+		n, err = redis.Int(s.count.do(ctx, c, globalIndex, s.opts.now().UnixMilli()))
 		return err
 	})
 	return n, err
 }
 
 // Recent returns a page of live sessions, most recently active first: one
-// script. A session that vanished since it was indexed is skipped, so a page
-// may hold fewer than limit.
+// script, from the replica while the primary cannot be reached. A session
+// that vanished since it was indexed is skipped, so a page may hold fewer
+// than limit.
 func (s *RedisStore) Recent(ctx context.Context, offset, limit int) ([]Entry, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	offset = max(offset, 0)
 	var entries []Entry
-	err := s.with(ctx, "recent", func(ctx context.Context, c redis.Conn) (err error) {
-		entries, err = entryPairs(s.recent.DoContext(ctx, c,
+	_, err := s.read(ctx, "recent", func(ctx context.Context, c redis.Conn) (err error) {
+		entries, err = entryPairs(s.recent.do(ctx, c,
 			globalIndex, s.opts.now().UnixMilli(), sessionPrefix, offset, offset+limit-1))
 		return err
 	})

@@ -3,9 +3,10 @@
 // memory honest: Redis tells every replica which session keys changed
 // (server-assisted client-side caching, CLIENT TRACKING in broadcast mode),
 // a replica trusts its cache only while it keeps hearing its own heartbeats
-// through that same channel (a lease), and a revocation is acknowledged only
-// when every replica has confirmed it dropped the session or can no longer
-// trust its cache. docs/SESSIONS.md argues the design.
+// through that same channel (a lease) and, behind Sentinel, while the
+// Sentinels confirm the primary (the primary lease), and a revocation is
+// acknowledged only when every replica has confirmed it dropped the session
+// or can no longer trust its cache. docs/SESSIONS.md argues the design.
 package sessioncache
 
 import (

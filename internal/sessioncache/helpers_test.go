@@ -34,6 +34,11 @@ type replicaOptions struct {
 	pool       *redis.Pool
 	maxEntries int
 	maxBytes   int64
+	// primaryLease, if set, is the link's primary lease.
+	primaryLease func() (time.Time, uint64)
+	// store, if set, builds the Redis store over the pool instead of
+	// session.NewRedisStore.
+	store func(pool *redis.Pool, opts session.Options) *session.RedisStore
 }
 
 // startReplica starts a replica on the Redis at url and waits until its
@@ -60,18 +65,22 @@ func startReplica(t testing.TB, url, name string, ro replicaOptions) *replica {
 		ro.opts.Lifetime = time.Hour
 	}
 	link, err := sessioncache.StartLink(sessioncache.LinkOptions{
-		Dial:       dial,
-		Pool:       pool,
-		KeyPrefix:  session.RedisSessionPrefix,
-		ReplicaID:  name,
-		MaxEntries: cmpOr(ro.maxEntries, 10000),
-		MaxBytes:   cmpOr(ro.maxBytes, 16<<20),
+		Dial:         dial,
+		Pool:         pool,
+		KeyPrefix:    session.RedisSessionPrefix,
+		ReplicaID:    name,
+		MaxEntries:   cmpOr(ro.maxEntries, 10000),
+		MaxBytes:     cmpOr(ro.maxBytes, 16<<20),
+		PrimaryLease: ro.primaryLease,
 	})
 	if err != nil {
 		t.Fatalf("StartLink: %v", err)
 	}
 	t.Cleanup(func() { link.Close() })
 	rs := session.NewRedisStore(pool, ro.opts)
+	if ro.store != nil {
+		rs = ro.store(pool, ro.opts)
+	}
 	r := &replica{pool: pool, link: link, redis: rs, store: sessioncache.NewStore(rs, link)}
 	waitTrusted(t, r)
 	return r

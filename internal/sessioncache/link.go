@@ -116,6 +116,16 @@ type LinkOptions struct {
 	MaxBytes   int64
 	// Logger receives the link's state changes; nil discards them.
 	Logger *slog.Logger
+	// PrimaryLease, if set, is the primary lease of a Redis behind Sentinel
+	// (redisx.SentinelPool.PrimaryLeaseTerm): until when the primary's
+	// replies may be trusted to be the current state, and which unbroken
+	// lease that is. The heartbeat alone cannot tell: a primary cut off
+	// from the Sentinels with this replica keeps taking heartbeats (for
+	// min-replicas-max-lag) after a failover elsewhere. The cache then
+	// answers only within the lease, and only with what it was filled with
+	// under the current term. Nil: the primary is always trusted (a single
+	// Redis, which no failover replaces).
+	PrimaryLease func() (until time.Time, term uint64)
 }
 
 // Link is a replica's invalidation channel and the cache it keeps. Start
@@ -126,8 +136,9 @@ type LinkOptions struct {
 // Redis sends it the name of every session key that changes (written,
 // deleted, expired, flushed), from any client. A second connection sends
 // the heartbeats and confirms other replicas' fences. Both are redialled
-// when they fail; the cache is flushed whenever the first is, and whenever
-// the lease has lapsed.
+// when they fail; the cache is flushed whenever the first is, whenever the
+// lease has lapsed, and when a new primary lease term begins (see
+// LinkOptions.PrimaryLease).
 type Link struct {
 	id     string
 	opts   LinkOptions
@@ -148,7 +159,12 @@ type Link struct {
 	leaseFrom atomic.Int64
 	// heartbeatsOK counts heartbeats Redis accepted, for tests and stats.
 	heartbeatsOK atomic.Uint64
-	listener     atomic.Pointer[Listener]
+	// term is the primary lease term the cache's content was filled under
+	// (see LinkOptions.PrimaryLease): the cache is trusted only while the
+	// lease is in that term. It is set, after a flush, when the link
+	// subscribes and when a heartbeat finds the term moved on.
+	term     atomic.Uint64
+	listener atomic.Pointer[Listener]
 }
 
 // SetListener makes l hear what the link hears from now on.
@@ -234,16 +250,38 @@ func (l *Link) Close() error {
 // its entry in the list of caching replicas).
 func (l *Link) ID() string { return l.id }
 
-// Trusted reports whether the cache may answer reads now: subscribed, and
-// the last heartbeat heard back was sent within Lease.
+// Trusted reports whether the cache may answer reads now: subscribed, the
+// last heartbeat heard back was sent within Lease, and the primary lease
+// holds in the term the cache was filled under.
 func (l *Link) Trusted() bool {
 	from := l.leaseFrom.Load()
-	return from != 0 && l.subscribed.Load() && l.mono()-from <= int64(Lease)
+	if from == 0 || !l.subscribed.Load() {
+		return false
+	}
+	now := time.Now()
+	if l.monoAt(now)-from > int64(Lease) {
+		return false
+	}
+	held, term := l.primaryLease(now)
+	return held && term == l.term.Load()
+}
+
+// primaryLease reports whether the primary lease holds at now, and its
+// term.
+func (l *Link) primaryLease(now time.Time) (held bool, term uint64) {
+	if l.opts.PrimaryLease == nil {
+		return true, 0
+	}
+	until, term := l.opts.PrimaryLease()
+	return now.Before(until), term
 }
 
 // mono is the link's monotonic clock, in nanoseconds since base (never 0
 // once the link has started).
-func (l *Link) mono() int64 { return int64(time.Since(l.base)) + 1 }
+func (l *Link) mono() int64 { return l.monoAt(time.Now()) }
+
+// monoAt is mono at now.
+func (l *Link) monoAt(now time.Time) int64 { return int64(now.Sub(l.base)) + 1 }
 
 // listen keeps the invalidation connection up, redialling with growing
 // pauses, until Close.
@@ -317,6 +355,8 @@ func (l *Link) subscribeAndServe() error {
 	// Anything cached before this point may have missed an invalidation.
 	l.cache.flush()
 	l.leaseFrom.Store(0)
+	_, term := l.primaryLease(time.Now())
+	l.term.Store(term)
 	l.subscribed.Store(true)
 	l.log.Info("session cache link up")
 	l.tell(Listener.Resync)
@@ -404,6 +444,13 @@ func (l *Link) apply(channel string, data any) {
 			// The lease lapsed: flush rather than reason about the gap.
 			l.cache.flush()
 			l.tell(Listener.Resync)
+		}
+		if held, term := l.primaryLease(time.Now()); held && term != l.term.Load() {
+			// A new primary lease: what was cached under the last one
+			// may predate a failover. The flush comes first, so that
+			// nothing from before it is trusted under the new term.
+			l.cache.flush()
+			l.term.Store(term)
 		}
 		if sent > prev {
 			l.leaseFrom.Store(sent)

@@ -61,7 +61,8 @@ var _ session.Store = (*Store)(nil)
 
 // FindCtx answers from the cache while the link is trusted, and otherwise
 // reads through to the store, filling the cache when the link is
-// subscribed. A read marked session.FreshRead always goes to the store.
+// subscribed and the primary lease holds. A read marked session.FreshRead
+// always goes to the store.
 func (s *Store) FindCtx(ctx context.Context, key string) ([]byte, bool, error) {
 	if s.link == nil || session.IsFreshRead(ctx) {
 		return s.Store.FindCtx(ctx, key)
@@ -74,8 +75,11 @@ func (s *Store) FindCtx(ctx context.Context, key string) ([]byte, bool, error) {
 	} else {
 		s.bypassed.Add(1)
 	}
+	// Fill only with what the primary answers within its lease: the store
+	// reads the replica otherwise, which FindExpiring marks uncacheable
+	// anyway.
 	var fill uint64
-	if s.link.subscribed.Load() && s.expires != nil {
+	if held, _ := s.link.primaryLease(time.Now()); held && s.link.subscribed.Load() && s.expires != nil {
 		fill = c.beginFill(key)
 	}
 	if fill == 0 {

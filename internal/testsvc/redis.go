@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -249,4 +250,151 @@ func runRedis(ctx context.Context, cmd *exec.Cmd, logPath, addr string) (*locals
 		return nil, err
 	}
 	return p, nil
+}
+
+// StartSentinelClusterWithReplicas is StartSentinelCluster with n replicas
+// of the primary instead of one (n ≥ 1), as production runs two: it waits
+// until every replica is in sync and every Sentinel knows the primary, the
+// n replicas and the other Sentinels. As there, only the first primary
+// refuses writes without a replica (min-replicas-to-write 1). Replicas
+// returns the replicas; Replica returns one of them.
+func StartSentinelClusterWithReplicas(t testing.TB, n int) *SentinelCluster {
+	t.Helper()
+	if n < 1 {
+		t.Fatalf("sentinel cluster: %d replicas, want at least 1", n)
+	}
+	bin := redisBinary(t, "redis-server")
+	sentinelBin := redisBinary(t, "redis-sentinel")
+
+	c := &SentinelCluster{MasterName: "hallpass"}
+	// Every server writes an AOF, and any may become the primary. Only the
+	// first primary refuses writes without a replica: with one replica, the
+	// same rule on the promoted server would stop every write after a crash.
+	// A full sync starts at once rather than after the default five seconds
+	// spent waiting for more replicas.
+	primary := startRedisServer(t, bin,
+		"--appendonly", "yes",
+		"--repl-diskless-sync-delay", "0",
+		"--min-replicas-to-write", "1",
+		"--min-replicas-max-lag", "10")
+	c.servers = []*RedisServer{primary}
+	for range n {
+		c.servers = append(c.servers, startRedisServer(t, bin,
+			"--appendonly", "yes",
+			"--repl-diskless-sync-delay", "0",
+			"--replicaof", "127.0.0.1", strconv.Itoa(primary.port)))
+	}
+	inSync := func() error { return replicasInSync(primary, c.servers[1:]) }
+	if err := localsvc.Poll(t.Context(), clusterReadyWithin, clusterPollEvery, inSync); err != nil {
+		t.Fatalf("sentinel cluster: %v", err)
+	}
+
+	for range sentinelCount {
+		s := startSentinel(t, sentinelBin, c.MasterName, primary.port)
+		c.sentinels = append(c.sentinels, s)
+		c.SentinelAddrs = append(c.SentinelAddrs, s.addr)
+	}
+	settled := func() error {
+		for _, s := range c.sentinels {
+			if err := localsvc.CheckSentinel(s.addr, c.MasterName, n, sentinelCount-1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := localsvc.Poll(t.Context(), clusterReadyWithin, clusterPollEvery, settled); err != nil {
+		t.Fatalf("sentinel cluster: %v\n%s", err, c.logs())
+	}
+	return c
+}
+
+// Replicas returns the servers that are not the primary, running or not.
+func (c *SentinelCluster) Replicas(t testing.TB) []*RedisServer {
+	t.Helper()
+	addr := c.PrimaryAddr(t)
+	var replicas []*RedisServer
+	for _, s := range c.servers {
+		if s.Addr != addr {
+			replicas = append(replicas, s)
+		}
+	}
+	return replicas
+}
+
+// replicasInSync reports whether every replica is connected to primary, has
+// caught up with it, and is the only kind of replica primary has.
+func replicasInSync(primary *RedisServer, replicas []*RedisServer) error {
+	p, err := localsvc.ReplicationInfo(primary.Addr)
+	if err != nil {
+		return err
+	}
+	if p["connected_slaves"] != strconv.Itoa(len(replicas)) {
+		return fmt.Errorf("primary %s: %s replicas connected, want %d", primary.Addr, p["connected_slaves"], len(replicas))
+	}
+	online := make(map[string]bool)
+	for i := range len(replicas) {
+		f := p["slave"+strconv.Itoa(i)]
+		if strings.Contains(f, ",state=online,") {
+			_, port, _ := strings.Cut(f, ",port=")
+			port, _, _ = strings.Cut(port, ",")
+			online[port] = true
+		}
+	}
+	for _, r := range replicas {
+		info, err := localsvc.ReplicationInfo(r.Addr)
+		if err != nil {
+			return err
+		}
+		if info["master_link_status"] != "up" {
+			return fmt.Errorf("replica %s: link %q", r.Addr, info["master_link_status"])
+		}
+		if !online[strconv.Itoa(r.port)] {
+			return fmt.Errorf("primary %s: replica %s not online", primary.Addr, r.Addr)
+		}
+	}
+	return nil
+}
+
+// CutOffReplica freezes replica, a replica of s, as Pause does, and closes
+// its replication link on s, so that no write s takes from then on reaches
+// it. Pausing alone would not do that: the kernel keeps taking in what s
+// sends to the frozen process, which applies it when it thaws. Once resumed
+// (Resume), the replica connects to s again within a second if s is still
+// running; with s killed first, it stays where it was cut off, behind any
+// other replica of s.
+func (s *RedisServer) CutOffReplica(t testing.TB, replica *RedisServer) {
+	t.Helper()
+	// The replica's end of its link is the client address s knows it by.
+	list, err := redis.String(replica.Conn(t).Do("CLIENT", "LIST", "TYPE", "master"))
+	if err != nil {
+		t.Fatalf("cut off replica %s: CLIENT LIST: %v", replica.Addr, err)
+	}
+	var link string
+	for field := range strings.FieldsSeq(list) {
+		if v, ok := strings.CutPrefix(field, "laddr="); ok {
+			link = v
+		}
+	}
+	if link == "" {
+		t.Fatalf("cut off replica %s: no link to a primary in %q", replica.Addr, list)
+	}
+	replica.Pause(t)
+	if _, err := s.Conn(t).Do("CLIENT", "KILL", "ADDR", link); err != nil {
+		t.Fatalf("cut off replica %s: CLIENT KILL ADDR %s on %s: %v", replica.Addr, link, s.Addr, err)
+	}
+	gone := func() error {
+		info, err := localsvc.ReplicationInfo(s.Addr)
+		if err != nil {
+			return err
+		}
+		for k, v := range info {
+			if strings.HasPrefix(k, "slave") && strings.Contains(v, ",port="+strconv.Itoa(replica.port)+",") {
+				return fmt.Errorf("%s still lists %s: %s", s.Addr, replica.Addr, v)
+			}
+		}
+		return nil
+	}
+	if err := localsvc.Poll(t.Context(), redisStopWithin, redisPollEvery, gone); err != nil {
+		t.Fatalf("cut off replica %s: %v", replica.Addr, err)
+	}
 }

@@ -22,9 +22,12 @@ import (
 // failover limit is generous because a Sentinel starved of CPU for two
 // seconds on a busy machine goes into TILT mode and does nothing for 30.
 const (
-	clusterReadyWithin    = 30 * time.Second
-	failoverWithin        = 45 * time.Second
-	sentinelDownAfter     = 1000 // milliseconds without an answer before "down"
+	clusterReadyWithin = 30 * time.Second
+	failoverWithin     = 45 * time.Second
+	// As deploy/redis/sentinel.conf. Not less: Sentinels PING about once a
+	// second, and the primary lease (redisx.PrimaryLease) lasts down-after
+	// minus the time since the last answer, so at 1 s it would keep lapsing.
+	sentinelDownAfter     = 1500 // milliseconds without an answer before "down"
 	sentinelFailoverLimit = 5000 // milliseconds a failover may take before another is tried
 	sentinelQuorum        = 2
 	sentinelCount         = 3
@@ -55,38 +58,7 @@ type SentinelCluster struct {
 // are required.
 func StartSentinelCluster(t testing.TB) *SentinelCluster {
 	t.Helper()
-	bin := redisBinary(t, "redis-server")
-	sentinelBin := redisBinary(t, "redis-sentinel")
-
-	c := &SentinelCluster{MasterName: "hallpass"}
-	// Both servers write an AOF, and either may become the primary. Only the
-	// first primary refuses writes without a replica: with one replica, the
-	// same rule on the promoted server would stop every write after a crash.
-	// A full sync starts at once rather than after the default five seconds
-	// spent waiting for more replicas.
-	primary := startRedisServer(t, bin,
-		"--appendonly", "yes",
-		"--repl-diskless-sync-delay", "0",
-		"--min-replicas-to-write", "1",
-		"--min-replicas-max-lag", "10")
-	replica := startRedisServer(t, bin,
-		"--appendonly", "yes",
-		"--repl-diskless-sync-delay", "0",
-		"--replicaof", "127.0.0.1", strconv.Itoa(primary.port))
-	c.servers = []*RedisServer{primary, replica}
-	if err := localsvc.Poll(t.Context(), clusterReadyWithin, clusterPollEvery, func() error { return replicaInSync(primary, replica) }); err != nil {
-		t.Fatalf("sentinel cluster: %v", err)
-	}
-
-	for range sentinelCount {
-		s := startSentinel(t, sentinelBin, c.MasterName, primary.port)
-		c.sentinels = append(c.sentinels, s)
-		c.SentinelAddrs = append(c.SentinelAddrs, s.addr)
-	}
-	if err := localsvc.Poll(t.Context(), clusterReadyWithin, clusterPollEvery, c.sentinelsSettled); err != nil {
-		t.Fatalf("sentinel cluster: %v\n%s", err, c.logs())
-	}
-	return c
+	return StartSentinelClusterWithReplicas(t, 1)
 }
 
 // PrimaryAddr returns the primary's address once every running Sentinel
@@ -179,6 +151,42 @@ func (c *SentinelCluster) StartSentinel(t testing.TB, i int) {
 	}
 }
 
+// FreezeSentinel stops Sentinel i (an index into SentinelAddrs) with
+// SIGSTOP, as a network partition would cut it off: its connections stay
+// open and nothing is answered. It is thawed (SIGCONT) by the function
+// returned, or when t ends.
+func (c *SentinelCluster) FreezeSentinel(t testing.TB, i int) (thaw func()) {
+	t.Helper()
+	s := c.sentinels[i]
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p == nil {
+		t.Fatalf("sentinel cluster: freeze sentinel %d: not running", i)
+	}
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("sentinel cluster: freeze sentinel %d: %v", i, err)
+	}
+	var once sync.Once
+	thaw = func() {
+		once.Do(func() {
+			if err := p.Signal(syscall.SIGCONT); err != nil {
+				t.Errorf("sentinel cluster: thaw sentinel %d: %v", i, err)
+			}
+		})
+	}
+	t.Cleanup(thaw)
+	return thaw
+}
+
+// FreezeSentinels freezes every Sentinel (see FreezeSentinel) until t ends.
+func (c *SentinelCluster) FreezeSentinels(t testing.TB) {
+	t.Helper()
+	for i := range c.sentinels {
+		c.FreezeSentinel(t, i)
+	}
+}
+
 // logs returns the end of every Sentinel's log, for a failure message.
 func (c *SentinelCluster) logs() string {
 	var b strings.Builder
@@ -211,18 +219,6 @@ func (c *SentinelCluster) agreedPrimary() (string, error) {
 		}
 	}
 	return localsvc.AgreedPrimary(running, c.MasterName)
-}
-
-// sentinelsSettled reports whether every Sentinel sees the primary as up,
-// knows a replica whose link is up, and knows the other Sentinels: what a
-// failover needs.
-func (c *SentinelCluster) sentinelsSettled() error {
-	for _, s := range c.sentinels {
-		if err := localsvc.CheckSentinel(s.addr, c.MasterName, 1, sentinelCount-1); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // kill ends the server with SIGKILL: no shutdown, no final AOF flush.
