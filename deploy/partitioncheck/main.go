@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	marksFile := fl.String("marks", "", `the scenario's marks, "<unix seconds> <label>" a line`)
 	historyFile := fl.String("history", "", "write every request and answer here, one JSON object a line")
 	maxRefusal := fl.Duration("max-refusal", 0, "fail if sign-ins were refused longer than this after the first mark (0: no bound)")
+	servePages := fl.Bool("serve-pages", false, "fail if a signed-in page view through the load balancer was refused (503): reads must survive the scenario")
 	verifyWithin := fl.Duration("verify-within", 90*time.Second, "how long the final checks may wait for 503s to end")
 	var direct, check []string
 	fl.Func("direct", "a replica's own URL the load also goes to, bypassing the load balancer (repeatable)",
@@ -103,6 +104,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if final := sum.Counts["final check"]; final[loadcheck.Refused]+final[loadcheck.Failed] > 0 {
 		problems = append(problems, fmt.Errorf("the cluster did not heal within %s: final checks still answered 503 %d times, failed %d",
 			*verifyWithin, final[loadcheck.Refused], final[loadcheck.Failed]))
+	}
+	if n := sum.Counts[loadcheck.PageView][loadcheck.Refused]; *servePages && n > 0 {
+		problems = append(problems, fmt.Errorf("%d page views through the load balancer were refused (503); want every one served", n))
 	}
 	if *maxRefusal > 0 {
 		switch d := sum.RefusedUntil(); {

@@ -85,7 +85,12 @@ func judge(v sentinelView, primary string, n int) (verdict, string) {
 		return alarm, fmt.Sprintf("flags the primary %s", strings.Join(v.flags, ","))
 	case v.otherSentinels+1 > n:
 		return alarm, fmt.Sprintf("knows %d other Sentinels, beyond the %d configured", v.otherSentinels, n)
-	case len(v.flags) != 1 || v.flags[0] != "master":
+	case !slices.Contains(v.flags, "master") || slices.ContainsFunc(v.flags, func(f string) bool { return f != "master" && f != "disconnected" }):
+		// "disconnected" (one of the Sentinel's two links to the primary
+		// is being re-made, e.g. after CLIENT KILL TYPE pubsub) changes
+		// nothing: Sentinel measures down-after from the oldest unanswered
+		// PING, sent after the last valid reply, or from that reply itself
+		// while the link is broken, so L bounds it either way.
 		return unclean, fmt.Sprintf("flags the primary %s", strings.Join(v.flags, ","))
 	case v.roleReported != "master":
 		return unclean, fmt.Sprintf("was last told role %q by the primary", v.roleReported)

@@ -210,6 +210,44 @@ func (s *RedisStore) read(ctx context.Context, op string, f func(ctx context.Con
 	return true, wrapOp(op, err)
 }
 
+// goneFromLivePrimary reports whether the primary, asked without regard to
+// the lease, answers that the session of key is not there: for a session
+// a replica read found while the primary was not being avoided as
+// unreachable, i.e. while the primary lease was not held.
+//
+// Why: with more than one Redis replica, WAIT 1 may be counted by a replica
+// other than the one read, and while the primary lives the replicas still
+// move, so the one read may lag behind a revocation that was acknowledged
+// (the cluster suite saw a revoked session served for a second this way,
+// with the lease lapsed and the primary well). A primary that answers has
+// every revocation acknowledged while it was the primary; one acknowledged
+// after a failover it did not see is on the replica read, which the
+// Sentinels chose on the new side. So the session is served only when both
+// have it. A primary that gives no answer is taken to be lost: the replica
+// furthest along then holds every acknowledged write (see
+// redisx.SentinelPool.ReplicaPool). It costs one EXISTS, only while the
+// lease is not held.
+func (s *RedisStore) goneFromLivePrimary(ctx context.Context, key string) bool {
+	if s.avoidingPrimary() {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, primaryReadTimeout)
+	defer cancel()
+	var n int
+	err := on(pctx, s.pool, func(ctx context.Context, c redis.Conn) (err error) {
+		n, err = redis.Int(redis.DoWithTimeout(c, timeLeft(ctx), "EXISTS", sessionPrefix+key))
+		return err
+	})
+	var ue *unreachableError
+	if errors.As(err, &ue) {
+		s.avoidPrimary()
+		return false
+	}
+	// An error reply proves nothing either way: the replica's answer
+	// stands, as it would with no primary.
+	return err == nil && n == 0
+}
+
 // onPrimary runs f on the primary, within the primary lease, and reports
 // whether the primary answered (a value, or an error reply) before the
 // lease taken just before asking ended. An answer that came later is not

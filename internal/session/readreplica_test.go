@@ -517,3 +517,53 @@ func TestEveryReadFindsTheSessionThroughAFailoverWithTheLease(t *testing.T) {
 	t.Logf("%d reads, all found the session; lease lapsed %s after the kill, held on the new primary %s after it (%d reads without it)",
 		reads, lapsed.Round(time.Millisecond), regained.Round(time.Millisecond), unleased)
 }
+
+// With two Redis replicas, WAIT 1 may be counted by the replica that is not
+// read. While the primary lives and its lease is not held (the Sentinels
+// out of reach for a moment), a replica read could then find a session
+// whose revocation was acknowledged: the replica read lags behind (here it
+// stopped replicating altogether). The primary, still answering, is asked
+// too, and the session is served only when both have it.
+func TestARevocationAcknowledgedByTheOtherReplicaIsNotServedWhileThePrimaryLives(t *testing.T) {
+	c := testsvc.StartSentinelClusterWithReplicas(t, 2)
+	primary, lagging := c.Primary(t), c.Replicas(t)[0] // the other replica will acknowledge the revocation
+	c.FreezeSentinels(t)                               // so that none puts the lagging replica right
+	opts := session.StoreOptions(30*time.Minute, 12*time.Hour, nil)
+	opts.WaitReplicas, opts.WaitTimeout = 1, time.Second
+	noLease := func() time.Time { return time.Time{} }
+	store := session.NewRedisStoreWithReplicaAndLease(newRedisPool(t, primary.URL), newRedisPool(t, lagging.URL), noLease, opts)
+	ctx := t.Context()
+	revoked, kept := sessiontest.NewKey(t), sessiontest.NewKey(t)
+	for _, key := range []string{revoked, kept} {
+		if _, err := store.Create(ctx, key, 1, []byte("alice"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, 5*time.Second, "both sessions on the lagging replica", func() error {
+		n, err := redis.Int(lagging.Conn(t).Do("EXISTS", session.RedisSessionPrefix+revoked, session.RedisSessionPrefix+kept))
+		if err == nil && n != 2 {
+			err = fmt.Errorf("%d of 2", n)
+		}
+		return err
+	})
+	// The lagging replica keeps what it has and takes nothing more.
+	if _, err := lagging.Conn(t).Do("REPLICAOF", "NO", "ONE"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := store.Revoke(ctx, 1, []string{revoked}, session.EndedSignedOut); err != nil || n != 1 {
+		t.Fatalf("Revoke = %d, %v; want 1 acknowledged (WAIT counted the other replica)", n, err)
+	}
+	if n, err := redis.Int(lagging.Conn(t).Do("EXISTS", session.RedisSessionPrefix+revoked)); err != nil || n != 1 {
+		t.Fatalf("the lagging replica has the revoked session: EXISTS = %d, %v; want 1 (else this test proves nothing)", n, err)
+	}
+
+	if _, found, err := store.FindCtx(ctx, revoked); err != nil || found {
+		t.Fatalf("Find of the revoked session = found %v, %v; want not found", found, err)
+	}
+	if _, _, found, err := store.FindExpiring(ctx, revoked); err != nil || found {
+		t.Fatalf("FindExpiring of the revoked session = found %v, %v; want not found", found, err)
+	}
+	if b, found, err := store.FindCtx(ctx, kept); err != nil || !found || string(b) != "alice" {
+		t.Fatalf("Find of the session still live = %q, %v, %v; want it served", b, found, err)
+	}
+}

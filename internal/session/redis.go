@@ -179,7 +179,7 @@ func NewRedisStore(pool *redis.Pool, opts Options) *RedisStore {
 // replica if the primary cannot be reached.
 func (s *RedisStore) FindCtx(ctx context.Context, key string) ([]byte, bool, error) {
 	var b []byte
-	_, err := s.read(ctx, "find", func(ctx context.Context, c redis.Conn) (err error) {
+	fromReplica, err := s.read(ctx, "find", func(ctx context.Context, c redis.Conn) (err error) {
 		// DoWithTimeout, not DoContext: redigo's DoContext starts a goroutine
 		// and a channel per command (7 % of the CPU on the read path); the
 		// deadline is kept, only cancellation mid-GET is not.
@@ -191,6 +191,9 @@ func (s *RedisStore) FindCtx(ctx context.Context, key string) ([]byte, bool, err
 	}
 	if err != nil {
 		return nil, false, err
+	}
+	if fromReplica && s.goneFromLivePrimary(ctx, key) {
+		return nil, false, nil
 	}
 	return b, true, nil
 }
@@ -221,7 +224,7 @@ func (s *RedisStore) FindExpiring(ctx context.Context, key string) ([]byte, time
 		return nil, 0, false, err
 	}
 	b, err := redis.Bytes(replies[0], nil)
-	if errors.Is(err, redis.ErrNil) {
+	if errors.Is(err, redis.ErrNil) || err == nil && fromReplica && s.goneFromLivePrimary(ctx, key) {
 		return nil, 0, false, nil
 	}
 	if err != nil {
