@@ -145,12 +145,15 @@ func (b *browser) click(sel string) int64 {
 }
 
 // fill types into form fields, as a person would: fields holds selector,
-// text pairs.
+// text pairs. It focuses each field and types, rather than SendKeys:
+// chromedp v0.23's SendKeys reads the node's attributes outside the node's
+// lock while the page may change them (the race detector caught it in CI).
 func (b *browser) fill(fields ...string) {
 	b.t.Helper()
 	var actions []chromedp.Action[chromedp.Void]
 	for i := 0; i+1 < len(fields); i += 2 {
-		actions = append(actions, chromedp.Clear(chromedp.CSS(fields[i])), chromedp.SendKeys(chromedp.CSS(fields[i]), fields[i+1]))
+		sel := chromedp.CSS(fields[i])
+		actions = append(actions, chromedp.Clear(sel), chromedp.Focus(sel, chromedp.NodeVisible), chromedp.KeyEvent(fields[i+1]))
 	}
 	b.step("fill "+strings.Join(fields, " "), actions...)
 }
