@@ -175,7 +175,7 @@ func TestSignOutEveryonePagesThroughMoreUsersThanOneBatch(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create user %d: %v", i, err)
 		}
-		key := sessiontest.NewKey(t)
+		key := sessiontest.NewKeyFor(t, last.ID)
 		if _, err := r.store.Create(ctx, key, last.ID, []byte("v"), r.clock.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 			t.Fatalf("create session: %v", err)
 		}

@@ -332,7 +332,7 @@ func TestSessionStoredBeforeFactsCanBeReauthenticated(t *testing.T) {
 	clock := testkit.NewClock(time.UnixMilli(1_700_000_090_000))
 	store := NewMemoryStore(StoreOptions(30*time.Minute, 12*time.Hour, clock.Now))
 	rig := newFactsRig(t, store, clock)
-	token := testToken(t)
+	token := CookieToken(UserTag(42), testToken(t))
 	// oldRememberedSession is user 42's, signed in at 1_700_000_000_000.
 	if _, err := store.Create(context.Background(), StoreKey(token), 42, []byte(oldRememberedSession), clock.Now().Add(time.Hour), Limit{}, Origin{}); err != nil {
 		t.Fatal(err)

@@ -53,7 +53,7 @@ func (m *Manager) CurrentKey(ctx context.Context) (string, bool) {
 	if _, ok := m.Current(ctx); !ok {
 		return "", false
 	}
-	return hashToken(m.scs.Token(ctx)), true
+	return keyOf(ctx, m.scs.Token(ctx)), true
 }
 
 // Lookup reads the session stored under key as the middleware would judge

@@ -3,8 +3,6 @@ package session
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -265,6 +263,10 @@ type requestState struct {
 	// (MarkReauthenticated, ClearMustEnrol): unlike a refresh alone, its
 	// save must succeed or the response must fail.
 	changed bool
+	// tag is the shard tag of the user Login signed in on this request:
+	// the session's scs token does not carry it (scs made the token), and
+	// its store key must (see keyOf).
+	tag string
 }
 
 type createdSession struct {
@@ -370,24 +372,25 @@ func (m *Manager) enforce(ctx context.Context, st *requestState) error {
 // reason its tombstone records, or EndedUnknown. A lookup failure is not
 // worth failing the request over: the visitor is signed out either way.
 func (m *Manager) endReason(ctx context.Context, token string) EndReason {
-	reason, err := m.store.EndReason(ctx, hashToken(token))
+	reason, err := m.store.EndReason(ctx, keyOf(ctx, token))
 	if err != nil || reason == "" || reason == EndedSignedOut {
 		return EndedUnknown
 	}
 	return reason
 }
 
-// hashToken is the store key of token: the first 128 bits of its SHA-256,
-// unpadded base64url (22 characters). A store, its dumps and its replicas
-// never hold a raw token, and the key cannot be turned back into one.
-func hashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
+// keyOf is the store key of token as a request with ctx holds it: a
+// cookie token carries its shard tag, and the token scs made for the
+// session Login stored on this request is given the tag of that session's
+// user, as the cookie carries it (CookieToken).
+func keyOf(ctx context.Context, token string) string {
+	if _, tagged := tokenTag(token); !tagged {
+		if st, ok := ctx.Value(stateKey{}).(*requestState); ok && st.tag != "" {
+			token = CookieToken(st.tag, token)
+		}
+	}
+	return StoreKey(token)
 }
-
-// StoreKey is the key under which the session of token is stored, for
-// tests and tools that look into a store.
-func StoreKey(token string) string { return hashToken(token) }
 
 // hashingStore is the Store scs sees: it receives raw tokens and passes
 // only their store keys on.
@@ -396,18 +399,18 @@ type hashingStore struct {
 }
 
 func (h hashingStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
-	return h.Store.FindCtx(ctx, hashToken(token))
+	return h.Store.FindCtx(ctx, keyOf(ctx, token))
 }
 
 func (h hashingStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
-	return h.Store.CommitCtx(ctx, hashToken(token), b, expiry)
+	return h.Store.CommitCtx(ctx, keyOf(ctx, token), b, expiry)
 }
 
 func (h hashingStore) DeleteCtx(ctx context.Context, token string) error {
 	if token == "" {
 		return nil // a session that was never stored
 	}
-	key := hashToken(token)
+	key := keyOf(ctx, token)
 	if replaced, _ := ctx.Value(replacedKey{}).(string); replaced == key {
 		return nil // Login's Create ends it, atomically with its checks
 	}
@@ -432,9 +435,14 @@ func (h hashingStore) Delete(token string) error {
 	return h.DeleteCtx(context.Background(), token)
 }
 
-// wellFormedToken reports whether v looks like a token scs issued (32 random
-// bytes, unpadded base64url), so junk cookies cost no store lookup.
+// wellFormedToken reports whether v looks like a cookie token Hallpass
+// issued (a shard tag, a dot, then scs's 32 random bytes as unpadded
+// base64url), so junk cookies cost no store lookup.
 func wellFormedToken(v string) bool {
+	if _, ok := tokenTag(v); !ok {
+		return false
+	}
+	v = v[tagLen+1:]
 	if len(v) != 43 {
 		return false
 	}
@@ -475,7 +483,7 @@ func (m *Manager) Login(ctx context.Context, id Identity, client Client) (evicte
 	// ending a session drops its token.
 	replaces := ""
 	if old := m.scs.Token(ctx); old != "" {
-		replaces = hashToken(old)
+		replaces = keyOf(ctx, old)
 	}
 	if err := m.scs.Clear(ctx); err != nil {
 		return 0, fmt.Errorf("clear pre-login session: %w", err)
@@ -517,14 +525,16 @@ func (m *Manager) Login(ctx context.Context, id Identity, client Client) (evicte
 	if err != nil {
 		return 0, fmt.Errorf("encode session: %w", err)
 	}
-	token := m.scs.Token(ctx)
+	st.tag = UserTag(id.UserID)
+	token := CookieToken(st.tag, m.scs.Token(ctx))
 	origin := Origin{AuthenticatedAt: id.AuthenticatedAt, Replaces: replaces}
-	keys, err := m.store.Create(ctx, hashToken(token), id.UserID, data, deadline, pol.Limit, origin)
+	keys, err := m.store.Create(ctx, StoreKey(token), id.UserID, data, deadline, pol.Limit, origin)
 	if err != nil {
 		// Nobody is signed in on this request after all.
 		for k := range values {
 			m.scs.Remove(ctx, k)
 		}
+		st.tag = ""
 		return 0, fmt.Errorf("create session: %w", err)
 	}
 	st.noSave = false
@@ -637,7 +647,7 @@ func (m *Manager) StillLive(ctx context.Context) (bool, error) {
 	if _, ok := m.Current(ctx); !ok {
 		return false, nil
 	}
-	_, found, err := m.store.FindCtx(FreshRead(ctx), hashToken(m.scs.Token(ctx)))
+	_, found, err := m.store.FindCtx(FreshRead(ctx), keyOf(ctx, m.scs.Token(ctx)))
 	if err != nil {
 		return false, fmt.Errorf("check session: %w", err)
 	}

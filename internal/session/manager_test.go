@@ -156,7 +156,7 @@ func (rig *inFlightRig) resurrects(t *testing.T) bool {
 	slow := <-done
 	slow.Body.Close()
 
-	_, found, err := rig.store.FindCtx(context.Background(), hashToken(cookie.Value))
+	_, found, err := rig.store.FindCtx(context.Background(), StoreKey(cookie.Value))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,13 +300,13 @@ func TestRevokeByPublicIDCostsTwoRoundTrips(t *testing.T) {
 	// makes them; the public IDs come from those keys.
 	var ids []string
 	for range 5 {
-		key := StoreKey(testToken(t))
+		key := StoreKey(CookieToken(UserTag(user), testToken(t)))
 		if _, err := store.Create(ctx, key, user, []byte("v"), clock.Now().Add(time.Hour), Limit{}, Origin{}); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 		ids = append(ids, publicIDFor(user, key))
 	}
-	othersKey := StoreKey(testToken(t))
+	othersKey := StoreKey(CookieToken(UserTag(other), testToken(t)))
 	if _, err := store.Create(ctx, othersKey, other, []byte("v"), clock.Now().Add(time.Hour), Limit{}, Origin{}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}

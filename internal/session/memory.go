@@ -138,6 +138,9 @@ func (m *MemoryStore) Create(_ context.Context, key string, userID int64, data [
 	if err := limit.check(); err != nil {
 		return nil, fmt.Errorf("session store: create: %w", err)
 	}
+	if err := checkShard(key, userID); err != nil {
+		return nil, err
+	}
 	now := m.opts.now()
 	expires := m.opts.expiry(now, expiry)
 	if expires.Sub(now) < time.Millisecond { // as RedisStore, which counts in ms

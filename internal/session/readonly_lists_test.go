@@ -38,7 +38,7 @@ func seedListings(t *testing.T, r *replicated) listed {
 	l := listed{alice: sessiontest.NewUserID(t), bob: sessiontest.NewUserID(t), data: map[string]string{}}
 	create := func(s *session.RedisStore, user int64, data string) string {
 		t.Helper()
-		key := sessiontest.NewKey(t)
+		key := sessiontest.NewKeyFor(t, user)
 		if _, err := s.Create(ctx, key, user, []byte(data), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 			t.Fatalf("Create(%s): %v", data, err)
 		}
@@ -67,7 +67,7 @@ func seedListings(t *testing.T, r *replicated) listed {
 	if err := waitForKey(r.replica, session.RedisSessionPrefix+l.bobLive[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := redis.Float64(r.replica.Conn(t).Do("ZSCORE", "hp:u:"+fmt.Sprint(l.alice), l.idle)); err != nil {
+	if _, err := redis.Float64(r.replica.Conn(t).Do("ZSCORE", "hp:u:{"+session.UserTag(l.alice)+"}"+fmt.Sprint(l.alice), l.idle)); err != nil {
 		t.Fatalf("the idle session is not in alice's index on the replica (%v): nothing left to skip", err)
 	}
 	return l

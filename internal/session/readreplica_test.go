@@ -121,7 +121,7 @@ func TestSignedInPagesAreReadFromTheReplicaWhileThePrimaryIsDead(t *testing.T) {
 	expiry := time.Now().Add(time.Hour)
 	writes := map[string]func() error{
 		"Create": func() error {
-			_, err := r.store.Create(ctx, sessiontest.NewKey(t), 3, []byte("x"), expiry, session.Limit{}, session.Origin{})
+			_, err := r.store.Create(ctx, sessiontest.NewKeyFor(t, 3), 3, []byte("x"), expiry, session.Limit{}, session.Origin{})
 			return err
 		},
 		"Commit": func() error { return r.store.CommitCtx(ctx, session.StoreKey(alice), []byte("x"), expiry) },
@@ -157,7 +157,7 @@ func TestSignedInPagesAreReadFromTheReplicaWhileThePrimaryIsDead(t *testing.T) {
 func TestAHungPrimaryCostsAReadHalfASecond(t *testing.T) {
 	r := startReplicated(t, 1)
 	ctx := context.Background()
-	key := sessiontest.NewKey(t)
+	key := sessiontest.NewKeyFor(t, 1)
 	if _, err := r.store.Create(ctx, key, 1, []byte("alice"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestOnlyAnAcknowledgedRevocationIsSureToBeOnTheReplica(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := startReplicated(t, tc.waitReplicas)
 			ctx := t.Context()
-			key := sessiontest.NewKey(t)
+			key := sessiontest.NewKeyFor(t, 1)
 			if _, err := r.store.Create(ctx, key, 1, []byte("alice"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 				t.Fatal(err)
 			}
@@ -296,7 +296,7 @@ func TestAStoreWithoutThePrimaryLeaseNeverReadsThePrimary(t *testing.T) {
 	lease := newLeaseSwitch()
 	store := session.NewRedisStoreWithReplicaAndLease(newRedisPool(t, primary.URL), newRedisPool(t, replica.URL), lease.lease, opts)
 	ctx := t.Context()
-	key := sessiontest.NewKey(t)
+	key := sessiontest.NewKeyFor(t, 1)
 	if _, err := store.Create(ctx, key, 1, []byte("alice"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +357,7 @@ func TestAPrimaryAnswerAfterTheLeaseEndedIsNotUsed(t *testing.T) {
 	lease := newLeaseSwitch()
 	store := session.NewRedisStoreWithReplicaAndLease(newRedisPool(t, primary.URL), newRedisPool(t, replica.URL), lease.lease, opts)
 	ctx := t.Context()
-	key := sessiontest.NewKey(t)
+	key := sessiontest.NewKeyFor(t, 1)
 	lease.endIn(time.Hour)
 	if _, err := store.Create(ctx, key, 1, []byte("alice"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 		t.Fatal(err)
@@ -426,7 +426,7 @@ func leasedStoreWithASession(t *testing.T) (*testsvc.SentinelCluster, *redisx.Se
 	opts := session.StoreOptions(30*time.Minute, 12*time.Hour, nil)
 	opts.WaitReplicas, opts.WaitTimeout = 1, time.Second
 	store := session.NewRedisStoreWithReplicaAndLease(sp.Pool(), sp.ReplicaPool(), sp.PrimaryLease, opts)
-	key := sessiontest.NewKey(t)
+	key := sessiontest.NewKeyFor(t, 1)
 	if _, err := store.Create(t.Context(), key, 1, []byte("alice"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 		t.Fatal(err)
 	}
@@ -533,7 +533,7 @@ func TestARevocationAcknowledgedByTheOtherReplicaIsNotServedWhileThePrimaryLives
 	noLease := func() time.Time { return time.Time{} }
 	store := session.NewRedisStoreWithReplicaAndLease(newRedisPool(t, primary.URL), newRedisPool(t, lagging.URL), noLease, opts)
 	ctx := t.Context()
-	revoked, kept := sessiontest.NewKey(t), sessiontest.NewKey(t)
+	revoked, kept := sessiontest.NewKeyFor(t, 1), sessiontest.NewKeyFor(t, 1)
 	for _, key := range []string{revoked, kept} {
 		if _, err := store.Create(ctx, key, 1, []byte("alice"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 			t.Fatal(err)

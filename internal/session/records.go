@@ -89,7 +89,7 @@ func (m *Manager) records(ctx context.Context, entries []Entry) ([]Record, error
 	current := ""
 	if _, inRequest := ctx.Value(stateKey{}).(*requestState); inRequest {
 		if tok := m.scs.Token(ctx); tok != "" {
-			current = hashToken(tok)
+			current = keyOf(ctx, tok)
 		}
 	}
 	now := m.now()
@@ -164,7 +164,7 @@ func (m *Manager) CurrentPublicID(ctx context.Context) (string, bool) {
 	if uid == 0 || token == "" {
 		return "", false
 	}
-	return publicIDFor(uid, hashToken(token)), true
+	return publicIDFor(uid, keyOf(ctx, token)), true
 }
 
 // RevokeOthers ends every session of the request's user except the
@@ -178,7 +178,7 @@ func (m *Manager) RevokeOthers(ctx context.Context, reason EndReason) (int, erro
 	if !ok {
 		return 0, nil
 	}
-	n, err := m.store.RevokeUser(ctx, info.UserID, hashToken(m.scs.Token(ctx)), reason)
+	n, err := m.store.RevokeUser(ctx, info.UserID, keyOf(ctx, m.scs.Token(ctx)), reason)
 	if err != nil {
 		return 0, fmt.Errorf("revoke other sessions of user %d: %w", info.UserID, err)
 	}
@@ -207,7 +207,7 @@ func (m *Manager) RevokeUser(ctx context.Context, userID int64, reason EndReason
 func (m *Manager) RevokeEveryone(ctx context.Context, userIDs []int64, reason EndReason) (int, error) {
 	except := ""
 	if _, ok := m.Current(ctx); ok {
-		except = hashToken(m.scs.Token(ctx))
+		except = keyOf(ctx, m.scs.Token(ctx))
 	}
 	n, err := m.store.RevokeUsers(ctx, userIDs, except, reason)
 	if err != nil {

@@ -6,8 +6,10 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -20,12 +22,17 @@ const RedisSessionPrefix = "hp:s:"
 
 // Key layout. A tombstone lives under its own prefix, so no key Find can be
 // asked for ever names one. The indexes hold bare session keys as members.
+// Every key of one user carries the user's shard tag as a Redis hash tag
+// (see ShardTags): a session key starts with it ("{3f}…"), and the user's
+// keys and the global index of the shard put it after their prefix, so
+// every script's keys lie in one Redis Cluster slot
+// (TestEveryScriptKeepsToOneSlot).
 const (
 	sessionPrefix     = RedisSessionPrefix
-	tombstonePrefix   = "hp:t:"  // + key: the end reason of a deleted session
-	userIndexPrefix   = "hp:u:"  // + user ID: sorted set, score = absolute expiry (ms)
-	globalIndex       = "hp:all" // sorted set, score = current expiry (ms)
-	userRevokedPrefix = "hp:ur:" // + user ID: time (ms) of the latest RevokeUser, for a lifetime
+	tombstonePrefix   = "hp:t:"   // + key: the end reason of a deleted session
+	userIndexPrefix   = "hp:u:"   // + {tag} + user ID: sorted set, score = absolute expiry (ms)
+	globalIndexPrefix = "hp:all:" // + {tag}: the shard's sorted set, score = current expiry (ms)
+	userRevokedPrefix = "hp:ur:"  // + {tag} + user ID: time (ms) of the latest RevokeUser, for a lifetime
 )
 
 // defaultOpTimeout bounds a store call whose context has no deadline, so a
@@ -53,8 +60,10 @@ var (
 	revokeUserLua string
 	//go:embed scripts/count.lua
 	countLua string
-	//go:embed scripts/recent.lua
-	recentLua string
+	//go:embed scripts/recent_keys.lua
+	recentKeysLua string
+	//go:embed scripts/end_replaced.lua
+	endReplacedLua string
 
 	//go:embed scripts/list_user_readonly.lua
 	listUserReadOnlyLua string
@@ -64,8 +73,8 @@ var (
 	countUsersReadOnlyLua string
 	//go:embed scripts/count_readonly.lua
 	countReadOnlyLua string
-	//go:embed scripts/recent_readonly.lua
-	recentReadOnlyLua string
+	//go:embed scripts/recent_keys_readonly.lua
+	recentKeysReadOnlyLua string
 )
 
 // refusedWhenFull is put in front of the scripts that make sessions: this
@@ -107,11 +116,72 @@ func (l listing) do(ctx context.Context, c redis.Conn, keysAndArgs ...any) (any,
 	return reply, err
 }
 
+// fanOut runs the listing once for each of calls (its keys and arguments),
+// all sent before any reply is read, and returns the replies in order: one
+// round trip for every shard on one Redis, one per node on Redis Cluster
+// (whose connection sends each to the node that owns its keys). A script a
+// server has not cached is sent again in full (redigo's Script falls back
+// to EVAL only in a Do); where writes are refused the read-only variant
+// runs instead (see do).
+func (l listing) fanOut(ctx context.Context, c redis.Conn, calls [][]any) ([]any, error) {
+	replies := make([]any, len(calls))
+	script := make([]*redis.Script, len(calls))
+	full := make([]bool, len(calls))
+	pending := make([]int, len(calls))
+	for i := range calls {
+		script[i], pending[i] = l.pruning, i
+	}
+	// Three rounds at most: a NOSCRIPT, then a refused write whose
+	// read-only variant is not cached either.
+	for round := 0; len(pending) > 0; round++ {
+		if round == 3 {
+			return nil, fmt.Errorf("%d scripts unanswered after %d rounds", len(pending), round)
+		}
+		for _, i := range pending {
+			send := script[i].SendHash
+			if full[i] {
+				send = script[i].Send
+			}
+			if err := send(c, calls[i]...); err != nil {
+				return nil, err
+			}
+		}
+		if err := c.Flush(); err != nil {
+			return nil, err
+		}
+		// Every reply is read, even after an error, so the connection goes
+		// back with nothing pending; the first error is the answer.
+		var again []int
+		var first error
+		for _, i := range pending {
+			reply, err := redis.ReceiveWithTimeout(c, timeLeft(ctx))
+			var rerr redis.Error
+			switch {
+			case err == nil:
+				replies[i] = reply
+			case errors.As(err, &rerr) && strings.HasPrefix(string(rerr), "NOSCRIPT "):
+				full[i] = true
+				again = append(again, i)
+			case noPrimary(err) && script[i] == l.pruning:
+				script[i] = l.readOnly
+				again = append(again, i)
+			default:
+				first = cmp.Or(first, err)
+			}
+		}
+		if first != nil {
+			return nil, first
+		}
+		pending = again
+	}
+	return replies, nil
+}
+
 // RedisStore keeps sessions in Redis, one string key per session under
 // hp:s:<key>, expiring by itself at the session's end, and indexes them per
-// user (hp:u:<user ID>, scored by absolute expiry) and globally (hp:all,
-// scored by current expiry, so the highest score is the most recently
-// active).
+// user (hp:u:{<tag>}<user ID>, scored by absolute expiry) and per shard
+// (hp:all:{<tag>}, scored by current expiry, so the highest score is the
+// most recently active).
 //
 // It replaces scs's redisstore because that store re-saves a loaded session
 // with a plain SET, which brings back a session revoked while a request was
@@ -127,8 +197,9 @@ func (l listing) do(ctx context.Context, c redis.Conn, keysAndArgs ...any) (any,
 // Each method is one round trip; Find, on every authenticated request, is a
 // single GET (from the replica while the primary cannot be reached, for a
 // store made by NewRedisStoreWithReplica). Scripts reach sessions through
-// index members, which suits one primary (with Sentinel) but not Redis
-// Cluster.
+// index members: on Redis Cluster that works because a member carries its
+// user's shard tag, so the keys it names lie in the slot of the script's
+// declared keys (see ShardTags).
 type RedisStore struct {
 	pool *redis.Pool
 	// replica, if set, answers reads of one session while the primary
@@ -140,12 +211,15 @@ type RedisStore struct {
 	// trusted (see NewRedisStoreWithReplicaAndLease); reads outside it go
 	// to the replica.
 	primaryLease func() time.Time
-	opts         Options
+	// nodeOf, on Redis Cluster, names the primary that holds a key now
+	// (see NewRedisClusterStore); nil on one Redis.
+	nodeOf func(key string) string
+	opts   Options
 
-	commit, del, create, revoke, revokeUser *redis.Script
+	commit, del, create, revoke, revokeUser, endReplaced *redis.Script
 	// The listings prune the indexes on the primary and read without
 	// pruning where writes are refused (see listing).
-	listUser, listUserKeys, countUsers, count, recent listing
+	listUser, listUserKeys, countUsers, count, recentKeys listing
 	// revokeUserSrc is revokeUser's source, which RevokeUsers loads in
 	// front of its pipeline.
 	revokeUserSrc string
@@ -169,10 +243,26 @@ func NewRedisStore(pool *redis.Pool, opts Options) *RedisStore {
 		revoke:       redis.NewScript(2, libLua+revokeLua),
 		revokeUser:   redis.NewScript(3, revokeUserSrc),
 		count:        newListing(1, countLua, countReadOnlyLua),
-		recent:       newListing(1, recentLua, libLua+recentReadOnlyLua),
+		recentKeys:   newListing(1, recentKeysLua, recentKeysReadOnlyLua),
+		endReplaced:  redis.NewScript(3, endReplacedLua),
 
 		revokeUserSrc: revokeUserSrc,
 	}
+}
+
+// NewRedisClusterStore returns a store over a Redis Cluster: the same
+// store, over a pool whose connections send each command to the node that
+// owns its keys (rediscluster.Cluster.Pool), which every script's keys allow
+// (one slot each: see ShardTags); primaryFor names that node for a key
+// (rediscluster.Cluster.PrimaryFor). The pool stays the caller's to close.
+//
+// It has no replica reads or primary lease: Redis Cluster fails a primary
+// over by itself, and while it does, the lost primary's shards answer
+// errors (the other shards keep working).
+func NewRedisClusterStore(pool *redis.Pool, primaryFor func(key string) string, opts Options) *RedisStore {
+	s := NewRedisStore(pool, opts)
+	s.nodeOf = primaryFor
+	return s
 }
 
 // FindCtx returns the session stored under key: one GET, from the
@@ -249,13 +339,17 @@ func (s *RedisStore) FindExpiring(ctx context.Context, key string) ([]byte, time
 // (deleted, expired or never created). The expiry is worked out here with
 // Options.Now and sent as a time to live, so Redis's clock does not matter.
 func (s *RedisStore) CommitCtx(ctx context.Context, key string, b []byte, expiry time.Time) error {
+	tag, ok := KeyTag(key)
+	if !ok {
+		return ErrRevoked // no Create takes such a key: it holds no session
+	}
 	now := s.opts.now()
 	expires := s.opts.expiry(now, expiry)
 	ttl := expires.Sub(now).Milliseconds() // under 1ms counts as expired
 	var done int
 	err := s.with(ctx, "commit", func(ctx context.Context, c redis.Conn) (err error) {
 		done, err = redis.Int(s.commit.DoContext(ctx, c,
-			sessionPrefix+key, tombstonePrefix+key, globalIndex,
+			sessionPrefix+key, tombstonePrefix+key, globalIndex(tag),
 			b, ttl, expires.UnixMilli(), key))
 		return err
 	})
@@ -271,10 +365,14 @@ func (s *RedisStore) CommitCtx(ctx context.Context, key string, b []byte, expiry
 // DeleteCtx removes the session under key and leaves a tombstone recording
 // EndedSignedOut, which makes Create of key fail for Options.Lifetime.
 func (s *RedisStore) DeleteCtx(ctx context.Context, key string) error {
+	tag, ok := KeyTag(key)
+	if !ok {
+		return nil // no Create takes such a key, so none can be made
+	}
 	ttl := s.opts.tombstoneLifetime().Milliseconds()
 	return s.with(ctx, "delete", func(ctx context.Context, c redis.Conn) error {
 		if _, err := s.del.DoContext(ctx, c,
-			sessionPrefix+key, tombstonePrefix+key, globalIndex,
+			sessionPrefix+key, tombstonePrefix+key, globalIndex(tag),
 			ttl, string(EndedSignedOut), key); err != nil {
 			return err
 		}
@@ -316,21 +414,32 @@ func (s *RedisStore) Create(ctx context.Context, key string, userID int64, data 
 	if err := limit.check(); err != nil {
 		return nil, fmt.Errorf("session store: create: %w", err)
 	}
+	if err := checkShard(key, userID); err != nil {
+		return nil, err
+	}
 	now := s.opts.now()
 	expires := s.opts.expiry(now, expiry)
 	ttl := expires.Sub(now).Milliseconds()
 	if ttl <= 0 {
 		return nil, fmt.Errorf("session store: create: %w", errExpired)
 	}
+	// A replaced session in another shard (the request's session was
+	// another user's) is out of create.lua's reach on Redis Cluster: it is
+	// ended after the new session is stored (see createReplacingElsewhere).
+	replaces := origin.Replaces
+	if tag, _ := KeyTag(replaces); replaces != "" && tag != UserTag(userID) {
+		replaces = ""
+	}
+	tag := UserTag(userID)
 	var reply []string
 	err := s.with(ctx, "create", func(ctx context.Context, c redis.Conn) (err error) {
 		reply, err = redis.Strings(s.create.DoContext(ctx, c,
-			sessionPrefix+key, tombstonePrefix+key, userIndex(userID), globalIndex, userRevoked(userID),
+			sessionPrefix+key, tombstonePrefix+key, userIndex(userID), globalIndex(tag), userRevoked(userID),
 			now.UnixMilli(), sessionPrefix, tombstonePrefix, key,
 			data, ttl, expiry.UnixMilli(), expires.UnixMilli(),
 			limit.Max, string(limit.Policy),
 			s.opts.tombstoneLifetime().Milliseconds(), string(EndedTooMany),
-			origin.Replaces, origin.authenticatedMilli(now), string(EndedSignedOut)))
+			replaces, origin.authenticatedMilli(now), string(EndedSignedOut)))
 		if err == nil && len(reply) > 0 && reply[0] == "ok" {
 			err = s.waitReplicas(ctx, c)
 		}
@@ -341,6 +450,9 @@ func (s *RedisStore) Create(ctx context.Context, key string, userID int64, data 
 	}
 	switch status := reply[0]; status {
 	case "ok":
+		if replaces != origin.Replaces {
+			return reply[1:], s.endReplacedElsewhere(ctx, key, origin.Replaces)
+		}
 		return reply[1:], nil
 	case "revoked":
 		return nil, ErrRevoked
@@ -353,6 +465,39 @@ func (s *RedisStore) Create(ctx context.Context, key string, userID int64, data 
 	}
 }
 
+// endReplacedElsewhere ends the session under replaced, in another shard
+// than the new session under key, which Create has just stored: the second
+// of two steps, each atomic, where one Create in one shard is a single step.
+// If replaced was no longer live (revoked while the request was in flight)
+// it deletes the new session and returns ErrRevoked, so, as in one step, the
+// request signs nobody in. Only a Create that stored its session gets here:
+// one that failed left the replaced session as it was. What differs from
+// one step: sessions evicted for the new one stay evicted, and for a moment
+// the new session existed, though its token was never sent to anyone.
+func (s *RedisStore) endReplacedElsewhere(ctx context.Context, key, replaced string) error {
+	tag, _ := KeyTag(replaced)
+	var ended int
+	err := s.with(ctx, "create: end replaced session", func(ctx context.Context, c redis.Conn) (err error) {
+		ended, err = redis.Int(s.endReplaced.DoContext(ctx, c,
+			sessionPrefix+replaced, tombstonePrefix+replaced, globalIndex(tag),
+			s.opts.tombstoneLifetime().Milliseconds(), string(EndedSignedOut), replaced))
+		if err == nil && ended == 1 {
+			err = s.waitReplicas(ctx, c)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if ended == 0 {
+		if err := s.DeleteCtx(ctx, key); err != nil {
+			return fmt.Errorf("session store: create: undo after the replaced session ended: %w", err)
+		}
+		return ErrRevoked
+	}
+	return nil
+}
+
 // ListUser returns userID's live sessions, pruning the user's index: one
 // script, O(that user's sessions). While the primary cannot be reached the
 // replica answers, without pruning (see listing).
@@ -360,7 +505,7 @@ func (s *RedisStore) ListUser(ctx context.Context, userID int64) ([]Entry, error
 	var entries []Entry
 	_, err := s.read(ctx, "list user", func(ctx context.Context, c redis.Conn) (err error) {
 		entries, err = entryPairs(s.listUser.do(ctx, c,
-			userIndex(userID), globalIndex, s.opts.now().UnixMilli(), sessionPrefix))
+			userIndex(userID), globalIndex(UserTag(userID)), s.opts.now().UnixMilli(), sessionPrefix))
 		return err
 	})
 	return entries, err
@@ -373,40 +518,59 @@ func (s *RedisStore) ListUserKeys(ctx context.Context, userID int64) ([]string, 
 	var keys []string
 	_, err := s.read(ctx, "list user keys", func(ctx context.Context, c redis.Conn) (err error) {
 		keys, err = redis.Strings(s.listUserKeys.do(ctx, c,
-			userIndex(userID), globalIndex, s.opts.now().UnixMilli(), sessionPrefix))
+			userIndex(userID), globalIndex(UserTag(userID)), s.opts.now().UnixMilli(), sessionPrefix))
 		return err
 	})
 	return keys, err
 }
 
 // CountUsers returns how many live sessions each of userIDs has, pruning
-// each user's index: one script for all of them, O(their sessions); from
-// the replica, without pruning, while the primary cannot be reached.
+// each user's index: one script per shard the users fall in, all sent in
+// one round trip (per Redis Cluster node), O(their sessions); from the
+// replica, without pruning, while the primary cannot be reached.
 func (s *RedisStore) CountUsers(ctx context.Context, userIDs []int64) (map[int64]int, error) {
 	ids := slices.Compact(slices.Sorted(slices.Values(userIDs)))
 	counts := make(map[int64]int, len(ids))
 	if len(ids) == 0 {
 		return counts, nil
 	}
-	args := make([]any, 0, 4+len(ids))
-	args = append(args, 1+len(ids), globalIndex)
+	byTag := map[string][]int64{}
 	for _, id := range ids {
-		args = append(args, userIndex(id))
+		tag := UserTag(id)
+		byTag[tag] = append(byTag[tag], id)
 	}
-	args = append(args, s.opts.now().UnixMilli(), sessionPrefix)
-	var n []int
-	_, err := s.read(ctx, "count users", func(ctx context.Context, c redis.Conn) (err error) {
-		n, err = redis.Ints(s.countUsers.do(ctx, c, args...))
-		if err == nil && len(n) != len(ids) {
-			err = fmt.Errorf("script returned %d counts for %d users", len(n), len(ids))
+	tags := slices.Sorted(maps.Keys(byTag))
+	now := s.opts.now().UnixMilli()
+	calls := make([][]any, len(tags))
+	for i, tag := range tags {
+		args := make([]any, 0, 4+len(byTag[tag]))
+		args = append(args, 1+len(byTag[tag]), globalIndex(tag))
+		for _, id := range byTag[tag] {
+			args = append(args, userIndex(id))
 		}
-		return err
+		calls[i] = append(args, now, sessionPrefix)
+	}
+	_, err := s.read(ctx, "count users", func(ctx context.Context, c redis.Conn) error {
+		replies, err := s.countUsers.fanOut(ctx, c, calls)
+		if err != nil {
+			return err
+		}
+		for i, tag := range tags {
+			n, err := redis.Ints(replies[i], nil)
+			if err == nil && len(n) != len(byTag[tag]) {
+				err = fmt.Errorf("script returned %d counts for %d users", len(n), len(byTag[tag]))
+			}
+			if err != nil {
+				return err
+			}
+			for j, id := range byTag[tag] {
+				counts[id] = n[j]
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	for i, id := range ids {
-		counts[id] = n[i]
 	}
 	return counts, nil
 }
@@ -414,11 +578,14 @@ func (s *RedisStore) CountUsers(ctx context.Context, userIDs []int64) (map[int64
 // Revoke ends those of keys that are userID's live sessions, recording
 // reason: one script.
 func (s *RedisStore) Revoke(ctx context.Context, userID int64, keys []string, reason EndReason) (int, error) {
+	// A key of another shard is not userID's: leaving it out keeps the
+	// script to one slot.
+	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return !inShardOf(k, userID) })
 	if len(keys) == 0 {
 		return 0, nil
 	}
 	args := make([]any, 0, 7+len(keys))
-	args = append(args, userIndex(userID), globalIndex,
+	args = append(args, userIndex(userID), globalIndex(UserTag(userID)),
 		s.opts.now().UnixMilli(), sessionPrefix, tombstonePrefix,
 		string(reason), s.opts.tombstoneLifetime().Milliseconds())
 	for _, k := range keys {
@@ -439,10 +606,13 @@ func (s *RedisStore) Revoke(ctx context.Context, userID int64, keys []string, re
 // and records the time for Create to check: one script, O(that user's
 // sessions).
 func (s *RedisStore) RevokeUser(ctx context.Context, userID int64, exceptKey string, reason EndReason) (int, error) {
+	if !inShardOf(exceptKey, userID) {
+		exceptKey = "" // not one of userID's sessions: nothing to keep
+	}
 	var n int
 	err := s.with(ctx, "revoke user", func(ctx context.Context, c redis.Conn) (err error) {
 		n, err = redis.Int(s.revokeUser.DoContext(ctx, c,
-			userIndex(userID), globalIndex, userRevoked(userID),
+			userIndex(userID), globalIndex(UserTag(userID)), userRevoked(userID),
 			s.opts.now().UnixMilli(), sessionPrefix, tombstonePrefix,
 			string(reason), s.opts.tombstoneLifetime().Milliseconds(), exceptKey))
 		// Wait even when no session ended: the recorded time is what stops
@@ -518,10 +688,14 @@ func (s *RedisStore) revokeUsers(ctx context.Context, ids []int64, exceptKey str
 	send := func() error {
 		id := ids[sent]
 		sent++
+		except := exceptKey
+		if !inShardOf(except, id) {
+			except = "" // not one of id's sessions
+		}
 		return s.revokeUser.SendHash(c,
-			userIndex(id), globalIndex, userRevoked(id),
+			userIndex(id), globalIndex(UserTag(id)), userRevoked(id),
 			now, sessionPrefix, tombstonePrefix,
-			string(reason), ttl, exceptKey)
+			string(reason), ttl, except)
 	}
 	// The script is loaded in front, in the same round trip: on a Redis that
 	// has not cached it (restarted, or a replica just promoted) every
@@ -562,7 +736,35 @@ func (s *RedisStore) revokeUsers(ctx context.Context, ids []int64, exceptKey str
 		return n, first
 	}
 	// Wait even when no session ended, as RevokeUser does.
-	return n, s.waitReplicas(ctx, c)
+	return n, s.waitReplicasOf(ctx, c, ids)
+}
+
+// waitReplicasOf is waitReplicas after writes to the shards of userIDs. On
+// one Redis that is one WAIT. On Redis Cluster WAIT counts only the writes
+// of the node that receives it, so each primary the users' shards are on
+// gets one, sent after a read of one of its keys (the cluster connection
+// sends a keyless command to the node of the command before it).
+func (s *RedisStore) waitReplicasOf(ctx context.Context, c redis.Conn, userIDs []int64) error {
+	if s.opts.WaitReplicas <= 0 {
+		return nil
+	}
+	if s.nodeOf == nil {
+		return s.waitReplicas(ctx, c)
+	}
+	seen := map[string]bool{}
+	for _, id := range userIDs {
+		key := globalIndex(UserTag(id))
+		if node := s.nodeOf(key); !seen[node] {
+			seen[node] = true
+			if _, err := redis.DoContext(c, ctx, "EXISTS", key); err != nil {
+				return err
+			}
+			if err := s.waitReplicas(ctx, c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // EndReason returns the reason the tombstone of key records: one GET, from
@@ -579,32 +781,105 @@ func (s *RedisStore) EndReason(ctx context.Context, key string) (EndReason, erro
 	return EndReason(reason), err
 }
 
-// Count returns how many sessions are live, pruning the global index: one
-// script; from the replica, without pruning, while the primary cannot be
+// Count returns how many sessions are live, pruning the global index of
+// every shard: ShardTags scripts, sent in one round trip (per Redis Cluster
+// node); from the replica, without pruning, while the primary cannot be
 // reached.
 func (s *RedisStore) Count(ctx context.Context) (int, error) {
+	now := s.opts.now().UnixMilli()
+	calls := make([][]any, ShardTags)
+	for i := range calls {
+		calls[i] = []any{globalIndex(shardTag(i)), now}
+	}
 	var n int
-	_, err := s.read(ctx, "count", func(ctx context.Context, c redis.Conn) (err error) {
-		n, err = redis.Int(s.count.do(ctx, c, globalIndex, s.opts.now().UnixMilli()))
-		return err
+	_, err := s.read(ctx, "count", func(ctx context.Context, c redis.Conn) error {
+		replies, err := s.count.fanOut(ctx, c, calls)
+		if err != nil {
+			return err
+		}
+		n = 0
+		for _, r := range replies {
+			k, err := redis.Int(r, nil)
+			if err != nil {
+				return err
+			}
+			n += k
+		}
+		return nil
 	})
 	return n, err
 }
 
-// Recent returns a page of live sessions, most recently active first: one
-// script, from the replica while the primary cannot be reached. A session
+// Recent returns a page of live sessions, most recently active first: the
+// first offset+limit ranks of every shard's global index, in one round trip
+// (per Redis Cluster node), merged, and the sessions of the page read in a
+// second; from the replica while the primary cannot be reached. A session
 // that vanished since it was indexed is skipped, so a page may hold fewer
-// than limit.
+// than limit. The first step sends up to ShardTags × (offset+limit) index
+// entries, so deep pages cost more: the admin list pages by 50.
 func (s *RedisStore) Recent(ctx context.Context, offset, limit int) ([]Entry, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	offset = max(offset, 0)
+	now := s.opts.now().UnixMilli()
+	calls := make([][]any, ShardTags)
+	for i := range calls {
+		calls[i] = []any{globalIndex(shardTag(i)), now, offset + limit}
+	}
 	var entries []Entry
-	_, err := s.read(ctx, "recent", func(ctx context.Context, c redis.Conn) (err error) {
-		entries, err = entryPairs(s.recent.do(ctx, c,
-			globalIndex, s.opts.now().UnixMilli(), sessionPrefix, offset, offset+limit-1))
-		return err
+	_, err := s.read(ctx, "recent", func(ctx context.Context, c redis.Conn) error {
+		replies, err := s.recentKeys.fanOut(ctx, c, calls)
+		if err != nil {
+			return err
+		}
+		type ranked struct {
+			key   string
+			score int64
+		}
+		var all []ranked
+		for _, r := range replies {
+			pairs, err := redis.Strings(r, nil)
+			if err != nil {
+				return err
+			}
+			for i := 0; i+1 < len(pairs); i += 2 {
+				score, err := strconv.ParseInt(pairs[i+1], 10, 64)
+				if err != nil {
+					return fmt.Errorf("index score %q: %w", pairs[i+1], err)
+				}
+				all = append(all, ranked{pairs[i], score})
+			}
+		}
+		// Latest expiry first, ties by key, as one index's ZREVRANGE
+		// orders them.
+		slices.SortFunc(all, func(a, b ranked) int {
+			return cmp.Or(cmp.Compare(b.score, a.score), cmp.Compare(b.key, a.key))
+		})
+		if offset >= len(all) {
+			entries = nil
+			return nil
+		}
+		page := all[offset:min(len(all), offset+limit)]
+		for _, p := range page {
+			if err := c.Send("GET", sessionPrefix+p.key); err != nil {
+				return err
+			}
+		}
+		data, err := redis.ByteSlices(redis.DoWithTimeout(c, timeLeft(ctx), ""))
+		if err == nil && len(data) != len(page) {
+			err = fmt.Errorf("%d replies to %d GETs", len(data), len(page))
+		}
+		if err != nil {
+			return err
+		}
+		entries = make([]Entry, 0, len(page))
+		for i, p := range page {
+			if data[i] != nil {
+				entries = append(entries, Entry{Key: p.key, Data: data[i]})
+			}
+		}
+		return nil
 	})
 	return entries, err
 }
@@ -662,12 +937,24 @@ func bound(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // userIndex is the key of userID's index.
 func userIndex(userID int64) string {
-	return userIndexPrefix + strconv.FormatInt(userID, 10)
+	return userIndexPrefix + "{" + UserTag(userID) + "}" + strconv.FormatInt(userID, 10)
 }
 
 // userRevoked is the key of the time of userID's latest RevokeUser.
 func userRevoked(userID int64) string {
-	return userRevokedPrefix + strconv.FormatInt(userID, 10)
+	return userRevokedPrefix + "{" + UserTag(userID) + "}" + strconv.FormatInt(userID, 10)
+}
+
+// inShardOf reports whether key carries userID's shard tag, as each of the
+// user's sessions does.
+func inShardOf(key string, userID int64) bool {
+	tag, ok := KeyTag(key)
+	return ok && tag == UserTag(userID)
+}
+
+// globalIndex is the key of the global index of the shard with tag.
+func globalIndex(tag string) string {
+	return globalIndexPrefix + "{" + tag + "}"
 }
 
 // entryPairs reads a script's flat key, data, key, data... reply.

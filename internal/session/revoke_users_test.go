@@ -43,7 +43,7 @@ func TestRedisStoreRevokeUsersKeepsFewScriptsQueued(t *testing.T) {
 	for i := range users {
 		users[i] = sessiontest.NewUserID(t)
 		for range 2 {
-			if _, err := store.Create(ctx, sessiontest.NewKey(t), users[i], []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
+			if _, err := store.Create(ctx, sessiontest.NewKeyFor(t, users[i]), users[i], []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 				t.Fatalf("Create: %v", err)
 			}
 		}

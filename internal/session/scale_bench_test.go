@@ -40,12 +40,14 @@ func typicalSession(b *testing.B, m *Manager, userID int64, now time.Time) []byt
 	return data
 }
 
-func randomKey(b *testing.B) string {
+// randomKey is the store key of a fresh token of userID's, as the Manager
+// derives it.
+func randomKey(b *testing.B, userID int64) string {
 	var tok [32]byte
 	if _, err := rand.Read(tok[:]); err != nil {
 		b.Fatal(err)
 	}
-	return hashToken(base64.RawURLEncoding.EncodeToString(tok[:]))
+	return StoreKey(CookieToken(UserTag(userID), base64.RawURLEncoding.EncodeToString(tok[:])))
 }
 
 // createSessions stores n typical sessions, perUser per user starting at
@@ -62,7 +64,7 @@ func createSessions(b *testing.B, store *RedisStore, m *Manager, firstUser int64
 			defer wg.Done()
 			for i := w; i < n; i += 8 {
 				uid := firstUser + int64(i/perUser)
-				if _, err := store.Create(context.Background(), randomKey(b), uid, typicalSession(b, m, uid, now), expiry, Limit{}, Origin{}); err != nil {
+				if _, err := store.Create(context.Background(), randomKey(b, uid), uid, typicalSession(b, m, uid, now), expiry, Limit{}, Origin{}); err != nil {
 					errs <- err
 					return
 				}
@@ -165,7 +167,7 @@ func BenchmarkForcedLogoutScale(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
 				for range 10 {
-					if _, err := store.Create(ctx, randomKey(b), target, data, now.Add(12*time.Hour), Limit{}, Origin{}); err != nil {
+					if _, err := store.Create(ctx, randomKey(b, target), target, data, now.Add(12*time.Hour), Limit{}, Origin{}); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -189,11 +191,12 @@ func seedOthers(b *testing.B, c redis.Conn, from, n int) {
 	for i := from; i < n; i += batch {
 		end := min(i+batch, n)
 		for j := i; j < end; j++ {
-			key := fmt.Sprintf("seed-%d", j)
-			user := fmt.Sprintf("hp:u:%d", 1+j/2)
+			uid := int64(1 + j/2)
+			tag := UserTag(uid)
+			key := fmt.Sprintf("{%s}seed-%d", tag, j)
 			c.Send("SET", sessionPrefix+key, value, "PX", ttl)
-			c.Send("ZADD", user, score, key)
-			c.Send("ZADD", "hp:all", score, key)
+			c.Send("ZADD", userIndex(uid), score, key)
+			c.Send("ZADD", globalIndex(tag), score, key)
 		}
 		if err := c.Flush(); err != nil {
 			b.Fatal(err)

@@ -88,7 +88,21 @@ var (
 	errKeyInUse = errors.New("key already holds a session")
 	// errExpired: the session would end before it was stored.
 	errExpired = errors.New("session expiry is not in the future")
+	// errWrongShard: the key does not carry its user's shard tag, so on
+	// Redis Cluster the session would sit in another slot than its user's
+	// index (see ShardTags). The Manager never makes such a key.
+	errWrongShard = errors.New("key does not carry its user's shard tag")
 )
+
+// checkShard reports a key Create must refuse because it does not carry
+// userID's shard tag. Every store refuses it, so the layout is the same
+// on one Redis, on Redis Cluster and in memory.
+func checkShard(key string, userID int64) error {
+	if tag, ok := KeyTag(key); !ok || tag != UserTag(userID) {
+		return fmt.Errorf("session store: create: %w", errWrongShard)
+	}
+	return nil
+}
 
 // Origin is where a new session comes from. Create checks it against the
 // revocations the store knows of, in the same atomic step that stores the

@@ -62,7 +62,8 @@ func TestRedisStoreCreatesNoSessionWhenRedisIsFull(t *testing.T) {
 	alice := int64(1)
 	// Loads the script while Redis can still take it, and gives alice a
 	// session to end later.
-	if _, err := store.Create(ctx, "warm-up", alice, []byte("v"), expiry, session.Limit{}, session.Origin{}); err != nil {
+	warmUp, whileFull := sessiontest.NewKeyFor(t, alice), sessiontest.NewKeyFor(t, alice)
+	if _, err := store.Create(ctx, warmUp, alice, []byte("v"), expiry, session.Limit{}, session.Origin{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, cmd := range [][]any{{"maxmemory-policy", "noeviction"}, {"maxmemory", "1"}} {
@@ -75,17 +76,17 @@ func TestRedisStoreCreatesNoSessionWhenRedisIsFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Create(ctx, "while-full", alice, []byte("v"), expiry, session.Limit{}, session.Origin{}); err == nil ||
+	if _, err := store.Create(ctx, whileFull, alice, []byte("v"), expiry, session.Limit{}, session.Origin{}); err == nil ||
 		!strings.Contains(err.Error(), "OOM") {
 		t.Errorf("Create while Redis is full: %v, want an OOM error", err)
 	}
 	if n, err := redis.Int(conn.Do("DBSIZE")); err != nil || n != keysBefore {
 		t.Errorf("Redis holds %d keys after the refused Create (err %v), want %d as before", n, err, keysBefore)
 	}
-	if _, ok, err := store.FindCtx(ctx, "while-full"); ok || err != nil {
+	if _, ok, err := store.FindCtx(ctx, whileFull); ok || err != nil {
 		t.Errorf("Find of the refused session: found %v, err %v", ok, err)
 	}
-	if n, err := store.Revoke(ctx, alice, []string{"warm-up"}, session.EndedSignedOut); err != nil || n != 1 {
+	if n, err := store.Revoke(ctx, alice, []string{warmUp}, session.EndedSignedOut); err != nil || n != 1 {
 		t.Errorf("Revoke while Redis is full = %d, %v; want 1, nil", n, err)
 	}
 }
@@ -114,9 +115,11 @@ func TestRedisStoreNeverHoldsARawToken(t *testing.T) {
 	}
 	seen := func(token string) float64 {
 		t.Helper()
-		score, err := redis.Float64(c.Do("ZSCORE", "hp:all", session.StoreKey(token)))
+		key := session.StoreKey(token)
+		tag, _ := session.KeyTag(key)
+		score, err := redis.Float64(c.Do("ZSCORE", "hp:all:{"+tag+"}", key))
 		if err != nil {
-			t.Fatalf("ZSCORE hp:all <alice's key>: %v", err)
+			t.Fatalf("ZSCORE hp:all:{%s} <alice's key>: %v", tag, err)
 		}
 		return score
 	}
@@ -157,7 +160,7 @@ func TestRedisStoreNeverHoldsARawToken(t *testing.T) {
 		"control:zset":      "raw token bytes as a sorted-set member",
 		"control:hex-value": "hex in a value",
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(carol)
+	raw, err := base64.RawURLEncoding.DecodeString(scsPart(carol))
 	if err != nil {
 		t.Fatalf("decode carol's token: %v", err)
 	}
@@ -239,13 +242,14 @@ func dumpRedis(t *testing.T, c redis.Conn) map[string][]string {
 func findTokens(dump map[string][]string, tokens []string) []string {
 	var hits []string
 	for i, token := range tokens {
-		raw, err := base64.RawURLEncoding.DecodeString(token)
+		raw, err := base64.RawURLEncoding.DecodeString(scsPart(token))
 		if err != nil {
 			hits = append(hits, fmt.Sprintf("token %d is not base64url: %v", i, err))
 			continue
 		}
 		forms := map[string]string{
-			"base64url":       token,
+			"cookie":          token,
+			"base64url":       scsPart(token),
 			"base64":          base64.StdEncoding.EncodeToString(raw),
 			"base64 unpadded": base64.RawStdEncoding.EncodeToString(raw),
 			"raw bytes":       string(raw),
@@ -365,7 +369,7 @@ func TestRedisStoreFindIsOneCommand(t *testing.T) {
 	srv := testsvc.StartRedis(t)
 	store := session.NewRedisStore(newRedisPool(t, srv.URL), session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
 	ctx := context.Background()
-	key := sessiontest.NewKey(t)
+	key := sessiontest.NewKeyFor(t, 7)
 	// Warm up: the first script calls load the scripts (EVALSHA, then EVAL).
 	if _, err := store.Create(ctx, key, 7, []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 		t.Fatalf("Create: %v", err)
@@ -416,20 +420,24 @@ func TestRedisStoreFindIsOneCommand(t *testing.T) {
 }
 
 // TestRedisStoreRegistryCallsAreOneRoundTripEach counts what the store sends
-// on its connections: each registry call is one command (a script or a GET).
+// on its connections: each registry call on one user is one command (a
+// script or a GET); the calls over every shard (Count, and Recent's ranks)
+// send one script per shard in one round trip, and Recent reads its page's
+// sessions in a second.
 func TestRedisStoreRegistryCallsAreOneRoundTripEach(t *testing.T) {
 	srv := testsvc.StartRedis(t)
-	pool, sent := testsvc.CountingPool(t, srv.URL)
+	pool, sent, trips := testsvc.CountingRoundTripsPool(t, srv.URL)
 	store := session.NewRedisStore(pool, session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
 	ctx := context.Background()
 	const user = 7
-	key := sessiontest.NewKey(t)
+	key := sessiontest.NewKeyFor(t, user)
+	pageLen := 0
 	calls := []struct {
 		name string
 		call func() error
 	}{
 		{"Create", func() error {
-			_, err := store.Create(ctx, sessiontest.NewKey(t), user, []byte("v"), time.Now().Add(time.Hour), session.Limit{Max: 2, Policy: session.EvictOldest}, session.Origin{})
+			_, err := store.Create(ctx, sessiontest.NewKeyFor(t, user), user, []byte("v"), time.Now().Add(time.Hour), session.Limit{Max: 2, Policy: session.EvictOldest}, session.Origin{})
 			return err
 		}},
 		{"ListUser", func() error { _, err := store.ListUser(ctx, user); return err }},
@@ -439,7 +447,22 @@ func TestRedisStoreRegistryCallsAreOneRoundTripEach(t *testing.T) {
 		{"RevokeUser", func() error { _, err := store.RevokeUser(ctx, user, "", session.EndedByAdmin); return err }},
 		{"EndReason", func() error { _, err := store.EndReason(ctx, key); return err }},
 		{"Count", func() error { _, err := store.Count(ctx); return err }},
-		{"Recent", func() error { _, err := store.Recent(ctx, 0, 10); return err }},
+		{"Recent", func() error { page, err := store.Recent(ctx, 0, 10); pageLen = len(page); return err }},
+	}
+	// Commands and round trips of the calls that are not one of each: one
+	// script per shard, and Recent's GET of each session on its page.
+	cost := func(name string) (commands, roundTrips int) {
+		switch name {
+		case "CountUsers":
+			if session.UserTag(user) != session.UserTag(user+1) {
+				return 2, 1
+			}
+		case "Count":
+			return session.ShardTags, 1
+		case "Recent":
+			return session.ShardTags + pageLen, 2
+		}
+		return 1, 1
 	}
 	if _, err := store.Create(ctx, key, user, []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 		t.Fatalf("Create: %v", err)
@@ -447,26 +470,31 @@ func TestRedisStoreRegistryCallsAreOneRoundTripEach(t *testing.T) {
 	for _, call := range calls {
 		// Twice: the first call may load its script (EVALSHA, then EVAL).
 		for i := range 2 {
-			if _, err := store.Create(ctx, sessiontest.NewKey(t), user, []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
+			if _, err := store.Create(ctx, sessiontest.NewKeyFor(t, user), user, []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 				t.Fatalf("Create: %v", err)
 			}
-			before := sent.Load()
+			before, tripsBefore := sent.Load(), trips.Load()
 			if err := call.call(); err != nil {
 				t.Fatalf("%s: %v", call.name, err)
 			}
-			if got := sent.Load() - before; i == 1 && got != 1 {
-				t.Errorf("%s sent %d commands, want 1", call.name, got)
+			wantSent, wantTrips := cost(call.name)
+			if got := sent.Load() - before; i == 1 && got != int64(wantSent) {
+				t.Errorf("%s sent %d commands, want %d", call.name, got, wantSent)
+			}
+			if got := trips.Load() - tripsBefore; i == 1 && got != int64(wantTrips) {
+				t.Errorf("%s took %d round trips, want %d", call.name, got, wantTrips)
 			}
 		}
 	}
 }
 
 // TestRedisStoreCountUsersOfFiftyUsersIsOneRoundTrip is the admin page that
-// lists 50 users with their session counts: one command for all of them,
-// not one per row, and that one command is the script.
+// lists 50 users with their session counts: one round trip for all of them,
+// not one per row, carrying one script per shard the users fall in (on
+// Redis Cluster a script reaches one slot).
 func TestRedisStoreCountUsersOfFiftyUsersIsOneRoundTrip(t *testing.T) {
 	srv := testsvc.StartRedis(t)
-	pool, sent := testsvc.CountingPool(t, srv.URL)
+	pool, sent, trips := testsvc.CountingRoundTripsPool(t, srv.URL)
 	store := session.NewRedisStore(pool, session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
 	ctx := context.Background()
 	users := make([]int64, 50)
@@ -475,7 +503,7 @@ func TestRedisStoreCountUsersOfFiftyUsersIsOneRoundTrip(t *testing.T) {
 		users[i] = int64(1000 + i)
 		want[users[i]] = i % 4 // a quarter of them have no session
 		for range i % 4 {
-			if _, err := store.Create(ctx, sessiontest.NewKey(t), users[i], []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
+			if _, err := store.Create(ctx, sessiontest.NewKeyFor(t, users[i]), users[i], []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 				t.Fatalf("Create: %v", err)
 			}
 		}
@@ -489,26 +517,40 @@ func TestRedisStoreCountUsersOfFiftyUsersIsOneRoundTrip(t *testing.T) {
 	if _, err := c.Do("CONFIG", "RESETSTAT"); err != nil {
 		t.Fatalf("CONFIG RESETSTAT: %v", err)
 	}
-	before := sent.Load()
+	shards := map[string]bool{}
+	for _, u := range users {
+		shards[session.UserTag(u)] = true
+	}
+	before, tripsBefore := sent.Load(), trips.Load()
 	got, err := store.CountUsers(ctx, users)
 	if err != nil {
 		t.Fatalf("CountUsers: %v", err)
 	}
-	if n := sent.Load() - before; n != 1 {
-		t.Errorf("CountUsers of %d users sent %d commands, want 1", len(users), n)
+	if n := trips.Load() - tripsBefore; n != 1 {
+		t.Errorf("CountUsers of %d users took %d round trips, want 1", len(users), n)
+	}
+	if n := sent.Load() - before; n != int64(len(shards)) {
+		t.Errorf("CountUsers of %d users in %d shards sent %d commands, want one per shard", len(users), len(shards), n)
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("CountUsers = %v, want %v", got, want)
 	}
 	stats := commandStats(t, c)
-	if stats["evalsha"]+stats["eval"] != 1 {
-		t.Errorf("CountUsers ran %d EVALSHA and %d EVAL, want one script call; stats %v", stats["evalsha"], stats["eval"], stats)
+	if stats["evalsha"] != len(shards) || stats["eval"] != 0 {
+		t.Errorf("CountUsers ran %d EVALSHA and %d EVAL, want %d (one per shard); stats %v", stats["evalsha"], stats["eval"], len(shards), stats)
 	}
 	for _, cmd := range []string{"keys", "scan", "get", "zscan"} {
 		if stats[cmd] != 0 {
 			t.Errorf("CountUsers ran %s: %v", cmd, stats)
 		}
 	}
+}
+
+// scsPart is the part of a cookie token scs made (its 32 random bytes),
+// after the shard tag.
+func scsPart(token string) string {
+	_, raw, _ := strings.Cut(token, ".")
+	return raw
 }
 
 // commandStats returns calls per command since the last CONFIG RESETSTAT.
@@ -539,7 +581,7 @@ func TestRedisStoreFailsFastWhileRedisIsDownAndRecovers(t *testing.T) {
 	srv := testsvc.StartRedis(t)
 	store := session.NewRedisStore(newRedisPool(t, srv.URL), session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
 	ctx := context.Background()
-	key := sessiontest.NewKey(t)
+	key := sessiontest.NewKeyFor(t, 7)
 	if _, err := store.Create(ctx, key, 7, []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -550,7 +592,7 @@ func TestRedisStoreFailsFastWhileRedisIsDownAndRecovers(t *testing.T) {
 	checkFailsFast(t, "Delete", func() error { return store.DeleteCtx(ctx, key) })
 	checkFailsFast(t, "Ping", func() error { return store.Ping(ctx) })
 	checkFailsFast(t, "Create", func() error {
-		_, err := store.Create(ctx, sessiontest.NewKey(t), 7, []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{})
+		_, err := store.Create(ctx, sessiontest.NewKeyFor(t, 7), 7, []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{})
 		return err
 	})
 	checkFailsFast(t, "ListUser", func() error { _, err := store.ListUser(ctx, 7); return err })
@@ -625,9 +667,12 @@ func TestRedisStoreLeavesNoSessionKeyBehind(t *testing.T) {
 	store := session.NewRedisStore(newRedisPool(t, srv.URL), session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
 	ctx := context.Background()
 	const user = 7
+	// The user's keys carry the user's shard tag.
+	userIndex := "hp:u:{" + session.UserTag(user) + "}7"
+	userShard := "hp:all:{" + session.UserTag(user) + "}"
 	var keys []string
 	for range 5 {
-		k := sessiontest.NewKey(t)
+		k := sessiontest.NewKeyFor(t, user)
 		keys = append(keys, k)
 		if _, err := store.Create(ctx, k, user, []byte("v"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 			t.Fatalf("Create: %v", err)
@@ -657,18 +702,18 @@ func TestRedisStoreLeavesNoSessionKeyBehind(t *testing.T) {
 		if got, err := redis.String(c.Do("GET", "hp:t:"+k)); err != nil || got != reason {
 			t.Errorf("GET hp:t:<ended key> = %q, %v; want %q", got, err, reason)
 		}
-		if _, err := redis.Float64(c.Do("ZSCORE", "hp:all", k)); !errors.Is(err, redis.ErrNil) {
-			t.Errorf("an ended session is still in hp:all (err %v)", err)
+		if _, err := redis.Float64(c.Do("ZSCORE", userShard, k)); !errors.Is(err, redis.ErrNil) {
+			t.Errorf("an ended session is still in %s (err %v)", userShard, err)
 		}
 	}
 	// The user's index: only the live session left (RevokeUser pruned
 	// the signed-out one Delete could not unindex), expiring with it.
-	members, err := redis.Strings(c.Do("ZRANGE", "hp:u:7", 0, -1))
+	members, err := redis.Strings(c.Do("ZRANGE", userIndex, 0, -1))
 	if err != nil || len(members) != 1 || members[0] != keys[4] {
-		t.Errorf("hp:u:7 = %d members, %v; want just the live session", len(members), err)
+		t.Errorf("%s = %d members, %v; want just the live session", userIndex, len(members), err)
 	}
-	if ttl, err := redis.Int64(c.Do("PTTL", "hp:u:7")); err != nil || ttl <= 0 || ttl > time.Hour.Milliseconds() {
-		t.Errorf("PTTL hp:u:7 = %d, %v; want (0, 1h]", ttl, err)
+	if ttl, err := redis.Int64(c.Do("PTTL", userIndex)); err != nil || ttl <= 0 || ttl > time.Hour.Milliseconds() {
+		t.Errorf("PTTL %s = %d, %v; want (0, 1h]", userIndex, ttl, err)
 	}
 }
 
@@ -685,12 +730,12 @@ func TestRedisStoreListUserTouchesOnlyThatUsersKeys(t *testing.T) {
 	)
 	expiry := time.Now().Add(time.Hour)
 	for i := range others {
-		if _, err := store.Create(ctx, sessiontest.NewKey(t), int64(2+i%100), []byte("other"), expiry, session.Limit{}, session.Origin{}); err != nil {
+		if _, err := store.Create(ctx, sessiontest.NewKeyFor(t, int64(2+i%100)), int64(2+i%100), []byte("other"), expiry, session.Limit{}, session.Origin{}); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 	}
 	for range 5 {
-		if _, err := store.Create(ctx, sessiontest.NewKey(t), user, []byte("mine"), expiry, session.Limit{}, session.Origin{}); err != nil {
+		if _, err := store.Create(ctx, sessiontest.NewKeyFor(t, user), user, []byte("mine"), expiry, session.Limit{}, session.Origin{}); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 	}
@@ -773,12 +818,14 @@ func seedSessions(b *testing.B, c redis.Conn, n int, expiry time.Time) {
 	score := expiry.UnixMilli()
 	for i := 0; i < n; i += batch {
 		for j := i; j < min(i+batch, n); j++ {
-			key := fmt.Sprintf("seed-%d", j)
-			user := fmt.Sprintf("hp:u:%d", 2+j/100)
+			uid := int64(2 + j/100)
+			tag := session.UserTag(uid)
+			key := fmt.Sprintf("{%s}seed-%d", tag, j)
+			user := fmt.Sprintf("hp:u:{%s}%d", tag, uid)
 			c.Send("SET", "hp:s:"+key, "other", "PX", ttl)
 			c.Send("ZADD", user, score, key)
 			c.Send("PEXPIRE", user, ttl)
-			c.Send("ZADD", "hp:all", score, key)
+			c.Send("ZADD", "hp:all:{"+tag+"}", score, key)
 		}
 		if err := c.Flush(); err != nil {
 			b.Fatalf("seed: %v", err)

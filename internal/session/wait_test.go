@@ -26,14 +26,14 @@ func TestWritesWaitForAReplica(t *testing.T) {
 	expiry := time.Now().Add(time.Hour)
 	user := sessiontest.NewUserID(t)
 
-	key := sessiontest.NewKey(t)
+	key := sessiontest.NewKeyFor(t, user)
 	if _, err := store.Create(ctx, key, user, []byte("replicated"), expiry, session.Limit{}, session.Origin{}); err != nil {
 		t.Fatalf("Create with the replica up: %v", err)
 	}
 	if n, err := store.RevokeUser(ctx, user, "", session.EndedByAdmin); err != nil || n != 1 {
 		t.Fatalf("RevokeUser with the replica up = %d, %v", n, err)
 	}
-	if _, err := store.Create(ctx, sessiontest.NewKey(t), user, []byte("replicated"), expiry, session.Limit{}, session.Origin{}); err != nil {
+	if _, err := store.Create(ctx, sessiontest.NewKeyFor(t, user), user, []byte("replicated"), expiry, session.Limit{}, session.Origin{}); err != nil {
 		t.Fatalf("Create with the replica up: %v", err)
 	}
 	if n, err := store.RevokeUsers(ctx, []int64{user, user + 1}, "", session.EndedEveryone); err != nil || n != 1 {
@@ -43,7 +43,7 @@ func TestWritesWaitForAReplica(t *testing.T) {
 	cluster.Replica(t).Pause(t)
 	defer cluster.Replica(t).Resume(t)
 	start := time.Now()
-	_, err = store.Create(ctx, sessiontest.NewKey(t), user, []byte("unconfirmed"), expiry, session.Limit{}, session.Origin{})
+	_, err = store.Create(ctx, sessiontest.NewKeyFor(t, user), user, []byte("unconfirmed"), expiry, session.Limit{}, session.Origin{})
 	if !errors.Is(err, session.ErrNotReplicated) {
 		t.Fatalf("Create with the replica paused: %v, want ErrNotReplicated", err)
 	}
@@ -60,14 +60,14 @@ func TestNoWaitWithoutReplicasConfigured(t *testing.T) {
 	}
 	t.Cleanup(func() { pool.Close() })
 	lonely := session.NewRedisStore(pool, session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour, WaitReplicas: 1, WaitTimeout: 50 * time.Millisecond})
-	if _, err := lonely.Create(t.Context(), sessiontest.NewKey(t), 1, []byte("x"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); !errors.Is(err, session.ErrNotReplicated) {
+	if _, err := lonely.Create(t.Context(), sessiontest.NewKeyFor(t, 1), 1, []byte("x"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); !errors.Is(err, session.ErrNotReplicated) {
 		t.Fatalf("Create on a Redis with no replica and WaitReplicas 1: %v, want ErrNotReplicated", err)
 	}
 	if _, err := lonely.RevokeUsers(t.Context(), []int64{1, 2}, "", session.EndedEveryone); !errors.Is(err, session.ErrNotReplicated) {
 		t.Fatalf("RevokeUsers on a Redis with no replica and WaitReplicas 1: %v, want ErrNotReplicated", err)
 	}
 	plain := session.NewRedisStore(pool, session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
-	if _, err := plain.Create(t.Context(), sessiontest.NewKey(t), 1, []byte("x"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
+	if _, err := plain.Create(t.Context(), sessiontest.NewKeyFor(t, 1), 1, []byte("x"), time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 		t.Fatalf("Create without WaitReplicas: %v", err)
 	}
 }

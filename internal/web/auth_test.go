@@ -52,8 +52,10 @@ func TestSessionCookieFlags(t *testing.T) {
 			if !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteLaxMode || cookie.Path != "/" || cookie.Domain != "" {
 				t.Errorf("cookie %+v: want HttpOnly, Secure, SameSite=Lax, Path=/, no Domain", cookie)
 			}
-			if len(cookie.Value) != 43 {
-				t.Errorf("token %d characters, want 43 (32 random bytes, base64url)", len(cookie.Value))
+			// The shard tag of the user's keys (two hex digits), a dot,
+			// then 32 random bytes, base64url.
+			if tag, random, ok := strings.Cut(cookie.Value, "."); !ok || len(tag) != 2 || len(random) != 43 {
+				t.Errorf("token %q: want <2 hex digits>.<43 characters of base64url>", cookie.Value)
 			}
 			if cc := res.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
 				t.Errorf("login response Cache-Control %q, want no-store", cc)

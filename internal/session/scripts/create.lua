@@ -19,7 +19,8 @@
 -- ARGV[15] end reason for the replaced session
 --
 -- The replaced session is reached through its key in ARGV, like the index
--- members (see lib.lua): fine on one primary, not on Redis Cluster.
+-- members (see lib.lua): the store passes it only when it carries the same
+-- shard tag, and ends one in another shard itself (end_replaced.lua).
 --
 -- Returns {'ok', evicted keys...}, {'revoked'}, {'in-use'} or {'full'}.
 local now = tonumber(ARGV[1])

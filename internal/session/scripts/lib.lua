@@ -6,10 +6,10 @@
 -- The indexes hold bare session keys; a session lives under the session
 -- prefix plus its key, its tombstone under the tombstone prefix plus its key
 -- (both prefixes come in ARGV). The scripts reach those keys through index
--- members rather than through KEYS. That is fine on a single Redis primary
--- (with Sentinel), where every key is on the one node, but not on Redis
--- Cluster, which needs every key a script touches declared in KEYS and in one
--- hash slot.
+-- members rather than through KEYS. Redis Cluster runs such a script only
+-- if every key it touches lies in the slot of its declared keys: a member
+-- starts with its user's shard tag ("{3f}..."), which is the hash tag of
+-- the user's index and of the shard's global index too, so it does.
 --
 -- Times are milliseconds on the application's clock, passed in ARGV, so
 -- Redis's own clock never decides whether a session is live.

@@ -3,8 +3,8 @@
 -- KEYS[1] the user's index, KEYS[2] the global index
 -- ARGV[1] now (ms), ARGV[2] session prefix
 --
--- Sessions are read through index members, not KEYS: fine on a single Redis
--- primary (with Sentinel), not on Redis Cluster.
+-- Sessions are read through index members, not KEYS: they carry the
+-- index's shard tag (see lib.lua).
 --
 -- Returns a flat array: key, data, key, data, ...
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])

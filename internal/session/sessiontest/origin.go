@@ -27,7 +27,7 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 		s, clk := build(t, session.Options{})
 		alice, bob := NewUserID(t), NewUserID(t)
 		long := clk.Now().Add(longWindow)
-		old, reissued := NewKey(t), NewKey(t)
+		old, reissued := NewKeyFor(t, alice), NewKeyFor(t, alice)
 		mustCreate(t, s, old, alice, []byte("old"), long, noLimit)
 		mustCreateFrom(t, s, reissued, alice, []byte("reissued"), long, noLimit, session.Origin{Replaces: old})
 		mustNotFind(t, s, old)
@@ -42,7 +42,7 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 		}
 
 		// A browser signed in as alice signs in as bob: alice's session ends.
-		asBob := NewKey(t)
+		asBob := NewKeyFor(t, bob)
 		mustCreateFrom(t, s, asBob, bob, []byte("bob's"), long, noLimit, session.Origin{Replaces: reissued})
 		mustNotFind(t, s, reissued)
 		if got := mustListUser(t, s, alice); len(got) != 0 {
@@ -72,13 +72,13 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 				mustRevokeUser(t, s, user, other, session.EndedFromOtherDevice)
 			}},
 			{"evicted", func(user int64, _, _ string) {
-				mustCreate(t, s, NewKey(t), user, []byte("v"), clk.Now().Add(longWindow), session.Limit{Max: 2, Policy: session.EvictOldest})
+				mustCreate(t, s, NewKeyFor(t, user), user, []byte("v"), clk.Now().Add(longWindow), session.Limit{Max: 2, Policy: session.EvictOldest})
 			}},
 			{"never created", nil},
 		}
 		for _, tc := range cases {
 			user := NewUserID(t)
-			old, other := NewKey(t), NewKey(t)
+			old, other := NewKeyFor(t, user), NewKeyFor(t, user)
 			// Expiries from the moving clock, so old is the least recently
 			// active and the one evicted.
 			if tc.end != nil {
@@ -93,7 +93,7 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 			// Authenticated after any revocation above: only the replaced
 			// session's state can refuse it.
 			clk.Advance(time.Millisecond)
-			key := NewKey(t)
+			key := NewKeyFor(t, user)
 			origin := session.Origin{Replaces: old, AuthenticatedAt: clk.Now()}
 			if _, err := s.Create(ctx, key, user, []byte("new"), long, noLimit, origin); !errors.Is(err, session.ErrRevoked) {
 				t.Errorf("%s: Create replacing it = %v, want ErrRevoked", tc.name, err)
@@ -112,11 +112,11 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 		t.Parallel()
 		s, clk := build(t, session.Options{})
 		user := NewUserID(t)
-		old := NewKey(t)
+		old := NewKeyFor(t, user)
 		mustCreate(t, s, old, user, []byte("old"), clk.Now().Add(shortWindow), noLimit)
 		clk.Advance(shortWindow + time.Millisecond)
 		waitNotFound(t, s, old)
-		key := NewKey(t)
+		key := NewKeyFor(t, user)
 		if _, err := s.Create(ctx, key, user, []byte("new"), clk.Now().Add(longWindow), noLimit, session.Origin{Replaces: old}); !errors.Is(err, session.ErrRevoked) {
 			t.Fatalf("Create replacing an expired session = %v, want ErrRevoked", err)
 		}
@@ -129,12 +129,12 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 		user, carol := NewUserID(t), NewUserID(t)
 		long := clk.Now().Add(longWindow)
 		reject := session.Limit{Max: 1, Policy: session.Reject}
-		old, reissued := NewKey(t), NewKey(t)
+		old, reissued := NewKeyFor(t, user), NewKeyFor(t, user)
 		mustCreate(t, s, old, user, []byte("v"), long, reject)
 		mustCreateFrom(t, s, reissued, user, []byte("v"), long, reject, session.Origin{Replaces: old})
 
 		// Refused at the limit: the replaced session (carol's) is untouched.
-		carols, key := NewKey(t), NewKey(t)
+		carols, key := NewKeyFor(t, carol), NewKeyFor(t, user)
 		mustCreate(t, s, carols, carol, []byte("v"), long, noLimit)
 		if _, err := s.Create(ctx, key, user, []byte("v"), long, reject, session.Origin{Replaces: carols}); !errors.Is(err, session.ErrTooManySessions) {
 			t.Fatalf("Create at the limit replacing another user's session = %v, want ErrTooManySessions", err)
@@ -147,7 +147,7 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 
 		// Under evict-oldest the replaced session is not evicted: it ends
 		// as signed out, and nothing else goes.
-		again := NewKey(t)
+		again := NewKeyFor(t, user)
 		evicted := mustCreateFrom(t, s, again, user, []byte("v"), long, session.Limit{Max: 1, Policy: session.EvictOldest}, session.Origin{Replaces: reissued})
 		if len(evicted) != 0 {
 			t.Fatalf("Create replacing the user's only session evicted %d", len(evicted))
@@ -181,7 +181,7 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 		}
 		accepted := 0
 		for _, tc := range cases {
-			key := NewKey(t)
+			key := NewKeyFor(t, user)
 			_, err := s.Create(ctx, key, user, []byte("v"), long, noLimit, session.Origin{AuthenticatedAt: tc.at})
 			switch {
 			case tc.revoked && !errors.Is(err, session.ErrRevoked):
@@ -199,7 +199,7 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 			t.Errorf("ListUser = %d entries, want the %d accepted sessions", n, accepted)
 		}
 		// Another user's sign-ins are not affected.
-		mustCreateFrom(t, s, NewKey(t), bob, []byte("v"), long, noLimit, session.Origin{AuthenticatedAt: t0})
+		mustCreateFrom(t, s, NewKeyFor(t, bob), bob, []byte("v"), long, noLimit, session.Origin{AuthenticatedAt: t0})
 	})
 
 	t.Run("RevokeUserLetsTheExceptedSessionReissueItsToken", func(t *testing.T) {
@@ -210,7 +210,7 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 		user := NewUserID(t)
 		long := clk.Now().Add(longWindow)
 		t0 := clk.Now()
-		keep, other := NewKey(t), NewKey(t)
+		keep, other := NewKeyFor(t, user), NewKeyFor(t, user)
 		mustCreate(t, s, keep, user, []byte("v"), long, noLimit)
 		mustCreate(t, s, other, user, []byte("v"), long, noLimit)
 		clk.Advance(time.Second)
@@ -219,12 +219,12 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 		}
 		// From the kept session, but authenticated before: refused, and
 		// the kept session is untouched.
-		if _, err := s.Create(ctx, NewKey(t), user, []byte("v"), long, noLimit, session.Origin{AuthenticatedAt: t0, Replaces: keep}); !errors.Is(err, session.ErrRevoked) {
+		if _, err := s.Create(ctx, NewKeyFor(t, user), user, []byte("v"), long, noLimit, session.Origin{AuthenticatedAt: t0, Replaces: keep}); !errors.Is(err, session.ErrRevoked) {
 			t.Fatalf("Create authenticated before the revocation = %v, want ErrRevoked", err)
 		}
 		mustFind(t, s, keep)
 		// The re-issue, on a clock that has not moved since the revocation.
-		reissued := NewKey(t)
+		reissued := NewKeyFor(t, user)
 		mustCreateFrom(t, s, reissued, user, []byte("v"), long, noLimit, session.Origin{AuthenticatedAt: clk.Now(), Replaces: keep})
 		if got := entryKeys(mustListUser(t, s, user)); !slices.Equal(got, []string{reissued}) {
 			t.Fatalf("ListUser after the re-issue = %s, want just the re-issued session", names(got, []string{keep, other, reissued}))
@@ -240,22 +240,22 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 		admin, alice, newcomer, unlisted := NewUserID(t), NewUserID(t), NewUserID(t), NewUserID(t)
 		long := clk.Now().Add(longWindow)
 		t0 := clk.Now()
-		keep := NewKey(t)
+		keep := NewKeyFor(t, admin)
 		mustCreate(t, s, keep, admin, []byte("v"), long, noLimit)
-		mustCreate(t, s, NewKey(t), alice, []byte("v"), long, noLimit)
+		mustCreate(t, s, NewKeyFor(t, alice), alice, []byte("v"), long, noLimit)
 		clk.Advance(time.Second)
 		if n, err := s.RevokeUsers(ctx, []int64{admin, alice, newcomer}, keep, session.EndedEveryone); err != nil || n != 1 {
 			t.Fatalf("RevokeUsers = %d, %v; want 1", n, err)
 		}
 		for _, user := range []int64{admin, alice, newcomer} {
-			key := NewKey(t)
+			key := NewKeyFor(t, user)
 			if _, err := s.Create(ctx, key, user, []byte("v"), long, noLimit, session.Origin{AuthenticatedAt: t0}); !errors.Is(err, session.ErrRevoked) {
 				t.Errorf("Create authenticated before RevokeUsers = %v, want ErrRevoked", err)
 			}
 			mustNotFind(t, s, key)
 		}
-		mustCreateFrom(t, s, NewKey(t), unlisted, []byte("v"), long, noLimit, session.Origin{AuthenticatedAt: t0})
-		reissued := NewKey(t)
+		mustCreateFrom(t, s, NewKeyFor(t, unlisted), unlisted, []byte("v"), long, noLimit, session.Origin{AuthenticatedAt: t0})
+		reissued := NewKeyFor(t, admin)
 		mustCreateFrom(t, s, reissued, admin, []byte("v"), long, noLimit, session.Origin{AuthenticatedAt: clk.Now(), Replaces: keep})
 		if got := entryKeys(mustListUser(t, s, admin)); !slices.Equal(got, []string{reissued}) {
 			t.Errorf("the administrator lists %s, want just the re-issued session", names(got, []string{keep, reissued}))
@@ -273,7 +273,7 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 		mustRevokeUser(t, s, user, "", session.EndedByAdmin)
 		clk.Set(t1.Add(-time.Second))
 		mustRevokeUser(t, s, user, "", session.EndedDisabled)
-		key := NewKey(t)
+		key := NewKeyFor(t, user)
 		if _, err := s.Create(ctx, key, user, []byte("v"), clk.Now().Add(longWindow), noLimit, session.Origin{AuthenticatedAt: t1.Add(-time.Millisecond)}); !errors.Is(err, session.ErrRevoked) {
 			t.Fatalf("Create authenticated between the two revocations' times = %v, want ErrRevoked", err)
 		}
@@ -288,12 +288,12 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 		clk.Advance(time.Millisecond)
 		mustRevokeUser(t, s, user, "", session.EndedDisabled)
 		origin := session.Origin{AuthenticatedAt: t0}
-		if _, err := s.Create(ctx, NewKey(t), user, []byte("v"), clk.Now().Add(longWindow), noLimit, origin); !errors.Is(err, session.ErrRevoked) {
+		if _, err := s.Create(ctx, NewKeyFor(t, user), user, []byte("v"), clk.Now().Add(longWindow), noLimit, origin); !errors.Is(err, session.ErrRevoked) {
 			t.Fatalf("Create right after RevokeUser = %v, want ErrRevoked", err)
 		}
 		clk.Advance(shortWindow + time.Millisecond)
 		testkit.Eventually(t, pollFor, "the revocation time to lapse", func() error {
-			_, err := s.Create(ctx, NewKey(t), user, []byte("v"), clk.Now().Add(longWindow), noLimit, origin)
+			_, err := s.Create(ctx, NewKeyFor(t, user), user, []byte("v"), clk.Now().Add(longWindow), noLimit, origin)
 			if err != nil && !errors.Is(err, session.ErrRevoked) {
 				t.Fatalf("Create: %v", err)
 			}
@@ -315,7 +315,7 @@ func runOriginContract(t *testing.T, build func(t *testing.T, opts session.Optio
 		for w := range keys {
 			keys[w] = make([]string, raceRounds)
 			for r := range keys[w] {
-				keys[w][r] = NewKey(t)
+				keys[w][r] = NewKeyFor(t, user)
 			}
 		}
 		var (

@@ -79,16 +79,16 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		alice, bob := NewUserID(t), NewUserID(t)
 		keys := make([]string, 5)
 		for i := range keys {
-			keys[i] = NewKey(t)
 			user := alice
 			if i%2 == 1 {
 				user = bob
 			}
+			keys[i] = NewKeyFor(t, user)
 			mustCreate(t, s, keys[i], user, fmt.Appendf(nil, "s%d", i), clk.Now().Add(2*longWindow), noLimit)
 			clk.Advance(time.Second)
 		}
 		mustCommit(t, s, keys[1], []byte("s1 again"), clk.Now().Add(2*longWindow))
-		short := NewKey(t)
+		short := NewKeyFor(t, alice)
 		mustCreate(t, s, short, alice, []byte("short"), clk.Now().Add(shortWindow), noLimit)
 		if n := mustCount(t, s); n != 6 {
 			t.Fatalf("Count = %d, want 6", n)
@@ -147,9 +147,10 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 	t.Run("CreateThenFindAndCommitThenFindReturnTheSameBytes", func(t *testing.T) {
 		t.Parallel()
 		s, clk := build(t, session.Options{})
-		key := NewKey(t)
+		user := NewUserID(t)
+		key := NewKeyFor(t, user)
 		want := []byte("data\x00with\xffbinary")
-		if evicted := mustCreate(t, s, key, NewUserID(t), want, clk.Now().Add(longWindow), noLimit); len(evicted) != 0 {
+		if evicted := mustCreate(t, s, key, user, want, clk.Now().Add(longWindow), noLimit); len(evicted) != 0 {
 			t.Fatalf("Create without a limit evicted %q", evicted)
 		}
 		got := mustFind(t, s, key)
@@ -171,8 +172,9 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 	t.Run("NonContextMethodsWork", func(t *testing.T) {
 		t.Parallel()
 		s, clk := build(t, session.Options{})
-		key := NewKey(t)
-		mustCreate(t, s, key, NewUserID(t), []byte("u"), clk.Now().Add(longWindow), noLimit)
+		user := NewUserID(t)
+		key := NewKeyFor(t, user)
+		mustCreate(t, s, key, user, []byte("u"), clk.Now().Add(longWindow), noLimit)
 		if err := s.Commit(key, []byte("v"), clk.Now().Add(longWindow)); err != nil {
 			t.Fatalf("Commit: %v", err)
 		}
@@ -201,7 +203,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		t.Parallel()
 		s, clk := build(t, session.Options{})
 		user := NewUserID(t)
-		key, other := NewKey(t), NewKey(t)
+		key, other := NewKeyFor(t, user), NewKeyFor(t, user)
 		mustCreate(t, s, key, user, []byte("v"), clk.Now().Add(longWindow), noLimit)
 		mustCreate(t, s, other, user, []byte("w"), clk.Now().Add(longWindow), noLimit)
 		mustDelete(t, s, key)
@@ -234,8 +236,9 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		// revoked, then the request saves what it loaded.
 		t.Parallel()
 		s, clk := build(t, session.Options{})
-		key := NewKey(t)
-		mustCreate(t, s, key, NewUserID(t), []byte("signed in"), clk.Now().Add(longWindow), noLimit)
+		user := NewUserID(t)
+		key := NewKeyFor(t, user)
+		mustCreate(t, s, key, user, []byte("signed in"), clk.Now().Add(longWindow), noLimit)
 		loaded := mustFind(t, s, key)
 		mustDelete(t, s, key)
 		err := s.CommitCtx(ctx, key, loaded, clk.Now().Add(longWindow))
@@ -259,15 +262,16 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 	t.Run("TombstonesAreNeverFound", func(t *testing.T) {
 		t.Parallel()
 		s, clk := build(t, session.Options{})
-		keys := []string{NewKey(t), NewKey(t), NewKey(t)}
-		mustCreate(t, s, keys[0], NewUserID(t), []byte("v"), clk.Now().Add(longWindow), noLimit)
+		user := NewUserID(t)
+		keys := []string{NewKeyFor(t, user), NewKeyFor(t, user), NewKeyFor(t, user)}
+		mustCreate(t, s, keys[0], user, []byte("v"), clk.Now().Add(longWindow), noLimit)
 		for _, k := range keys {
 			mustDelete(t, s, k)
 		}
 		for _, k := range keys {
 			mustNotFind(t, s, k)
 			_ = s.CommitCtx(ctx, k, []byte("again"), clk.Now().Add(longWindow))
-			_, _ = s.Create(ctx, k, NewUserID(t), []byte("again"), clk.Now().Add(longWindow), noLimit, session.Origin{})
+			_, _ = s.Create(ctx, k, user, []byte("again"), clk.Now().Add(longWindow), noLimit, session.Origin{})
 			mustNotFind(t, s, k)
 		}
 	})
@@ -276,7 +280,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		t.Parallel()
 		s, clk := build(t, session.Options{})
 		user := NewUserID(t)
-		deleted, revoked := NewKey(t), NewKey(t)
+		deleted, revoked := NewKeyFor(t, user), NewKeyFor(t, user)
 		mustDelete(t, s, deleted)
 		mustCreate(t, s, revoked, user, []byte("v"), clk.Now().Add(longWindow), noLimit)
 		mustRevoke(t, s, user, []string{revoked}, session.EndedByAdmin)
@@ -295,8 +299,12 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 	t.Run("CreateOfALiveKeyFailsAndChangesNothing", func(t *testing.T) {
 		t.Parallel()
 		s, clk := build(t, session.Options{})
-		owner, other := NewUserID(t), NewUserID(t)
-		key := NewKey(t)
+		// other shares owner's shard tag, so the second Create reaches the
+		// live key rather than failing on the tag (or, on Redis Cluster,
+		// with CROSSSLOT).
+		owner := NewUserID(t)
+		other := newUserIDWithTag(t, session.UserTag(owner))
+		key := NewKeyFor(t, owner)
 		mustCreate(t, s, key, owner, []byte("owner's"), clk.Now().Add(longWindow), noLimit)
 		_, err := s.Create(ctx, key, other, []byte("other's"), clk.Now().Add(longWindow), noLimit, session.Origin{})
 		if err == nil || errors.Is(err, session.ErrRevoked) || errors.Is(err, session.ErrTooManySessions) {
@@ -326,7 +334,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 			{"expiry now", clk.Now(), noLimit},
 		}
 		for _, tc := range cases {
-			key := NewKey(t)
+			key := NewKeyFor(t, user)
 			_, err := s.Create(ctx, key, user, []byte("v"), tc.expiry, tc.limit, session.Origin{})
 			if err == nil || errors.Is(err, session.ErrRevoked) || errors.Is(err, session.ErrTooManySessions) {
 				t.Errorf("Create with %s = %v, want a plain error", tc.name, err)
@@ -341,8 +349,9 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 	t.Run("CommitOfExistingKeyUpdatesIt", func(t *testing.T) {
 		t.Parallel()
 		s, clk := build(t, session.Options{})
-		key := NewKey(t)
-		mustCreate(t, s, key, NewUserID(t), []byte("first"), clk.Now().Add(longWindow), noLimit)
+		user := NewUserID(t)
+		key := NewKeyFor(t, user)
+		mustCreate(t, s, key, user, []byte("first"), clk.Now().Add(longWindow), noLimit)
 		mustCommit(t, s, key, []byte("second"), clk.Now().Add(longWindow))
 		if got := mustFind(t, s, key); string(got) != "second" {
 			t.Fatalf("Find = %q, want second", got)
@@ -353,7 +362,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		t.Parallel()
 		s, clk := build(t, session.Options{})
 		user := NewUserID(t)
-		key := NewKey(t)
+		key := NewKeyFor(t, user)
 		mustCreate(t, s, key, user, []byte("v"), clk.Now().Add(longWindow), noLimit)
 		mustCommit(t, s, key, []byte("v"), clk.Now().Add(-time.Second))
 		mustNotFind(t, s, key)
@@ -365,7 +374,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		}
 		mustNotFind(t, s, key)
 
-		now := NewKey(t)
+		now := NewKeyFor(t, user)
 		mustCreate(t, s, now, user, []byte("v"), clk.Now().Add(longWindow), noLimit)
 		mustCommit(t, s, now, []byte("v"), clk.Now())
 		mustNotFind(t, s, now)
@@ -383,10 +392,11 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s, clk := build(t, session.Options{IdleTimeout: tc.idleTimeout})
-			key := NewKey(t)
+			user := NewUserID(t)
+			key := NewKeyFor(t, user)
 			window := min(tc.idleTimeout, tc.scsExpiry)
 			start := time.Now()
-			mustCreate(t, s, key, NewUserID(t), []byte("v"), clk.Now().Add(tc.scsExpiry), noLimit)
+			mustCreate(t, s, key, user, []byte("v"), clk.Now().Add(tc.scsExpiry), noLimit)
 
 			// Well inside the window the session is there. Only checked
 			// while real time is also well inside it: a store on a real
@@ -408,9 +418,10 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 	t.Run("IdleWindowRestartsOnCommit", func(t *testing.T) {
 		t.Parallel()
 		s, clk := build(t, session.Options{IdleTimeout: shortWindow})
-		key := NewKey(t)
+		user := NewUserID(t)
+		key := NewKeyFor(t, user)
 		created := time.Now()
-		mustCreate(t, s, key, NewUserID(t), []byte("v"), clk.Now().Add(longWindow), noLimit)
+		mustCreate(t, s, key, user, []byte("v"), clk.Now().Add(longWindow), noLimit)
 		clk.Advance(shortWindow / 2)
 		start := time.Now()
 		if err := s.CommitCtx(ctx, key, []byte("v2"), clk.Now().Add(longWindow)); err != nil {
@@ -437,7 +448,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		t.Parallel()
 		s, clk := build(t, session.Options{Lifetime: shortWindow})
 		user := NewUserID(t)
-		key := NewKey(t)
+		key := NewKeyFor(t, user)
 		mustDelete(t, s, key)
 		if _, err := s.Create(ctx, key, user, []byte("v"), clk.Now().Add(longWindow), noLimit, session.Origin{}); !errors.Is(err, session.ErrRevoked) {
 			t.Fatalf("Create right after Delete = %v, want ErrRevoked", err)
@@ -462,7 +473,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		t.Parallel()
 		s, clk := build(t, session.Options{})
 		user := NewUserID(t)
-		signedOut, revoked, live := NewKey(t), NewKey(t), NewKey(t)
+		signedOut, revoked, live := NewKeyFor(t, user), NewKeyFor(t, user), NewKeyFor(t, user)
 		for _, k := range []string{signedOut, revoked, live} {
 			mustCreate(t, s, k, user, []byte("v"), clk.Now().Add(longWindow), noLimit)
 		}
@@ -492,11 +503,12 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		long := clk.Now().Add(longWindow)
 		want := map[string]string{}
 		for i := range 3 {
-			k := NewKey(t)
+			k := NewKeyFor(t, alice)
 			want[k] = fmt.Sprintf("alice %d", i)
 			mustCreate(t, s, k, alice, []byte(want[k]), long, noLimit)
 		}
-		expired, signedOut, revoked, bobs := NewKey(t), NewKey(t), NewKey(t), NewKey(t)
+		expired, signedOut, revoked := NewKeyFor(t, alice), NewKeyFor(t, alice), NewKeyFor(t, alice)
+		bobs := NewKeyFor(t, bob)
 		mustCreate(t, s, expired, alice, []byte("expired"), clk.Now().Add(shortWindow), noLimit)
 		mustCreate(t, s, signedOut, alice, []byte("signed out"), long, noLimit)
 		mustCreate(t, s, revoked, alice, []byte("revoked"), long, noLimit)
@@ -527,15 +539,15 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		s, clk := build(t, session.Options{})
 		alice, bob := NewUserID(t), NewUserID(t)
 		long := clk.Now().Add(longWindow)
-		live := []string{NewKey(t), NewKey(t)}
+		live := []string{NewKeyFor(t, alice), NewKeyFor(t, alice)}
 		for _, k := range live {
 			mustCreate(t, s, k, alice, []byte("v"), long, noLimit)
 		}
-		expired, signedOut, revoked := NewKey(t), NewKey(t), NewKey(t)
+		expired, signedOut, revoked := NewKeyFor(t, alice), NewKeyFor(t, alice), NewKeyFor(t, alice)
 		mustCreate(t, s, expired, alice, []byte("v"), clk.Now().Add(shortWindow), noLimit)
 		mustCreate(t, s, signedOut, alice, []byte("v"), long, noLimit)
 		mustCreate(t, s, revoked, alice, []byte("v"), long, noLimit)
-		mustCreate(t, s, NewKey(t), bob, []byte("v"), long, noLimit)
+		mustCreate(t, s, NewKeyFor(t, bob), bob, []byte("v"), long, noLimit)
 		mustDelete(t, s, signedOut)
 		mustRevoke(t, s, alice, []string{revoked}, session.EndedByAdmin)
 		clk.Advance(shortWindow + time.Millisecond)
@@ -558,18 +570,18 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		alice, bob, carol, nobody := NewUserID(t), NewUserID(t), NewUserID(t), NewUserID(t)
 		long := clk.Now().Add(longWindow)
 		for range 3 {
-			mustCreate(t, s, NewKey(t), alice, []byte("v"), long, noLimit)
+			mustCreate(t, s, NewKeyFor(t, alice), alice, []byte("v"), long, noLimit)
 		}
 		// Bob: one live, one expired, one revoked, one signed out.
-		mustCreate(t, s, NewKey(t), bob, []byte("v"), long, noLimit)
-		expired, revoked, signedOut := NewKey(t), NewKey(t), NewKey(t)
+		mustCreate(t, s, NewKeyFor(t, bob), bob, []byte("v"), long, noLimit)
+		expired, revoked, signedOut := NewKeyFor(t, bob), NewKeyFor(t, bob), NewKeyFor(t, bob)
 		mustCreate(t, s, expired, bob, []byte("v"), clk.Now().Add(shortWindow), noLimit)
 		mustCreate(t, s, revoked, bob, []byte("v"), long, noLimit)
 		mustCreate(t, s, signedOut, bob, []byte("v"), long, noLimit)
 		mustRevoke(t, s, bob, []string{revoked}, session.EndedByAdmin)
 		mustDelete(t, s, signedOut)
 		// Carol: only an expired session.
-		mustCreate(t, s, NewKey(t), carol, []byte("v"), clk.Now().Add(shortWindow), noLimit)
+		mustCreate(t, s, NewKeyFor(t, carol), carol, []byte("v"), clk.Now().Add(shortWindow), noLimit)
 		clk.Advance(shortWindow + time.Millisecond)
 
 		want := map[int64]int{alice: 3, bob: 1, carol: 0, nobody: 0}
@@ -595,7 +607,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		t.Parallel()
 		s, clk := build(t, session.Options{IdleTimeout: shortWindow})
 		user := NewUserID(t)
-		mustCreate(t, s, NewKey(t), user, []byte("v"), clk.Now().Add(longWindow), noLimit)
+		mustCreate(t, s, NewKeyFor(t, user), user, []byte("v"), clk.Now().Add(longWindow), noLimit)
 		clk.Advance(shortWindow + time.Millisecond)
 		testkit.Eventually(t, pollFor, "idle session to leave the list", func() error {
 			if n := len(mustListUser(t, s, user)); n != 0 {
@@ -609,7 +621,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		t.Parallel()
 		s, clk := build(t, session.Options{})
 		alice, bob := NewUserID(t), NewUserID(t)
-		alices, bobs := NewKey(t), NewKey(t)
+		alices, bobs := NewKeyFor(t, alice), NewKeyFor(t, bob)
 		mustCreate(t, s, alices, alice, []byte("alice's"), clk.Now().Add(longWindow), noLimit)
 		mustCreate(t, s, bobs, bob, []byte("bob's"), clk.Now().Add(longWindow), noLimit)
 
@@ -634,11 +646,11 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		t.Parallel()
 		s, clk := build(t, session.Options{})
 		alice, bob := NewUserID(t), NewUserID(t)
-		a := []string{NewKey(t), NewKey(t), NewKey(t)}
+		a := []string{NewKeyFor(t, alice), NewKeyFor(t, alice), NewKeyFor(t, alice)}
 		for _, k := range a {
 			mustCreate(t, s, k, alice, []byte("v"), clk.Now().Add(longWindow), noLimit)
 		}
-		bobs := NewKey(t)
+		bobs := NewKeyFor(t, bob)
 		mustCreate(t, s, bobs, bob, []byte("v"), clk.Now().Add(longWindow), noLimit)
 
 		if n := mustRevokeUser(t, s, alice, a[1], session.EndedPasswordChanged); n != 2 {
@@ -676,15 +688,15 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		s, clk := build(t, session.Options{})
 		alice, bob, carol, dave := NewUserID(t), NewUserID(t), NewUserID(t), NewUserID(t)
 		long := clk.Now().Add(longWindow)
-		a := []string{NewKey(t), NewKey(t), NewKey(t)}
+		a := []string{NewKeyFor(t, alice), NewKeyFor(t, alice), NewKeyFor(t, alice)}
 		for _, k := range a {
 			mustCreate(t, s, k, alice, []byte("v"), long, noLimit)
 		}
-		b := []string{NewKey(t), NewKey(t)}
+		b := []string{NewKeyFor(t, bob), NewKeyFor(t, bob)}
 		for _, k := range b {
 			mustCreate(t, s, k, bob, []byte("v"), long, noLimit)
 		}
-		carols := NewKey(t)
+		carols := NewKeyFor(t, carol)
 		mustCreate(t, s, carols, carol, []byte("v"), long, noLimit)
 
 		// alice twice, dave without sessions, carol not listed; the
@@ -735,7 +747,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		for i := range users {
 			users[i] = NewUserID(t)
 			for range 2 {
-				k := NewKey(t)
+				k := NewKeyFor(t, users[i])
 				mustCreate(t, s, k, users[i], []byte("v"), long, noLimit)
 				keys = append(keys, k)
 			}
@@ -762,7 +774,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		s, clk := build(t, session.Options{})
 		user := NewUserID(t)
 		limit := session.Limit{Max: 3, Policy: session.EvictOldest}
-		a, b, c, d := NewKey(t), NewKey(t), NewKey(t), NewKey(t)
+		a, b, c, d := NewKeyFor(t, user), NewKeyFor(t, user), NewKeyFor(t, user), NewKeyFor(t, user)
 		for _, k := range []string{a, b, c} {
 			if evicted := mustCreate(t, s, k, user, []byte("v"), clk.Now().Add(longWindow), limit); len(evicted) != 0 {
 				t.Fatalf("Create under the limit evicted %d sessions", len(evicted))
@@ -785,7 +797,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		}
 
 		// A lower cap evicts as many as it takes: c, then a (d is newest).
-		e := NewKey(t)
+		e := NewKeyFor(t, user)
 		evicted = mustCreate(t, s, e, user, []byte("v"), clk.Now().Add(longWindow), session.Limit{Max: 2, Policy: session.EvictOldest})
 		if got := sorted(evicted...); !slices.Equal(got, sorted(a, c)) {
 			t.Fatalf("Create with Max 2 over 3 sessions evicted %s, want a and c", names(evicted, []string{a, b, c, d, e}))
@@ -800,7 +812,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		s, clk := build(t, session.Options{})
 		user := NewUserID(t)
 		limit := session.Limit{Max: 2, Policy: session.Reject}
-		first, second, third := NewKey(t), NewKey(t), NewKey(t)
+		first, second, third := NewKeyFor(t, user), NewKeyFor(t, user), NewKeyFor(t, user)
 		mustCreate(t, s, first, user, []byte("v"), clk.Now().Add(longWindow), limit)
 		mustCreate(t, s, second, user, []byte("v"), clk.Now().Add(longWindow), limit)
 		_, err := s.Create(ctx, third, user, []byte("v"), clk.Now().Add(longWindow), limit, session.Origin{})
@@ -824,7 +836,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		s, clk := build(t, session.Options{})
 		user := NewUserID(t)
 		limit := session.Limit{Max: 2, Policy: session.Reject}
-		expired, signedOut, revoked := NewKey(t), NewKey(t), NewKey(t)
+		expired, signedOut, revoked := NewKeyFor(t, user), NewKeyFor(t, user), NewKeyFor(t, user)
 		mustCreate(t, s, expired, user, []byte("v"), clk.Now().Add(shortWindow), noLimit)
 		mustCreate(t, s, signedOut, user, []byte("v"), clk.Now().Add(longWindow), noLimit)
 		mustCreate(t, s, revoked, user, []byte("v"), clk.Now().Add(longWindow), noLimit)
@@ -832,9 +844,9 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		mustRevoke(t, s, user, []string{revoked}, session.EndedByAdmin)
 		clk.Advance(shortWindow + time.Millisecond)
 
-		mustCreate(t, s, NewKey(t), user, []byte("v"), clk.Now().Add(longWindow), limit)
-		mustCreate(t, s, NewKey(t), user, []byte("v"), clk.Now().Add(longWindow), limit)
-		if _, err := s.Create(ctx, NewKey(t), user, []byte("v"), clk.Now().Add(longWindow), limit, session.Origin{}); !errors.Is(err, session.ErrTooManySessions) {
+		mustCreate(t, s, NewKeyFor(t, user), user, []byte("v"), clk.Now().Add(longWindow), limit)
+		mustCreate(t, s, NewKeyFor(t, user), user, []byte("v"), clk.Now().Add(longWindow), limit)
+		if _, err := s.Create(ctx, NewKeyFor(t, user), user, []byte("v"), clk.Now().Add(longWindow), limit, session.Origin{}); !errors.Is(err, session.ErrTooManySessions) {
 			t.Fatalf("third live session = %v, want ErrTooManySessions", err)
 		}
 	})
@@ -850,7 +862,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 			const devices = 20
 			keys := make([]string, devices)
 			for i := range keys {
-				keys[i] = NewKey(t)
+				keys[i] = NewKeyFor(t, user)
 			}
 			var (
 				wg      sync.WaitGroup
@@ -933,9 +945,10 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 	t.Run("ConcurrentCommitsNeverOutliveADelete", func(t *testing.T) {
 		t.Parallel()
 		s, clk := build(t, session.Options{})
-		key := NewKey(t)
+		user := NewUserID(t)
+		key := NewKeyFor(t, user)
 		expiry := clk.Now().Add(longWindow)
-		mustCreate(t, s, key, NewUserID(t), []byte("start"), expiry, noLimit)
+		mustCreate(t, s, key, user, []byte("start"), expiry, noLimit)
 
 		var deleted atomic.Bool // set once some Delete has returned
 		errs := race(func(w, r int) error {
@@ -967,7 +980,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T, opts session.Opt
 		t.Parallel()
 		s, clk := build(t, session.Options{})
 		user := NewUserID(t)
-		key := NewKey(t)
+		key := NewKeyFor(t, user)
 		expiry := clk.Now().Add(longWindow)
 		mustCreate(t, s, key, user, []byte("start"), expiry, noLimit)
 
@@ -1061,11 +1074,26 @@ func checkCommit(ctx context.Context, s session.Store, key string, b []byte, exp
 	return nil
 }
 
-// NewKey returns the store key of a fresh random token, derived as the
-// Manager derives it (session.StoreKey).
+// NewKey returns the store key of a fresh random token of a random user,
+// derived as the Manager derives it (session.StoreKey). A store on one
+// Redis takes it for any user; Redis Cluster needs NewKeyFor.
 func NewKey(t testing.TB) string {
 	t.Helper()
-	return session.StoreKey(NewToken(t))
+	return NewKeyFor(t, NewUserID(t))
+}
+
+// NewKeyFor returns the store key of a fresh random token of userID's: it
+// carries the user's shard tag, as every key the Manager makes does.
+func NewKeyFor(t testing.TB, userID int64) string {
+	t.Helper()
+	return session.StoreKey(NewTokenFor(t, userID))
+}
+
+// NewTokenFor returns a fresh random cookie token of userID's: the user's
+// shard tag, a dot, and a token shaped like scs's.
+func NewTokenFor(t testing.TB, userID int64) string {
+	t.Helper()
+	return session.CookieToken(session.UserTag(userID), NewToken(t))
 }
 
 // NewToken returns a fresh random token shaped like scs's: 32 random bytes,
@@ -1088,6 +1116,18 @@ func NewUserID(t testing.TB) int64 {
 		t.Fatalf("random user ID: %v", err)
 	}
 	return int64(binary.BigEndian.Uint64(b[:])>>2) + 1
+}
+
+// newUserIDWithTag returns a random user ID whose shard tag is tag, so its
+// sessions share a hash slot with those of the other users of that tag.
+// About one try in session.ShardTags hits.
+func newUserIDWithTag(t testing.TB, tag string) int64 {
+	t.Helper()
+	for {
+		if id := NewUserID(t); session.UserTag(id) == tag {
+			return id
+		}
+	}
 }
 
 func mustCreate(t *testing.T, s session.Store, key string, userID int64, b []byte, expiry time.Time, limit session.Limit) []string {
