@@ -47,6 +47,9 @@ type Config struct {
 	// RedisSentinels are the Sentinels to ask for the session store's
 	// primary; when set they take precedence over RedisURL.
 	RedisSentinels []string
+	// RedisCluster are seed nodes of a Redis Cluster to keep sessions in;
+	// when set they take precedence over RedisSentinels and RedisURL.
+	RedisCluster []string
 	// RedisMaster is the name the Sentinels monitor the primary under.
 	RedisMaster string
 	// RedisPassword authenticates to the Redis servers found through the
@@ -308,6 +311,23 @@ func Settings() []Setting {
 			},
 		},
 		{
+			Env: "HALLPASS_REDIS_CLUSTER", Flag: "redis-cluster", Default: "", Accepted: "host:port,host:port,…",
+			Doc: "Nodes of a Redis Cluster to keep sessions in (any few; the rest are found): sessions are spread over its primaries by user (docs/SCALING.md). Takes precedence over HALLPASS_REDIS_SENTINELS and HALLPASS_REDIS_URL; HALLPASS_REDIS_PASSWORD authenticates.",
+			apply: func(c *Config, v string) error {
+				if v == "" {
+					return nil
+				}
+				for _, a := range strings.Split(v, ",") {
+					a = strings.TrimSpace(a)
+					if _, _, err := net.SplitHostPort(a); err != nil {
+						return errors.New("use a comma-separated list of host:port, such as redis1:6379,redis2:6379")
+					}
+					c.RedisCluster = append(c.RedisCluster, a)
+				}
+				return nil
+			},
+		},
+		{
 			Env: "HALLPASS_REDIS_MASTER", Flag: "redis-master", Default: "hallpass", Accepted: "name",
 			Doc: "Name the Sentinels monitor the primary under.",
 			apply: func(c *Config, v string) error {
@@ -320,7 +340,7 @@ func Settings() []Setting {
 		},
 		{
 			Env: "HALLPASS_REDIS_PASSWORD", Flag: "redis-password", Default: "", Accepted: "text",
-			Doc:  "Password for the Redis servers found through the Sentinels (with HALLPASS_REDIS_URL, put it in the URL).",
+			Doc:  "Password for the Redis servers found through the Sentinels or in the Redis Cluster (with HALLPASS_REDIS_URL, put it in the URL).",
 			mask: maskWhole,
 			apply: func(c *Config, v string) error {
 				c.RedisPassword = v

@@ -25,8 +25,9 @@ var ErrRevoked = errors.New("session revoked")
 // scs's own default session lifetime.
 const defaultLifetime = 24 * time.Hour
 
-// Store is where sessions live, keyed by StoreKey of the session token: the
-// first 128 bits of its SHA-256, unpadded base64url (22 characters). The
+// Store is where sessions live, keyed by StoreKey of the cookie token: the
+// user's shard tag as a Redis hash tag, then the first 126 bits of the
+// token's SHA-256, unpadded base64url (21 characters). The
 // Manager hands scs a wrapper (hashingStore) that turns each token into its
 // key before any Store sees it, so no store ever holds a raw token. scs's
 // own HashTokenInStore is off.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/hallpass/hallpass/internal/rediscluster"
 )
 
 func TestPolicyDelay(t *testing.T) {
@@ -131,6 +133,18 @@ func TestMemoryStoreEvictsTheKeyForgottenSoonestAtItsCap(t *testing.T) {
 	} {
 		if got, err := m.Check(ctx, key, p); err != nil || got != want {
 			t.Errorf("Check(%q) = %s, %v; want %s", key, got, err, want)
+		}
+	}
+}
+
+// TestRedisKeysOfOneKeyShareASlot: fail.lua, attempt.lua and forgive.lua
+// touch a key's count and wait together, so on Redis Cluster both must
+// hash to one slot (CRC16 of the hash tag, as Redis computes it).
+func TestRedisKeysOfOneKeyShareASlot(t *testing.T) {
+	for _, key := range []string{"login:user:alice", "login:ip:192.0.2.1", "signup:ip:2001:db8::/64", "passkey:challenge:abc", ""} {
+		count, blocked := redisKeys(key)
+		if a, b := rediscluster.Slot(count), rediscluster.Slot(blocked); a != b {
+			t.Errorf("%q: %s in slot %d, %s in slot %d", key, count, a, blocked, b)
 		}
 	}
 }
