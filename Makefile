@@ -55,6 +55,7 @@ bench: test-deps
 	$(GO) test -run '^$$' -bench 'BenchmarkRedisMemoryPerSession' -benchtime=1x ./internal/session/ 2>&1 | tee bin/bench/memory.txt
 	$(GO) test -run '^$$' -bench 'BenchmarkForcedLogoutScale' -benchtime=2000x -count=3 -timeout 20m ./internal/session/ 2>&1 | tee bin/bench/logout.txt
 	$(GO) test -run '^$$' -bench 'BenchmarkHashDefault' ./internal/password/ 2>&1 | tee bin/bench/hash.txt
+	$(GO) test -run '^$$' -bench 'BenchmarkPrimaries' -benchtime=30000x -count=3 ./internal/session/ 2>&1 | tee bin/bench/primaries.txt
 	$(GO) test -run '^$$' -bench 'BenchmarkSignOutEveryone' -benchtime=1x -timeout 20m ./internal/session/ 2>&1 | tee bin/bench/everyone.txt
 	$(GO) test -run '^$$' -bench 'BenchmarkIdleEventStreamMemory' -benchtime=5000x -count=3 ./internal/web/ 2>&1 | tee bin/bench/streams.txt
 	$(GO) test -run '^$$' -bench 'BenchmarkPageViewsWithManyOpenStreams' -benchtime=5000x -timeout 20m ./internal/web/ 2>&1 | tee bin/bench/manystreams.txt

@@ -20,6 +20,7 @@ import (
 	"github.com/hallpass/hallpass/internal/live"
 	"github.com/hallpass/hallpass/internal/metrics"
 	"github.com/hallpass/hallpass/internal/password"
+	"github.com/hallpass/hallpass/internal/rediscluster"
 	"github.com/hallpass/hallpass/internal/redisx"
 	"github.com/hallpass/hallpass/internal/secretbox"
 	"github.com/hallpass/hallpass/internal/session"
@@ -46,6 +47,11 @@ type backends struct {
 	account  *account.Service
 	pool     *redis.Pool
 	sentinel *redisx.SentinelPool
+	// cluster is the Redis Cluster sessions are spread over (nil
+	// otherwise); pool is its routing pool, and dialNode opens a
+	// connection to one of its nodes.
+	cluster  *rediscluster.Cluster
+	dialNode func(ctx context.Context, addr string) (redis.Conn, error)
 	// link keeps this replica's session cache honest (nil without one);
 	// cached is the Redis session store with the cache or the revocation
 	// fence in front (nil without Redis).
@@ -83,7 +89,7 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 	longestIdle, longestLifetime := policies.Longest()
 	storeOpts := session.StoreOptions(longestIdle, longestLifetime, nil)
 	storeOpts.WaitReplicas, storeOpts.WaitTimeout = cfg.RedisWaitReplicas, cfg.RedisWaitTimeout
-	pool, where, err := openRedis(cfg, b, log)
+	pool, where, err := openRedis(ctx, cfg, b, log)
 	if err != nil {
 		b.close()
 		return nil, fmt.Errorf("session store: %w", err)
@@ -99,6 +105,9 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 		}
 		redisStore := session.NewRedisStore(pool, storeOpts)
 		var primaryLease func() (time.Time, uint64)
+		if b.cluster != nil {
+			redisStore = session.NewRedisClusterStore(pool, b.cluster.PrimaryFor, storeOpts)
+		}
 		if b.sentinel != nil {
 			// The Sentinels confirm the primary within a round of
 			// questions; until then reads would go to a replica. Not
@@ -117,7 +126,7 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 			primaryLease = b.sentinel.PrimaryLeaseTerm
 		}
 		if forServer && cfg.SessionCache {
-			link, err := sessioncache.StartLink(sessioncache.LinkOptions{
+			linkOpts := sessioncache.LinkOptions{
 				Dial:       pool.DialContext,
 				Pool:       pool,
 				KeyPrefix:  session.RedisSessionPrefix,
@@ -127,7 +136,13 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 				Logger:     log,
 				// The cache answers only within the primary lease too.
 				PrimaryLease: primaryLease,
-			})
+			}
+			if b.cluster != nil {
+				// Tracking is per node: one invalidation connection to
+				// each primary.
+				linkOpts.Dial, linkOpts.Nodes, linkOpts.DialNode = nil, b.cluster.Primaries, b.dialNode
+			}
+			link, err := sessioncache.StartLink(linkOpts)
 			if err != nil {
 				b.close()
 				return nil, fmt.Errorf("session cache: %w", err)
@@ -138,6 +153,9 @@ func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, m *m
 			// No cache here, but other replicas may keep one: a revocation
 			// from this process still waits until they cannot serve it.
 			b.cached = sessioncache.NewAwaitingStore(redisStore, pool)
+			if b.cluster != nil {
+				b.cached = sessioncache.NewAwaitingClusterStore(redisStore, pool, b.cluster.Primaries, b.dialNode)
+			}
 		}
 		b.store = b.cached
 		b.throttle = throttle.NewRedisStore(pool, nil)
@@ -244,12 +262,32 @@ func (b *backends) signedIn(ctx context.Context, n account.SignInNotice) {
 	}
 }
 
-// openRedis opens the session store's pool: through the Sentinels when
-// they are configured, else straight to HALLPASS_REDIS_URL; nil when
-// neither is set. where describes it for logs, without passwords. Only the
-// Sentinel pool keeps a primary lease: a single Redis has no failover.
-func openRedis(cfg config.Config, b *backends, log *slog.Logger) (pool *redis.Pool, where string, err error) {
+// openRedis opens the session store's pool: over a Redis Cluster when its
+// nodes are configured, else through the Sentinels when they are, else
+// straight to HALLPASS_REDIS_URL; nil when none is set. where describes it
+// for logs, without passwords. Only the Sentinel pool keeps a primary
+// lease: a single Redis has no failover, and Redis Cluster fails over by
+// itself (see session.NewRedisClusterStore).
+func openRedis(ctx context.Context, cfg config.Config, b *backends, log *slog.Logger) (pool *redis.Pool, where string, err error) {
 	switch {
+	case len(cfg.RedisCluster) > 0:
+		o := redisx.DefaultPoolOptions()
+		b.dialNode = func(ctx context.Context, addr string) (redis.Conn, error) {
+			return redis.DialContext(ctx, "tcp", addr,
+				redis.DialPassword(cfg.RedisPassword),
+				redis.DialClientName("hallpass-"+cfg.ReplicaID),
+				redis.DialConnectTimeout(o.ConnectTimeout),
+				redis.DialReadTimeout(o.ReadTimeout),
+				redis.DialWriteTimeout(o.WriteTimeout))
+		}
+		dialCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		c, err := rediscluster.New(dialCtx, cfg.RedisCluster, rediscluster.Options{Dial: b.dialNode, MaxIdlePerNode: o.MaxIdle})
+		if err != nil {
+			return nil, "", err
+		}
+		b.cluster = c
+		return c.Pool(), "cluster " + strings.Join(cfg.RedisCluster, ","), nil
 	case len(cfg.RedisSentinels) > 0:
 		sp, err := redisx.NewSentinelPool(redisx.SentinelOptions{
 			Addrs:       cfg.RedisSentinels,
@@ -276,9 +314,12 @@ func (b *backends) close() {
 	if b.link != nil {
 		b.link.Close()
 	}
-	if b.sentinel != nil {
+	switch {
+	case b.cluster != nil:
+		b.cluster.Close() // closes its pools too
+	case b.sentinel != nil:
 		b.sentinel.Close() // closes its pool too
-	} else if b.pool != nil {
+	case b.pool != nil:
 		b.pool.Close()
 	}
 	if b.db != nil {

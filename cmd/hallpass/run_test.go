@@ -240,6 +240,64 @@ func TestReplicasShareSessionsThroughRedisAndPostgres(t *testing.T) {
 	}
 }
 
+// TestReplicasShareSessionsThroughARedisCluster runs two replicas over a
+// real Redis Cluster (3 primaries, a replica each), each with its session
+// cache: people whose sessions land on different primaries are recognised
+// on either replica, a sign-out on one is refused at once on the other, and
+// the command line reaches every shard.
+func TestReplicasShareSessionsThroughARedisCluster(t *testing.T) {
+	rc := testsvc.StartRedisCluster(t, 3, 1)
+	env := map[string]string{
+		"HALLPASS_DATABASE_URL":        "sqlite:" + filepath.Join(t.TempDir(), "h.db"),
+		"HALLPASS_REDIS_CLUSTER":       strings.Join(rc.Seeds()[:2], ","), // the rest are found
+		"HALLPASS_REDIS_WAIT_REPLICAS": "1",
+	}
+	names := []string{"ann", "ben", "cat", "dan", "eve", "fay"}
+	for _, name := range names {
+		if out, err := runCLI(t, env, "correct horse battery\n", "user", "add", name); err != nil {
+			t.Fatalf("user add %s: %v\n%s", name, err, out)
+		}
+	}
+	envA, envB := copyEnv(env), copyEnv(env)
+	envA["HALLPASS_REPLICA_ID"], envB["HALLPASS_REPLICA_ID"] = "replica-a", "replica-b"
+	a, b := startServe(t, envA), startServe(t, envB)
+
+	clients := map[string]*client{}
+	for _, name := range names {
+		c := newClient(t)
+		c.login(a.url, name, "correct horse battery")
+		clients[name] = c
+		if res, body := c.do(http.MethodGet, b.url+"/", nil); res.StatusCode != http.StatusOK || !strings.Contains(body, "Hello, "+name) {
+			t.Fatalf("replica B did not recognise %s's session made on A: %d", name, res.StatusCode)
+		}
+		// Cached on A now.
+		if res, _ := c.do(http.MethodGet, a.url+"/", nil); res.StatusCode != http.StatusOK {
+			t.Fatalf("replica A after the sign-in of %s: %d", name, res.StatusCode)
+		}
+	}
+	// A sign-out on B is refused on A at once, whichever primary holds it.
+	for _, name := range names[:3] {
+		clients[name].do(http.MethodPost, b.url+"/logout", url.Values{})
+		if res, _ := clients[name].do(http.MethodGet, a.url+"/", nil); res.StatusCode != http.StatusSeeOther {
+			t.Errorf("replica A served %s after the sign-out on B: %d, want 303", name, res.StatusCode)
+		}
+	}
+	out, err := runCLI(t, env, "", "sessions", "list", "--user", "dan")
+	if err != nil || len(strings.Split(strings.TrimSpace(out), "\n")) != 2 {
+		t.Fatalf("sessions list --user dan: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, env, "", "sessions", "revoke", "--everyone"); err != nil || !strings.Contains(out, "3 session(s) of every user signed out") {
+		t.Fatalf("sessions revoke --everyone: %v\n%s", err, out)
+	}
+	for _, name := range names[3:] {
+		for _, r := range []string{a.url, b.url} {
+			if res, _ := clients[name].do(http.MethodGet, r+"/", nil); res.StatusCode != http.StatusSeeOther {
+				t.Errorf("%s is still signed in on %s after sessions revoke --everyone: %d", name, r, res.StatusCode)
+			}
+		}
+	}
+}
+
 func TestInvalidConfigurationStopsStartup(t *testing.T) {
 	out, err := runCLI(t, map[string]string{"HALLPASS_SESSION_IDLE_TIMEOUT": "soon", "HALLPASS_SIGNUP": "maybe"}, "", "serve")
 	if err == nil {

@@ -8,11 +8,13 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/hallpass/hallpass/internal/rediscluster"
 	"github.com/hallpass/hallpass/internal/redisx"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/session/sessiontest"
 	"github.com/hallpass/hallpass/internal/sessioncache"
 	"github.com/hallpass/hallpass/internal/testkit"
+	"github.com/hallpass/hallpass/internal/testsvc"
 )
 
 // replica is one app replica's view of the sessions: its own pool, link
@@ -22,6 +24,8 @@ type replica struct {
 	link  *sessioncache.Link
 	store *sessioncache.Store
 	redis *session.RedisStore
+	// cluster is the replica's cluster client; nil on a single Redis.
+	cluster *rediscluster.Cluster
 }
 
 // replicaOptions vary a replica; zero values take the defaults.
@@ -86,6 +90,69 @@ func startReplica(t testing.TB, url, name string, ro replicaOptions) *replica {
 	return r
 }
 
+// dialNode opens a connection to one node of a Redis Cluster.
+type dialNode func(ctx context.Context, addr string) (redis.Conn, error)
+
+// dialClusterNode is the tests' dialNode: straight to the node.
+func dialClusterNode(ctx context.Context, addr string) (redis.Conn, error) {
+	return redis.DialContext(ctx, "tcp", addr, redis.DialConnectTimeout(time.Second),
+		redis.DialReadTimeout(2*time.Second), redis.DialWriteTimeout(2*time.Second))
+}
+
+// clusterReplicaOptions vary a replica on a Redis Cluster; zero values
+// take the defaults.
+type clusterReplicaOptions struct {
+	// dial, if set, opens the link's connections to each primary instead
+	// of dialClusterNode (to put a proxy in the way of one).
+	dial dialNode
+	// nodes, if set, is the link's view of the primaries instead of its
+	// cluster client's.
+	nodes func(c *rediscluster.Cluster) []string
+}
+
+// startClusterReplica starts a replica on the Redis Cluster rc, with a
+// cluster client of its own, and waits until its cache is trusted.
+func startClusterReplica(t testing.TB, rc *testsvc.RedisCluster, name string, ro clusterReplicaOptions) *replica {
+	t.Helper()
+	c := connectCluster(t, rc)
+	dial := ro.dial
+	if dial == nil {
+		dial = dialClusterNode
+	}
+	nodes := c.Primaries
+	if ro.nodes != nil {
+		nodes = func() []string { return ro.nodes(c) }
+	}
+	link, err := sessioncache.StartLink(sessioncache.LinkOptions{
+		Nodes:      nodes,
+		DialNode:   dial,
+		Pool:       c.Pool(),
+		KeyPrefix:  session.RedisSessionPrefix,
+		ReplicaID:  name,
+		MaxEntries: 10000,
+		MaxBytes:   16 << 20,
+	})
+	if err != nil {
+		t.Fatalf("StartLink: %v", err)
+	}
+	t.Cleanup(func() { link.Close() })
+	rs := session.NewRedisClusterStore(c.Pool(), c.PrimaryFor, session.Options{IdleTimeout: time.Hour, Lifetime: time.Hour})
+	r := &replica{pool: c.Pool(), link: link, redis: rs, store: sessioncache.NewStore(rs, link), cluster: c}
+	waitTrusted(t, r)
+	return r
+}
+
+// connectCluster returns a cluster client of rc's, closed when t ends.
+func connectCluster(t testing.TB, rc *testsvc.RedisCluster) *rediscluster.Cluster {
+	t.Helper()
+	c, err := rediscluster.New(context.Background(), rc.Seeds(), rediscluster.Options{Dial: dialClusterNode})
+	if err != nil {
+		t.Fatalf("connect to the cluster: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func cmpOr[T comparable](v, def T) T {
 	var zero T
 	if v == zero {
@@ -108,7 +175,7 @@ func waitTrusted(t testing.TB, r *replica) {
 // createSession stores a new session of userID through r and returns its key.
 func createSession(t testing.TB, r *replica, userID int64) string {
 	t.Helper()
-	key := sessiontest.NewKey(t)
+	key := sessiontest.NewKeyFor(t, userID)
 	if _, err := r.store.Create(context.Background(), key, userID, []byte("session of "+key),
 		time.Now().Add(time.Hour), session.Limit{}, session.Origin{}); err != nil {
 		t.Fatalf("Create: %v", err)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,13 +27,15 @@ const (
 	// from Redis, and so the longest a revocation waits for a replica that
 	// does not confirm it.
 	Lease = 250 * time.Millisecond
-	// HeartbeatEvery is how often a replica sends itself a heartbeat.
+	// HeartbeatEvery is how often a replica sends itself a heartbeat (on
+	// a Redis Cluster, one through each primary), and how often it looks
+	// for a change in the cluster's primaries.
 	HeartbeatEvery = 50 * time.Millisecond
 	// membershipTTL is how long a heartbeat keeps a replica listed as one
 	// that may be trusting its cache. It must exceed Lease: a replica
 	// missing from the list has heard no heartbeat for longer than that.
 	membershipTTL = 4 * Lease
-	// receiveTimeout is the longest the invalidation connection may stay
+	// receiveTimeout is the longest an invalidation connection may stay
 	// silent (heartbeats come every HeartbeatEvery) before it is redialled.
 	receiveTimeout = 4 * Lease
 	// commandTimeout bounds each command of the link's own connections.
@@ -56,7 +59,7 @@ const (
 	EventsChannel = "hp:live:events"
 )
 
-// Listener is told what the link hears, on the link's own goroutine: it
+// Listener is told what the link hears, on the link's own goroutines: it
 // must not block. The open-tab event hub (internal/live) is one: the
 // replica's one subscription serves both the cache and the tabs.
 type Listener interface {
@@ -65,45 +68,30 @@ type Listener interface {
 	// Resync is called when changes may have been missed (the link came
 	// up again, or Redis flushed): everything must be looked up again.
 	Resync()
-	// Delivered is given each message published on EventsChannel.
+	// Delivered is given each message published on EventsChannel, once.
 	Delivered(payload []byte)
 }
 
-// heartbeatLua lists the link as one that may trust its cache, until
-// membershipTTL from Redis's clock, and sends the heartbeat: both in one
-// step, so a link that is listed has been sending. Its shebang makes Redis
-// refuse it whole when Redis cannot write (min-replicas-to-write unmet, out
-// of memory): a primary cut off from its replica is about to be failed
-// over, and a replica that keeps trusting a cache fed by it could miss the
-// new primary's revocations.
-const heartbeatLua = `#!lua
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
-return redis.call('PUBLISH', ARGV[3], ARGV[4])
-`
-
-// fenceLua returns the links that may be trusting their caches and
-// publishes the fence, in one step: a link not listed has not sent a
-// heartbeat for membershipTTL, so it trusts nothing it cached before the
-// fence.
-const fenceLua = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
-redis.call('PUBLISH', ARGV[1], ARGV[2])
-return members
-`
-
-// LinkOptions configures a Link.
+// LinkOptions configures a Link. For a single Redis (or one behind
+// Sentinel) set Dial; for a Redis Cluster set Nodes and DialNode instead.
 type LinkOptions struct {
 	// Dial opens a connection to the Redis the sessions are written to
 	// (for Sentinel, the current primary: a connection whose Err reports
 	// that the primary has moved is redialled, and the cache flushed).
+	// Unused on a Redis Cluster.
 	Dial func(ctx context.Context) (redis.Conn, error)
-	// Pool runs the fences of this replica's revocations.
+	// Nodes, set on a Redis Cluster (rediscluster.Cluster.Primaries),
+	// returns the addresses of the cluster's primaries now. The link keeps
+	// one invalidation connection to each, and reads Nodes again every
+	// HeartbeatEvery: when the primaries change (a failover, a node added
+	// or removed) it connects to the new ones, drops the gone ones and
+	// flushes its cache. Nil: a single Redis, reached through Dial.
+	Nodes func() []string
+	// DialNode, set with Nodes, opens a connection to the primary at addr.
+	DialNode func(ctx context.Context, addr string) (redis.Conn, error)
+	// Pool runs the fences of this replica's revocations; on a cluster it
+	// is the routing pool (each command to the node of its key), which
+	// keeps the list of caching replicas.
 	Pool *redis.Pool
 	// KeyPrefix is the prefix of the session keys in Redis; the link
 	// tracks every key under it.
@@ -131,33 +119,47 @@ type LinkOptions struct {
 // Link is a replica's invalidation channel and the cache it keeps. Start
 // it with StartLink; Close stops it.
 //
-// One connection, subscribed to __redis__:invalidate, has CLIENT TRACKING
-// on in broadcast mode for the session key prefix, redirected to itself:
-// Redis sends it the name of every session key that changes (written,
-// deleted, expired, flushed), from any client. A second connection sends
-// the heartbeats and confirms other replicas' fences. Both are redialled
-// when they fail; the cache is flushed whenever the first is, whenever the
-// lease has lapsed, and when a new primary lease term begins (see
-// LinkOptions.PrimaryLease).
+// An invalidation connection, subscribed to __redis__:invalidate, has
+// CLIENT TRACKING on in broadcast mode for the session key prefix,
+// redirected to itself: Redis sends it the name of every session key that
+// changes (written, deleted, expired, flushed), from any client. Another
+// connection sends the heartbeats and confirms other replicas' fences.
+// Both are redialled when they fail; the cache is flushed whenever an
+// invalidation connection is, whenever the lease has lapsed, and when a new
+// primary lease term begins (see LinkOptions.PrimaryLease).
+//
+// On a Redis Cluster each primary tracks only its own keys, and tells only
+// clients connected to it, so the link keeps one invalidation connection
+// per primary (a node) and trusts its cache only while every one of them
+// is subscribed and has heard, within Lease, a heartbeat published on its
+// own primary: that heartbeat is ordered after every invalidation of that
+// primary, as on a single Redis. PUBLISH reaches every node's subscribers
+// (the cluster bus), so each heartbeat and fence names the primary it was
+// published on, and a node acts only on those heard through its own
+// connection; a copy from another primary carries no ordering.
 type Link struct {
-	id     string
-	opts   LinkOptions
-	log    *slog.Logger
-	cache  *cache
-	fence  *fencer
-	base   time.Time // the origin of the link's monotonic times
-	acks   chan string
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	id      string
+	opts    LinkOptions
+	log     *slog.Logger
+	cache   *cache
+	fence   *fencer
+	cluster *clusterNodes // nil for a single Redis
+	base    time.Time     // the origin of the link's monotonic times
+	acks    chan ack
+	// lookAgain asks the heartbeat goroutine to read the cluster's
+	// primaries now rather than at its next round.
+	lookAgain chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 
-	// subscribed is set while the invalidation connection is subscribed:
-	// only then may a read fill the cache.
-	subscribed atomic.Bool
-	// leaseFrom is when (nanoseconds since base) the heartbeat last heard
-	// back was sent; 0 for none since the last flush.
-	leaseFrom atomic.Int64
-	// heartbeatsOK counts heartbeats Redis accepted, for tests and stats.
+	// nodes holds the invalidation connections the cache depends on,
+	// sorted by address: one for a single Redis (address ""), one per
+	// primary on a cluster. It is replaced whole when the primaries change,
+	// so that Trusted reads it without a lock.
+	nodes atomic.Pointer[[]*node]
+	// heartbeatsOK counts heartbeats Redis accepted (on a cluster, rounds
+	// every primary accepted), for tests and stats.
 	heartbeatsOK atomic.Uint64
 	// term is the primary lease term the cache's content was filled under
 	// (see LinkOptions.PrimaryLease): the cache is trusted only while the
@@ -165,6 +167,13 @@ type Link struct {
 	// subscribes and when a heartbeat finds the term moved on.
 	term     atomic.Uint64
 	listener atomic.Pointer[Listener]
+}
+
+// ack is a confirmation to send: this link applied everything node sent
+// before revoker's fence seq.
+type ack struct {
+	revoker, node string
+	seq           uint64
 }
 
 // SetListener makes l hear what the link hears from now on.
@@ -179,27 +188,51 @@ func (l *Link) tell(f func(Listener)) {
 }
 
 // Publish sends payload on EventsChannel, to every replica's Listener.
+// On a cluster it goes to one primary, and the cluster bus takes it to the
+// others.
 func (l *Link) Publish(ctx context.Context, payload []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
-	c, err := l.opts.Pool.GetContext(ctx)
-	if err != nil {
-		return fmt.Errorf("session cache: publish: %w", err)
-	}
-	defer c.Close()
-	if _, err := redis.DoContext(c, ctx, "PUBLISH", EventsChannel, payload); err != nil {
+	if err := publishEvent(ctx, l.opts.Pool, l.cluster, payload); err != nil {
 		return fmt.Errorf("session cache: publish: %w", err)
 	}
 	return nil
 }
 
+// publishEvent publishes payload on EventsChannel through pool, or on a
+// cluster through its first primary: a keyless command has no node of its
+// own to be routed to.
+func publishEvent(ctx context.Context, pool *redis.Pool, cluster *clusterNodes, payload []byte) error {
+	if cluster != nil {
+		addrs := cluster.current()
+		if len(addrs) == 0 {
+			return errors.New("no cluster primary known")
+		}
+		_, err := cluster.do(ctx, addrs[0], "PUBLISH", EventsChannel, payload)
+		return err
+	}
+	c, err := pool.GetContext(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = redis.DoContext(c, ctx, "PUBLISH", EventsChannel, payload)
+	return err
+}
+
 // StartLink checks opts, and starts the link's goroutines: the cache is
-// trusted once the link has subscribed and heard its first heartbeat back,
-// usually within milliseconds. Until then, and whenever the link is down,
-// reads go to the store.
+// trusted once the link has subscribed and heard its first heartbeat back
+// (from every primary, on a cluster), usually within milliseconds. Until
+// then, and whenever the link is down, reads go to the store.
 func StartLink(opts LinkOptions) (*Link, error) {
-	if opts.Dial == nil || opts.Pool == nil || opts.KeyPrefix == "" {
-		return nil, errors.New("session cache: link needs Dial, Pool and KeyPrefix")
+	if opts.Pool == nil || opts.KeyPrefix == "" {
+		return nil, errors.New("session cache: link needs Pool and KeyPrefix")
+	}
+	if opts.Nodes == nil && opts.Dial == nil {
+		return nil, errors.New("session cache: link needs Dial (a single Redis) or Nodes and DialNode (a cluster)")
+	}
+	if opts.Nodes != nil && opts.DialNode == nil {
+		return nil, errors.New("session cache: a cluster link needs DialNode")
 	}
 	if opts.MaxEntries <= 0 || opts.MaxBytes <= 0 {
 		return nil, fmt.Errorf("session cache: bounds must be positive (entries %d, bytes %d)", opts.MaxEntries, opts.MaxBytes)
@@ -210,18 +243,26 @@ func StartLink(opts LinkOptions) (*Link, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Link{
-		id:     id,
-		opts:   opts,
-		log:    cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)).With(slog.String("session_cache_link", id)),
-		cache:  newCache(opts.MaxEntries, opts.MaxBytes),
-		base:   time.Now(),
-		acks:   make(chan string, ackQueue),
-		ctx:    ctx,
-		cancel: cancel,
+		id:        id,
+		opts:      opts,
+		log:       cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)).With(slog.String("session_cache_link", id)),
+		cache:     newCache(opts.MaxEntries, opts.MaxBytes),
+		base:      time.Now(),
+		acks:      make(chan ack, ackQueue),
+		lookAgain: make(chan struct{}, 1),
+		ctx:       ctx,
+		cancel:    cancel,
 	}
-	l.fence = newFencer(opts.Pool, id, true)
-	l.wg.Add(2)
-	go l.listen()
+	l.nodes.Store(&[]*node{})
+	if opts.Nodes != nil {
+		l.cluster = newClusterNodes(opts.Nodes, opts.DialNode)
+		l.syncNodes()
+	} else {
+		n := l.startNode("", opts.Dial, true)
+		l.nodes.Store(&[]*node{n})
+	}
+	l.fence = newFencer(opts.Pool, l.cluster, id, true)
+	l.wg.Add(1)
 	go l.beat()
 	return l, nil
 }
@@ -232,9 +273,14 @@ func StartLink(opts LinkOptions) (*Link, error) {
 func (l *Link) Close() error {
 	l.cancel()
 	l.wg.Wait()
-	l.subscribed.Store(false)
-	l.leaseFrom.Store(0)
+	for _, n := range *l.nodes.Load() {
+		n.subscribed.Store(false)
+		n.leaseFrom.Store(0)
+	}
 	l.cache.flush()
+	if l.cluster != nil {
+		defer l.cluster.close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	c, err := l.opts.Pool.GetContext(ctx)
@@ -250,20 +296,64 @@ func (l *Link) Close() error {
 // its entry in the list of caching replicas).
 func (l *Link) ID() string { return l.id }
 
-// Trusted reports whether the cache may answer reads now: subscribed, the
-// last heartbeat heard back was sent within Lease, and the primary lease
-// holds in the term the cache was filled under.
+// Trusted reports whether the cache may answer reads now: every
+// invalidation connection subscribed, the last heartbeat each heard back
+// sent within Lease, and the primary lease held in the term the cache was
+// filled under.
 func (l *Link) Trusted() bool {
-	from := l.leaseFrom.Load()
-	if from == 0 || !l.subscribed.Load() {
+	nodes := *l.nodes.Load()
+	if len(nodes) == 0 {
 		return false
 	}
 	now := time.Now()
-	if l.monoAt(now)-from > int64(Lease) {
-		return false
+	mono := l.monoAt(now)
+	for _, n := range nodes {
+		from := n.leaseFrom.Load()
+		if from == 0 || !n.subscribed.Load() || mono-from > int64(Lease) {
+			return false
+		}
 	}
 	held, term := l.primaryLease(now)
 	return held && term == l.term.Load()
+}
+
+// up reports whether every invalidation connection is subscribed: only
+// then may a read fill the cache, as any of them may carry the filled
+// key's invalidation.
+func (l *Link) up() bool {
+	nodes := *l.nodes.Load()
+	for _, n := range nodes {
+		if !n.subscribed.Load() {
+			return false
+		}
+	}
+	return len(nodes) > 0
+}
+
+// follows reports whether the link has a connection to the primary at
+// addr.
+func (l *Link) follows(addr string) bool {
+	return slices.ContainsFunc(*l.nodes.Load(), func(n *node) bool { return n.addr == addr })
+}
+
+// leaseAge returns how long ago the oldest of the nodes' last heartbeats
+// heard back was sent, or -1 when some node has heard none since its last
+// flush.
+func (l *Link) leaseAge() time.Duration {
+	nodes := *l.nodes.Load()
+	if len(nodes) == 0 {
+		return -1
+	}
+	mono := l.mono()
+	var age time.Duration
+	for _, n := range nodes {
+		from := n.leaseFrom.Load()
+		if from == 0 {
+			return -1
+		}
+		age = max(age, time.Duration(mono-from))
+	}
+	return age
 }
 
 // primaryLease reports whether the primary lease holds at now, and its
@@ -283,353 +373,52 @@ func (l *Link) mono() int64 { return l.monoAt(time.Now()) }
 // monoAt is mono at now.
 func (l *Link) monoAt(now time.Time) int64 { return int64(now.Sub(l.base)) + 1 }
 
-// listen keeps the invalidation connection up, redialling with growing
-// pauses, until Close.
-func (l *Link) listen() {
-	defer l.wg.Done()
-	backoff := HeartbeatEvery
-	for l.ctx.Err() == nil {
-		err := l.subscribeAndServe()
-		l.subscribed.Store(false)
-		l.leaseFrom.Store(0)
-		l.cache.flush()
-		if l.ctx.Err() != nil {
-			return
+// syncNodes makes the link's nodes the cluster's primaries now. When they
+// changed, it flushes the cache: what it holds may have come from a
+// primary whose invalidations the link no longer hears (a failed-over
+// one), and a new primary's keys were written unheard. A slot moved
+// between primaries the link already follows needs nothing: each tracks
+// every session key written on it, whichever slot it is in.
+func (l *Link) syncNodes() {
+	addrs := l.cluster.current()
+	old := *l.nodes.Load()
+	if slices.EqualFunc(old, addrs, func(n *node, addr string) bool { return n.addr == addr }) {
+		return
+	}
+	next := make([]*node, 0, len(addrs))
+	for _, addr := range addrs {
+		i := slices.IndexFunc(old, func(n *node) bool { return n.addr == addr })
+		if i >= 0 {
+			next = append(next, old[i])
+			continue
 		}
-		if err != nil {
-			l.log.Warn("session cache link down; reads go to Redis until it is back", slog.Any("err", err))
-		}
-		if sleep(l.ctx, backoff) != nil {
-			return
-		}
-		backoff = min(backoff*2, maxBackoff)
-		if errors.Is(err, errServedWell) {
-			backoff = HeartbeatEvery
-		}
+		next = append(next, l.startNode(addr, func(ctx context.Context) (redis.Conn, error) {
+			return l.opts.DialNode(ctx, addr)
+		}, false))
 	}
-}
-
-// errServedWell marks a link that was up and serving before it failed, so
-// the next attempt comes without a long pause.
-var errServedWell = errors.New("link was serving")
-
-// subscribeAndServe dials, turns tracking on, subscribes, flushes the
-// cache, and applies what Redis sends until the connection fails.
-func (l *Link) subscribeAndServe() error {
-	dialCtx, cancel := context.WithTimeout(l.ctx, commandTimeout)
-	c, err := l.opts.Dial(dialCtx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("dial: %w", err)
-	}
-	defer c.Close()
-	stop := context.AfterFunc(l.ctx, func() { c.Close() })
-	defer stop()
-
-	id, err := redis.Int64(redis.DoWithTimeout(c, commandTimeout, "CLIENT", "ID"))
-	if err != nil {
-		return fmt.Errorf("client id: %w", err)
-	}
-	if _, err := redis.DoWithTimeout(c, commandTimeout, "CLIENT", "TRACKING", "ON",
-		"REDIRECT", id, "BCAST", "PREFIX", l.opts.KeyPrefix); err != nil {
-		return fmt.Errorf("client tracking: %w", err)
-	}
-	// Replies are read raw rather than through redigo's PubSubConn, which
-	// cannot carry an invalidation's payload (an array of key names).
-	channels := []any{invalidateChannel, fenceChannel, heartbeatPrefix + l.id, ackPrefix + l.id, EventsChannel}
-	if err := c.Send("SUBSCRIBE", channels...); err != nil {
-		return fmt.Errorf("subscribe: %w", err)
-	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("subscribe: %w", err)
-	}
-	for range channels {
-		kind, _, _, err := receive(c, commandTimeout)
-		if err != nil {
-			return fmt.Errorf("subscribe: %w", err)
-		}
-		if kind != "subscribe" {
-			return fmt.Errorf("subscribe: unexpected %q reply", kind)
+	for _, n := range old {
+		if !slices.Contains(next, n) {
+			n.setEvents(false)
+			n.stop()
 		}
 	}
-	// Anything cached before this point may have missed an invalidation.
+	// The new set is published (its new nodes not yet subscribed, so the
+	// cache untrusted and unfilled) before the flush, so that nothing
+	// filled before the flush survives it.
+	l.nodes.Store(&next)
 	l.cache.flush()
-	l.leaseFrom.Store(0)
-	_, term := l.primaryLease(time.Now())
-	l.term.Store(term)
-	l.subscribed.Store(true)
-	l.log.Info("session cache link up")
 	l.tell(Listener.Resync)
-	for {
-		kind, channel, data, err := receive(c, receiveTimeout)
-		if err == nil {
-			err = c.Err()
-		}
-		if err != nil {
-			return errors.Join(errServedWell, fmt.Errorf("invalidation connection: %w", err))
-		}
-		if kind == "message" {
-			l.apply(channel, data)
-		}
+	// Events go through the first node's connection only: every node's
+	// subscribers get every message, and each must be delivered once.
+	// The old carrier stops before the new one starts, so a message is
+	// never delivered twice (one published in between may be missed).
+	for _, n := range next[min(1, len(next)):] {
+		n.setEvents(false)
 	}
-}
-
-// receive reads one pushed reply of a subscribed connection: its kind
-// ("message", "subscribe"…), channel and payload (bytes, an array of bytes,
-// or nil).
-func receive(c redis.Conn, timeout time.Duration) (kind, channel string, data any, err error) {
-	reply, err := redis.Values(redis.ReceiveWithTimeout(c, timeout))
-	if err != nil {
-		return "", "", nil, err
+	if len(next) > 0 {
+		next[0].setEvents(true)
 	}
-	if len(reply) != 3 {
-		return "", "", nil, fmt.Errorf("pushed reply of %d elements", len(reply))
-	}
-	kind, err = redis.String(reply[0], nil)
-	if err == nil {
-		channel, err = redis.String(reply[1], nil)
-	}
-	return kind, channel, reply[2], err
-}
-
-// apply acts on one message. Messages arrive in the order Redis produced
-// them, which is what makes a heartbeat or a fence prove that every
-// invalidation before it has been applied.
-func (l *Link) apply(channel string, data any) {
-	switch channel {
-	case invalidateChannel:
-		if data == nil {
-			// A null message: Redis flushed the database, or could not
-			// tell which keys changed.
-			l.cache.flush()
-			l.tell(Listener.Resync)
-			return
-		}
-		keys, err := redis.Strings(data, nil)
-		if err != nil {
-			// Cannot tell what changed: drop everything.
-			l.cache.flush()
-			l.tell(Listener.Resync)
-			return
-		}
-		for i, k := range keys {
-			keys[i] = strings.TrimPrefix(k, l.opts.KeyPrefix)
-		}
-		l.cache.invalidate(keys...)
-		l.tell(func(li Listener) { li.Changed(keys) })
-	case EventsChannel:
-		if b, ok := data.([]byte); ok {
-			l.tell(func(li Listener) { li.Delivered(b) })
-		}
-	case fenceChannel:
-		revoker, seq, ok := splitIDSeq(text(data))
-		if !ok {
-			return
-		}
-		if revoker == l.id {
-			l.fence.acked(seq, l.id)
-			return
-		}
-		select {
-		case l.acks <- revoker + " " + strconv.FormatUint(seq, 10):
-		default: // the revoker waits out the lease instead
-		}
-	case heartbeatPrefix + l.id:
-		sent, err := strconv.ParseInt(text(data), 10, 64)
-		if err != nil {
-			return
-		}
-		prev := l.leaseFrom.Load()
-		if prev != 0 && l.mono()-prev > int64(Lease) {
-			// The lease lapsed: flush rather than reason about the gap.
-			l.cache.flush()
-			l.tell(Listener.Resync)
-		}
-		if held, term := l.primaryLease(time.Now()); held && term != l.term.Load() {
-			// A new primary lease: what was cached under the last one
-			// may predate a failover. The flush comes first, so that
-			// nothing from before it is trusted under the new term.
-			l.cache.flush()
-			l.term.Store(term)
-		}
-		if sent > prev {
-			l.leaseFrom.Store(sent)
-		}
-	case ackPrefix + l.id:
-		acker, seq, ok := splitIDSeq(text(data))
-		if ok {
-			l.fence.acked(seq, acker)
-		}
-	}
-}
-
-// beat sends a heartbeat every HeartbeatEvery and the confirmations of
-// other replicas' fences as they come, on one connection of its own.
-func (l *Link) beat() {
-	defer l.wg.Done()
-	heartbeat := redis.NewScript(1, heartbeatLua)
-	tick := time.NewTicker(HeartbeatEvery)
-	defer tick.Stop()
-	var c redis.Conn
-	defer func() {
-		if c != nil {
-			c.Close()
-		}
-	}()
-	conn := func() redis.Conn {
-		if c != nil && c.Err() != nil {
-			c.Close()
-			c = nil
-		}
-		if c == nil {
-			ctx, cancel := context.WithTimeout(l.ctx, commandTimeout)
-			c, _ = l.opts.Dial(ctx)
-			cancel()
-		}
-		return c
-	}
-	for {
-		select {
-		case <-l.ctx.Done():
-			return
-		case ack := <-l.acks:
-			revoker, seq, _ := splitIDSeq(ack)
-			if c := conn(); c != nil {
-				redis.DoWithTimeout(c, commandTimeout, "PUBLISH", ackPrefix+revoker,
-					l.id+" "+strconv.FormatUint(seq, 10))
-			}
-		case <-tick.C:
-			if !l.subscribed.Load() {
-				continue
-			}
-			c := conn()
-			if c == nil {
-				continue
-			}
-			sent := strconv.FormatInt(l.mono(), 10)
-			ctx, cancel := context.WithTimeout(l.ctx, commandTimeout)
-			_, err := heartbeat.DoContext(ctx, c, membersKey,
-				l.id, membershipTTL.Milliseconds(), heartbeatPrefix+l.id, sent)
-			cancel()
-			if err == nil {
-				l.heartbeatsOK.Add(1)
-			}
-		}
-	}
-}
-
-// fencer waits, after a revocation, until no replica can serve the revoked
-// sessions from its cache: every listed replica confirmed the fence (it
-// applied every invalidation sent before it), or the lease has run out for
-// those that did not.
-type fencer struct {
-	pool   *redis.Pool
-	id     string
-	script *redis.Script
-	// listens is false for a process without a link (the command line): it
-	// hears no confirmations, so it waits out the lease whenever a replica
-	// may be trusting a cache.
-	listens bool
-	seq     atomic.Uint64
-
-	mu      sync.Mutex
-	waiting map[uint64]*fenceWait
-
-	confirmed, lapsed atomic.Uint64
-}
-
-type fenceWait struct {
-	acked   map[string]bool
-	pending map[string]bool // nil until the fence script has answered
-	done    chan struct{}
-}
-
-func newFencer(pool *redis.Pool, id string, listens bool) *fencer {
-	return &fencer{
-		pool:    pool,
-		id:      id,
-		script:  redis.NewScript(1, fenceLua),
-		listens: listens,
-		waiting: make(map[uint64]*fenceWait),
-	}
-}
-
-// await returns once no replica can serve from its cache a session deleted
-// before repliedAt (when the deleting command's reply came back): at once
-// when no replica is caching, as soon as every caching replica confirms,
-// and at repliedAt+Lease at the latest. It fails only when ctx ends first.
-func (f *fencer) await(ctx context.Context, repliedAt time.Time) error {
-	seq := f.seq.Add(1)
-	w := &fenceWait{acked: make(map[string]bool), done: make(chan struct{})}
-	f.mu.Lock()
-	f.waiting[seq] = w
-	f.mu.Unlock()
-	defer func() {
-		f.mu.Lock()
-		delete(f.waiting, seq)
-		f.mu.Unlock()
-	}()
-
-	members, err := f.publish(ctx, seq)
-	if err == nil {
-		f.mu.Lock()
-		w.pending = make(map[string]bool, len(members))
-		for _, m := range members {
-			if !w.acked[m] {
-				w.pending[m] = true
-			}
-		}
-		if len(w.pending) == 0 {
-			close(w.done)
-		} else if !f.listens {
-			w.done = nil // nobody will confirm: wait out the lease
-		}
-		f.mu.Unlock()
-	}
-	// Without the list (Redis failed the fence), the lease is the bound.
-	lapse := time.NewTimer(time.Until(repliedAt.Add(Lease)))
-	defer lapse.Stop()
-	select {
-	case <-w.done:
-		f.confirmed.Add(1)
-		return nil
-	case <-lapse.C:
-		f.lapsed.Add(1)
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("session cache: waiting for replicas to drop a revoked session: %w", ctx.Err())
-	}
-}
-
-// publish runs the fence script: the caching replicas, and the fence sent.
-func (f *fencer) publish(ctx context.Context, seq uint64) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, Lease)
-	defer cancel()
-	c, err := f.pool.GetContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return redis.Strings(f.script.DoContext(ctx, c, membersKey,
-		fenceChannel, f.id+" "+strconv.FormatUint(seq, 10)))
-}
-
-// acked records that replica has applied everything before fence seq.
-func (f *fencer) acked(seq uint64, replica string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	w, ok := f.waiting[seq]
-	if !ok {
-		return
-	}
-	w.acked[replica] = true
-	if w.pending == nil || !w.pending[replica] {
-		return
-	}
-	delete(w.pending, replica)
-	if len(w.pending) == 0 && w.done != nil {
-		close(w.done)
-	}
+	l.log.Info("session cache link follows the cluster's primaries", slog.Any("primaries", addrs))
 }
 
 // text is a pushed payload as a string ("" if it is not bytes).
@@ -638,14 +427,34 @@ func text(data any) string {
 	return string(b)
 }
 
-// splitIDSeq reads "<id> <seq>".
-func splitIDSeq(s string) (string, uint64, bool) {
-	i := strings.LastIndexByte(s, ' ')
-	if i <= 0 {
-		return "", 0, false
+// withNode adds to payload the node it is published on. On a cluster every
+// node's subscribers get a copy, and only the one heard through that
+// node's own connection comes after the node's invalidations. A single
+// Redis's node is "", and its payloads are unchanged.
+func withNode(payload, node string) string {
+	if node == "" {
+		return payload
 	}
-	seq, err := strconv.ParseUint(s[i+1:], 10, 64)
-	return s[:i], seq, err == nil
+	return payload + " " + node
+}
+
+// splitIDSeq reads "<id> <seq>[ <node>]".
+func splitIDSeq(s string) (id string, seq uint64, node string, ok bool) {
+	f := strings.Split(s, " ")
+	if len(f) == 3 {
+		node = f[2]
+	} else if len(f) != 2 {
+		return "", 0, "", false
+	}
+	seq, err := strconv.ParseUint(f[1], 10, 64)
+	return f[0], seq, node, err == nil && f[0] != ""
+}
+
+// splitSent reads a heartbeat, "<sent>[ <node>]".
+func splitSent(s string) (sent int64, node string, ok bool) {
+	s, node, _ = strings.Cut(s, " ")
+	sent, err := strconv.ParseInt(s, 10, 64)
+	return sent, node, err == nil
 }
 
 // newLinkID names a link: the replica, and random bits so a restarted

@@ -15,11 +15,13 @@ type Stats struct {
 	// Entries and Bytes are the cache's size now.
 	Entries int
 	Bytes   int64
-	// LinkUp reports that the invalidation connection is subscribed;
-	// Trusted, that the cache answers reads now.
+	// LinkUp reports that the invalidation connection (on a cluster,
+	// every primary's) is subscribed; Trusted, that the cache answers
+	// reads now.
 	LinkUp, Trusted bool
-	// LeaseAge is how long ago the heartbeat last heard back was sent;
-	// negative when none has been heard since the last flush.
+	// LeaseAge is how long ago the heartbeat last heard back was sent (on
+	// a cluster, the oldest of the primaries' last ones); negative when
+	// none has been heard since the last flush.
 	LeaseAge time.Duration
 	// Heartbeats counts heartbeats Redis accepted.
 	Heartbeats uint64
@@ -43,10 +45,8 @@ func (s *Store) Stats() Stats {
 	st.Hits, st.Misses, st.Bypassed = c.hits.Load(), c.misses.Load(), s.bypassed.Load()
 	st.Invalidations, st.Flushes, st.Evictions = c.invalidations.Load(), c.flushes.Load(), c.evictions.Load()
 	st.Entries, st.Bytes = c.size()
-	st.LinkUp, st.Trusted = s.link.subscribed.Load(), s.link.Trusted()
-	if from := s.link.leaseFrom.Load(); from != 0 {
-		st.LeaseAge = time.Duration(s.link.mono() - from)
-	}
+	st.LinkUp, st.Trusted = s.link.up(), s.link.Trusted()
+	st.LeaseAge = s.link.leaseAge()
 	st.Heartbeats = s.link.heartbeatsOK.Load()
 	return st
 }

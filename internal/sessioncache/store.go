@@ -54,7 +54,15 @@ func NewStore(store session.Store, link *Link) *Store {
 // is caching.
 func NewAwaitingStore(store session.Store, pool *redis.Pool) *Store {
 	id, _ := newLinkID("cli")
-	return &Store{Store: store, fence: newFencer(pool, id, false)}
+	return &Store{Store: store, fence: newFencer(pool, nil, id, false)}
+}
+
+// NewAwaitingClusterStore is NewAwaitingStore on a Redis Cluster: pool is
+// the routing pool, and nodes and dialNode are as LinkOptions.Nodes and
+// DialNode (its fences go to every primary).
+func NewAwaitingClusterStore(store session.Store, pool *redis.Pool, nodes func() []string, dialNode func(ctx context.Context, addr string) (redis.Conn, error)) *Store {
+	id, _ := newLinkID("cli")
+	return &Store{Store: store, fence: newFencer(pool, newClusterNodes(nodes, dialNode), id, false)}
 }
 
 var _ session.Store = (*Store)(nil)
@@ -79,7 +87,7 @@ func (s *Store) FindCtx(ctx context.Context, key string) ([]byte, bool, error) {
 	// reads the replica otherwise, which FindExpiring marks uncacheable
 	// anyway.
 	var fill uint64
-	if held, _ := s.link.primaryLease(time.Now()); held && s.link.subscribed.Load() && s.expires != nil {
+	if held, _ := s.link.primaryLease(time.Now()); held && s.link.up() && s.expires != nil {
 		fill = c.beginFill(key)
 	}
 	if fill == 0 {

@@ -92,14 +92,14 @@ var revocations = []struct {
 		}
 	}},
 	{"evicted-by-limit", func(t testing.TB, r *replica, userID int64, key string) {
-		evicted, err := r.store.Create(context.Background(), sessiontest.NewKey(t), userID, []byte("newer"),
+		evicted, err := r.store.Create(context.Background(), sessiontest.NewKeyFor(t, userID), userID, []byte("newer"),
 			time.Now().Add(time.Hour), session.Limit{Max: 1, Policy: session.EvictOldest}, session.Origin{})
 		if err != nil || len(evicted) != 1 || evicted[0] != key {
 			t.Fatalf("Create over the limit evicted %v, %v; want [%s]", evicted, err, key)
 		}
 	}},
 	{"replaced-at-sign-in", func(t testing.TB, r *replica, userID int64, key string) {
-		if _, err := r.store.Create(context.Background(), sessiontest.NewKey(t), userID, []byte("renewed"),
+		if _, err := r.store.Create(context.Background(), sessiontest.NewKeyFor(t, userID), userID, []byte("renewed"),
 			time.Now().Add(time.Hour), session.Limit{}, session.Origin{Replaces: key}); err != nil {
 			t.Fatalf("Create replacing: %v", err)
 		}

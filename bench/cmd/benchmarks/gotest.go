@@ -26,6 +26,7 @@ var goBenchmarks = []goBenchmark{
 	{"memory.txt", []string{"test", "-run", "^$", "-bench", "BenchmarkRedisMemoryPerSession", "-benchtime=1x", "./internal/session/"}},
 	{"logout.txt", []string{"test", "-run", "^$", "-bench", "BenchmarkForcedLogoutScale", "-benchtime=2000x", "-count=3", "-timeout", "20m", "./internal/session/"}},
 	{"hash.txt", []string{"test", "-run", "^$", "-bench", "BenchmarkHashDefault", "./internal/password/"}},
+	{"primaries.txt", []string{"test", "-run", "^$", "-bench", "BenchmarkPrimaries", "-benchtime=30000x", "-count=3", "./internal/session/"}},
 }
 
 // benchFigures maps a benchmark name (without the -GOMAXPROCS suffix) to

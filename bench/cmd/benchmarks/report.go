@@ -419,6 +419,7 @@ func (r *report) markdown(out string) string {
 		w("| %s | %.1f |\n", n, r.goBench["BenchmarkRedisMemoryPerSession/sessions-per-user="+n]["B/session"])
 	}
 	w("\n")
+	r.primariesSection(w)
 
 	w("## How the comparison is kept fair\n\n")
 	w("- **Same page.** The baseline (`bench/jwtbaseline`) renders Hallpass's own templates from the `web` package (layout,\n")
