@@ -107,8 +107,10 @@ func TestSessionCookieAsTheBrowserKeepsIt(t *testing.T) {
 	if before != nil && before.Value == c.Value {
 		t.Error("the session ID was not renewed at sign-in")
 	}
-	if len(c.Value) != 43 {
-		t.Errorf("session ID is %d characters, want 43 (32 random bytes)", len(c.Value))
+	// The user's shard tag (two hex digits), a dot, then 32 random bytes
+	// in base64url.
+	if tag, random, ok := strings.Cut(c.Value, "."); !ok || len(tag) != 2 || len(random) != 43 {
+		t.Errorf("session ID %d characters, want <2 hex digits>.<43 characters> (32 random bytes)", len(c.Value))
 	}
 	if !c.HTTPOnly {
 		t.Error("cookie is not HttpOnly")
