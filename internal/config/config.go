@@ -190,6 +190,23 @@ func maskDatabaseURL(v string) string {
 	return maskURL(v, false)
 }
 
+// addrList parses a comma-separated list of host:port ("" is none); the
+// error shows example.
+func addrList(v, example string) ([]string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var addrs []string
+	for _, a := range strings.Split(v, ",") {
+		a = strings.TrimSpace(a)
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, errors.New("use a comma-separated list of host:port, such as " + example)
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs, nil
+}
+
 // maskRedisURL masks the password of a Redis URL. A lone user name is masked
 // too, because redigo (like redis-cli) sends it as the password.
 func maskRedisURL(v string) string {
@@ -296,35 +313,17 @@ func Settings() []Setting {
 		{
 			Env: "HALLPASS_REDIS_SENTINELS", Flag: "redis-sentinels", Default: "", Accepted: "host:port,host:port,…",
 			Doc: "Redis Sentinels to ask for the session store's primary (failover-aware). Takes precedence over HALLPASS_REDIS_URL.",
-			apply: func(c *Config, v string) error {
-				if v == "" {
-					return nil
-				}
-				for _, a := range strings.Split(v, ",") {
-					a = strings.TrimSpace(a)
-					if _, _, err := net.SplitHostPort(a); err != nil {
-						return errors.New("use a comma-separated list of host:port, such as sentinel1:26379,sentinel2:26379")
-					}
-					c.RedisSentinels = append(c.RedisSentinels, a)
-				}
-				return nil
+			apply: func(c *Config, v string) (err error) {
+				c.RedisSentinels, err = addrList(v, "sentinel1:26379,sentinel2:26379")
+				return err
 			},
 		},
 		{
 			Env: "HALLPASS_REDIS_CLUSTER", Flag: "redis-cluster", Default: "", Accepted: "host:port,host:port,…",
 			Doc: "Nodes of a Redis Cluster to keep sessions in (any few; the rest are found): sessions are spread over its primaries by user (docs/SCALING.md). Takes precedence over HALLPASS_REDIS_SENTINELS and HALLPASS_REDIS_URL; HALLPASS_REDIS_PASSWORD authenticates.",
-			apply: func(c *Config, v string) error {
-				if v == "" {
-					return nil
-				}
-				for _, a := range strings.Split(v, ",") {
-					a = strings.TrimSpace(a)
-					if _, _, err := net.SplitHostPort(a); err != nil {
-						return errors.New("use a comma-separated list of host:port, such as redis1:6379,redis2:6379")
-					}
-					c.RedisCluster = append(c.RedisCluster, a)
-				}
-				return nil
+			apply: func(c *Config, v string) (err error) {
+				c.RedisCluster, err = addrList(v, "redis1:6379,redis2:6379")
+				return err
 			},
 		},
 		{

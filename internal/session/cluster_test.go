@@ -60,7 +60,12 @@ type clusterLoad struct {
 	ops       atomic.Int64
 }
 
-func newClusterLoad(store session.Store, c *rediscluster.Cluster) *clusterLoad {
+// newClusterLoad loads a store over c whose every sign-in and sign-out a
+// replica confirms (WAIT 1), as production runs it.
+func newClusterLoad(c *rediscluster.Cluster) *clusterLoad {
+	store := session.NewRedisClusterStore(c.Pool(), c.PrimaryFor, session.Options{
+		IdleTimeout: time.Hour, Lifetime: time.Hour, WaitReplicas: 1, WaitTimeout: time.Second,
+	})
 	return &clusterLoad{store: store, c: c, live: map[string]int64{}, signedOut: map[string]int64{}, failedOn: map[string]int{}}
 }
 
@@ -77,8 +82,8 @@ func (l *clusterLoad) run(ctx context.Context, t *testing.T, workers int) *sync.
 	return &wg
 }
 
-// step signs one new user in, reads the session, and signs every other
-// session out again.
+// step signs one new user in, reads the session back, and signs half the
+// sessions (at random) out again.
 func (l *clusterLoad) step(t *testing.T) {
 	ctx := context.Background()
 	user := sessiontest.NewUserID(t)
@@ -168,10 +173,7 @@ func (l *clusterLoad) check(t *testing.T) {
 // lost and no acknowledged sign-out undone.
 func TestRedisClusterPrimaryKilledUnderLoad(t *testing.T) {
 	rc, c := startClusterStore(t)
-	store := session.NewRedisClusterStore(c.Pool(), c.PrimaryFor, session.Options{
-		IdleTimeout: time.Hour, Lifetime: time.Hour, WaitReplicas: 1, WaitTimeout: time.Second,
-	})
-	load := newClusterLoad(store, c)
+	load := newClusterLoad(c)
 	ctx, stop := context.WithCancel(context.Background())
 	wg := load.run(ctx, t, 6)
 	time.Sleep(time.Second)
@@ -210,10 +212,7 @@ func TestRedisClusterPrimaryKilledUnderLoad(t *testing.T) {
 // acknowledged change holds afterwards.
 func TestRedisClusterReshardUnderLoad(t *testing.T) {
 	rc, c := startClusterStore(t)
-	store := session.NewRedisClusterStore(c.Pool(), c.PrimaryFor, session.Options{
-		IdleTimeout: time.Hour, Lifetime: time.Hour, WaitReplicas: 1, WaitTimeout: time.Second,
-	})
-	load := newClusterLoad(store, c)
+	load := newClusterLoad(c)
 	ctx, stop := context.WithCancel(context.Background())
 	wg := load.run(ctx, t, 6)
 	time.Sleep(500 * time.Millisecond)
@@ -253,4 +252,64 @@ func ownedTags(c *rediscluster.Cluster, node string) int {
 		}
 	}
 	return n
+}
+
+// TestRedisClusterSignInReplacingAnotherShardsSessionRacesARevocation is
+// the attack on the two-step path: a browser signed in as alice signs in as
+// bob (whose shard differs, so alice's session is ended in a second step)
+// while an admin revokes alice's sessions. Whichever wins, a revocation
+// that landed first is never undone: if the sign-in succeeded it ended
+// alice's session itself (its tombstone says signed out); if it was refused,
+// bob's new session does not exist.
+func TestRedisClusterSignInReplacingAnotherShardsSessionRacesARevocation(t *testing.T) {
+	_, c := startClusterStore(t)
+	store := session.NewRedisClusterStore(c.Pool(), c.PrimaryFor, session.Options{
+		IdleTimeout: time.Hour, Lifetime: time.Hour, WaitReplicas: 1, WaitTimeout: time.Second,
+	})
+	ctx := context.Background()
+	expiry := time.Now().Add(time.Hour)
+	won := map[string]int{}
+	for range 60 {
+		alice, bob := sessiontest.NewUserID(t), sessiontest.NewUserID(t)
+		for session.UserTag(bob) == session.UserTag(alice) {
+			bob = sessiontest.NewUserID(t)
+		}
+		old, signIn := sessiontest.NewKeyFor(t, alice), sessiontest.NewKeyFor(t, bob)
+		if _, err := store.Create(ctx, old, alice, []byte("alice"), expiry, session.Limit{}, session.Origin{}); err != nil {
+			t.Fatal(err)
+		}
+		var createErr, revokeErr error
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			_, createErr = store.Create(ctx, signIn, bob, []byte("bob"), expiry, session.Limit{}, session.Origin{Replaces: old})
+		})
+		wg.Go(func() { _, revokeErr = store.RevokeUser(ctx, alice, "", session.EndedByAdmin) })
+		wg.Wait()
+		if revokeErr != nil {
+			t.Fatalf("RevokeUser: %v", revokeErr)
+		}
+		reason, err := store.EndReason(ctx, old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, bobIn, err := store.FindCtx(ctx, signIn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case createErr == nil:
+			won["sign-in"]++
+			if reason != session.EndedSignedOut || !bobIn {
+				t.Fatalf("the sign-in succeeded, but alice's session ended %q and bob's is there: %v", reason, bobIn)
+			}
+		case errors.Is(createErr, session.ErrRevoked):
+			won["revocation"]++
+			if reason != session.EndedByAdmin || bobIn {
+				t.Fatalf("the sign-in was refused, but alice's session ended %q and bob's is there: %v", reason, bobIn)
+			}
+		default:
+			t.Fatalf("Create: %v", createErr)
+		}
+	}
+	t.Logf("60 races: %v", won)
 }

@@ -20,6 +20,8 @@ func FuzzSessionCookie(f *testing.F) {
 	handler := ts.Config.Handler
 	for _, seed := range []string{
 		session.SecureCookieName + "=" + strings.Repeat("A", 43),
+		session.SecureCookieName + "=3f." + strings.Repeat("A", 43), // well formed: looked up, found nowhere
+		session.SecureCookieName + "=zz." + strings.Repeat("A", 43),
 		session.SecureCookieName + "=",
 		session.SecureCookieName + "=../../etc/passwd",
 		session.SecureCookieName + "=\x00\xff",
