@@ -9,8 +9,8 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
-	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/session"
+	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/user"
 )
 
