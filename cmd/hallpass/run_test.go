@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/hallpass/hallpass/internal/database"
 	"github.com/hallpass/hallpass/internal/factor"
 	"github.com/hallpass/hallpass/internal/secretbox"
+	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/sessioncache"
 	"github.com/hallpass/hallpass/internal/testkit"
 	"github.com/hallpass/hallpass/internal/testsvc"
@@ -288,6 +290,22 @@ func TestReplicasShareSessionsThroughARedisCluster(t *testing.T) {
 	}
 	if out, err := runCLI(t, env, "", "sessions", "revoke", "--everyone"); err != nil || !strings.Contains(out, "3 session(s) of every user signed out") {
 		t.Fatalf("sessions revoke --everyone: %v\n%s", err, out)
+	}
+	// Where the shard tags are: every primary, every tag once.
+	out, err = runCLI(t, env, "", "sessions", "shards")
+	if err != nil {
+		t.Fatalf("sessions shards: %v\n%s", err, out)
+	}
+	tags, rows := 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		fields := strings.Fields(line)
+		if len(fields) == 4 && slices.Contains(rc.Primaries(t), fields[0]) {
+			n, _ := strconv.Atoi(fields[1])
+			tags, rows = tags+n, rows+1
+		}
+	}
+	if rows != 3 || tags != session.ShardTags || !strings.Contains(out, "256 shard tags over 3 primaries") {
+		t.Errorf("sessions shards listed %d tags on %d primaries, want 256 on 3:\n%s", tags, rows, out)
 	}
 	for _, name := range names[3:] {
 		for _, r := range []string{a.url, b.url} {

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/hallpass/hallpass/internal/account"
+	"github.com/hallpass/hallpass/internal/rediscluster"
 	"github.com/hallpass/hallpass/internal/session"
 	"github.com/hallpass/hallpass/internal/user"
 )
@@ -17,11 +21,12 @@ import (
 // sessionsListMax bounds `sessions list` without --user.
 const sessionsListMax = 1000
 
-// sessionsCommand runs `hallpass sessions list [--user NAME]` and
-// `hallpass sessions revoke --user NAME | --id ID | --everyone`.
+// sessionsCommand runs `hallpass sessions list [--user NAME]`,
+// `hallpass sessions revoke --user NAME | --id ID | --everyone` and
+// `hallpass sessions shards`.
 func sessionsCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: sessions needs a subcommand: list or revoke", errUsage)
+		return fmt.Errorf("%w: sessions needs a subcommand: list, revoke or shards", errUsage)
 	}
 	sub := args[0]
 	flags := map[string]string{}
@@ -50,6 +55,10 @@ func sessionsCommand(ctx context.Context, args []string, getenv func(string) str
 		if flags["--id"] != "" || everyone {
 			return fmt.Errorf("%w: sessions list takes only --user", errUsage)
 		}
+	case "shards":
+		if len(flags) > 0 || everyone {
+			return fmt.Errorf("%w: sessions shards takes no argument", errUsage)
+		}
 	case "revoke":
 		if n := len(flags) + map[bool]int{true: 1}[everyone]; n != 1 {
 			return fmt.Errorf("%w: sessions revoke takes one of --user NAME, --id ID or --everyone", errUsage)
@@ -63,6 +72,9 @@ func sessionsCommand(ctx context.Context, args []string, getenv func(string) str
 		return err
 	}
 	defer b.close()
+	if sub == "shards" {
+		return printShards(stdout, b.cluster)
+	}
 	svc, cli := b.account, account.CommandLine()
 
 	var u user.User
@@ -117,4 +129,40 @@ func sessionsCommand(ctx context.Context, args []string, getenv func(string) str
 			r.Created.UTC().Format(time.RFC3339), r.LastSeen.UTC().Format(time.RFC3339), r.Replica)
 	}
 	return tw.Flush()
+}
+
+// printShards prints which primary of the Redis Cluster holds each shard
+// tag's slot, and how far the largest primary's share is from an even one:
+// the figures to even the tags out by moving their slots (docs/SCALING.md).
+func printShards(stdout io.Writer, c *rediscluster.Cluster) error {
+	if c == nil {
+		return errors.New("sessions shards needs sessions in a Redis Cluster (HALLPASS_REDIS_CLUSTER)")
+	}
+	slots := map[string][]int{}
+	for i := range session.ShardTags {
+		slot := rediscluster.Slot(session.RedisShardKey(session.ShardTag(i)))
+		node := c.PrimaryFor(session.RedisShardKey(session.ShardTag(i)))
+		slots[node] = append(slots[node], slot)
+	}
+	nodes := slices.Sorted(maps.Keys(slots))
+	even := float64(session.ShardTags) / float64(len(nodes))
+	largest := 0
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PRIMARY\tTAGS\tSHARE\tSLOTS")
+	for _, node := range nodes {
+		s := slots[node]
+		slices.Sort(s)
+		largest = max(largest, len(s))
+		list := make([]string, len(s))
+		for i, slot := range s {
+			list[i] = strconv.Itoa(slot)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.1f%%\t%s\n", node, len(s), 100*float64(len(s))/session.ShardTags, strings.Join(list, ","))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d shard tags over %d primaries: an even share is %.1f; the largest holds %d (%.0f%% over)\n",
+		session.ShardTags, len(nodes), even, largest, 100*(float64(largest)/even-1))
+	return nil
 }

@@ -789,7 +789,7 @@ func (s *RedisStore) Count(ctx context.Context) (int, error) {
 	now := s.opts.now().UnixMilli()
 	calls := make([][]any, ShardTags)
 	for i := range calls {
-		calls[i] = []any{globalIndex(shardTag(i)), now}
+		calls[i] = []any{globalIndex(ShardTag(i)), now}
 	}
 	var n int
 	_, err := s.read(ctx, "count", func(ctx context.Context, c redis.Conn) error {
@@ -825,7 +825,7 @@ func (s *RedisStore) Recent(ctx context.Context, offset, limit int) ([]Entry, er
 	now := s.opts.now().UnixMilli()
 	calls := make([][]any, ShardTags)
 	for i := range calls {
-		calls[i] = []any{globalIndex(shardTag(i)), now, offset + limit}
+		calls[i] = []any{globalIndex(ShardTag(i)), now, offset + limit}
 	}
 	var entries []Entry
 	_, err := s.read(ctx, "recent", func(ctx context.Context, c redis.Conn) error {

@@ -37,8 +37,12 @@ func UserTag(userID int64) string {
 	return hex.EncodeToString(sum[:1])
 }
 
-// shardTag returns tag i of ShardTags (0 <= i < ShardTags).
-func shardTag(i int) string { return hex.EncodeToString([]byte{byte(i)}) }
+// ShardTag returns tag i of ShardTags (0 <= i < ShardTags).
+func ShardTag(i int) string { return hex.EncodeToString([]byte{byte(i)}) }
+
+// RedisShardKey is a key of the shard with tag (its global index): the
+// Redis Cluster slot of every key of the shard's users is this key's.
+func RedisShardKey(tag string) string { return globalIndex(tag) }
 
 // validTag reports whether tag is a shard tag UserTag can return.
 func validTag(tag string) bool {
