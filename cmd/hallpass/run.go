@@ -23,8 +23,9 @@ Usage:
   hallpass user enable NAME          let a disabled user sign in again
   hallpass user list                 list users
   hallpass user mfa reset NAME       remove every second factor of a user (lost phone and codes); audited
-  hallpass sessions list [--user NAME]            list live sessions (needs HALLPASS_REDIS_URL)
+  hallpass sessions list [--user NAME]            list live sessions (needs Redis)
   hallpass sessions revoke --user NAME | --id ID | --everyone  sign sessions out on every replica at once
+  hallpass sessions shards           which Redis Cluster primary holds each shard tag (HALLPASS_REDIS_CLUSTER)
   hallpass healthcheck [--ready]     ask the server on this machine for /healthz (/readyz): the image's health check
   hallpass version                   print the version, commit and Go version of this binary
   hallpass config check [flags]      print the effective configuration, secrets masked; non-zero exit on any problem
